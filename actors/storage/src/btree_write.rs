@@ -1,0 +1,479 @@
+//! Write-side B+tree algorithms: copy-on-write insert and remove with splits and merges,
+//! overflow chains, and the page allocator of one write transaction.
+//!
+//! A committed page is never modified: the first time a transaction touches it, the node
+//! is decoded into a [`DirtyNode`] under a freshly allocated page id and the old page is
+//! released (reusable once no snapshot can reach it). Later changes in the same
+//! transaction mutate the dirty node in memory; commit encodes each dirty node once.
+
+use crate::btree::{overflow_pages, NodeSource, OVERFLOW_DATA_AT, OVERFLOW_NEXT_AT};
+use crate::error::StorageError;
+use crate::node::{branch_entry_bytes, leaf_entry_bytes, BranchRef, LeafRef, NodeRef};
+use crate::node::{DirtyBranch, DirtyLeaf, StoredValue};
+use crate::page::{write_u32, write_u64, PageId, PageKind, Pages, HEADER_BYTES};
+use std::collections::HashMap;
+
+/// A node being modified.
+#[derive(Debug, Clone)]
+pub(crate) enum DirtyNode {
+    Leaf(DirtyLeaf),
+    Branch(DirtyBranch),
+}
+
+/// Hands out page ids: reusable pages first, then new pages past the high-water mark.
+#[derive(Debug, Clone)]
+pub(crate) struct Allocator {
+    /// Pages free for reuse now, highest first so `pop` returns the lowest id.
+    pub(crate) free: Vec<PageId>,
+    /// Pages `[0, high_water)` exist in the file's page space.
+    pub(crate) high_water: u64,
+}
+
+impl Allocator {
+    pub(crate) fn allocate(&mut self) -> PageId {
+        match self.free.pop() {
+            Some(page) => page,
+            None => {
+                self.high_water += 1;
+                self.high_water - 1
+            }
+        }
+    }
+}
+
+/// The mutable state of one write transaction's trees.
+pub(crate) struct WriteState {
+    pub(crate) pages: Pages,
+    pub(crate) dirty: HashMap<PageId, DirtyNode>,
+    /// Overflow pages written by this transaction (unsealed page images).
+    pub(crate) dirty_overflow: HashMap<PageId, Vec<u8>>,
+    pub(crate) allocator: Allocator,
+    /// Committed pages this transaction stopped referencing.
+    pub(crate) released: Vec<PageId>,
+}
+
+/// Outcome of inserting into a subtree.
+struct Inserted {
+    page: PageId,
+    split: Option<(Vec<u8>, PageId)>,
+    old: Option<StoredValue>,
+}
+
+/// Outcome of removing from a subtree.
+struct Removed {
+    page: PageId,
+    old: StoredValue,
+    underfull: bool,
+}
+
+impl NodeSource for WriteState {
+    fn node(&self, page: PageId) -> Result<NodeRef<'_>, StorageError> {
+        match self.dirty.get(&page) {
+            Some(DirtyNode::Leaf(leaf)) => Ok(NodeRef::DirtyLeaf(leaf)),
+            Some(DirtyNode::Branch(branch)) => Ok(NodeRef::DirtyBranch(branch)),
+            None => self.pages.node(page),
+        }
+    }
+
+    fn overflow_page(&self, page: PageId) -> Result<&[u8], StorageError> {
+        match self.dirty_overflow.get(&page) {
+            Some(bytes) => Ok(bytes),
+            None => self.pages.page(page, PageKind::Overflow),
+        }
+    }
+
+    fn page_size(&self) -> usize {
+        self.pages.page_size
+    }
+}
+
+impl Pages {
+    /// The committed node at `page`, read in place.
+    pub(crate) fn node(&self, page: PageId) -> Result<NodeRef<'_>, StorageError> {
+        let bytes = self.raw(page)?;
+        match crate::page::kind_byte(bytes) {
+            byte if byte == PageKind::Leaf as u8 => {
+                Ok(NodeRef::Leaf(LeafRef::new(page, self.page(page, PageKind::Leaf)?)))
+            }
+            byte if byte == PageKind::Branch as u8 => Ok(NodeRef::Branch(BranchRef::new(
+                page,
+                self.page(page, PageKind::Branch)?,
+            ))),
+            _ => {
+                // Verify first so a damaged page reports a checksum failure, not a kind.
+                self.page(page, PageKind::Leaf)?;
+                Err(StorageError::corruption(page, "expected a tree node"))
+            }
+        }
+    }
+}
+
+impl WriteState {
+    fn capacity(&self) -> usize {
+        self.pages.page_size
+    }
+
+    /// Stops referencing `page`: a page dirtied in this transaction is reusable at once,
+    /// a committed one only after this transaction is durable and unobserved.
+    pub(crate) fn release(&mut self, page: PageId) {
+        if self.dirty.remove(&page).is_some() || self.dirty_overflow.remove(&page).is_some() {
+            self.allocator.free.push(page);
+        } else {
+            self.released.push(page);
+        }
+    }
+
+    /// The id of a dirty copy of `page`, copying it on first touch.
+    fn make_dirty(&mut self, page: PageId) -> Result<PageId, StorageError> {
+        if self.dirty.contains_key(&page) {
+            return Ok(page);
+        }
+        let node = match self.pages.node(page)? {
+            NodeRef::Leaf(leaf) => DirtyNode::Leaf(leaf.decode()?),
+            NodeRef::Branch(branch) => DirtyNode::Branch(branch.decode()?),
+            NodeRef::DirtyLeaf(_) | NodeRef::DirtyBranch(_) => {
+                unreachable!("invariant: committed pages decode to committed nodes")
+            }
+        };
+        let copy = self.allocator.allocate();
+        self.dirty.insert(copy, node);
+        self.released.push(page);
+        Ok(copy)
+    }
+
+    fn dirty_mut(&mut self, page: PageId) -> &mut DirtyNode {
+        self.dirty
+            .get_mut(&page)
+            .expect("invariant: make_dirty ran before the node is mutated")
+    }
+
+    /// Inserts or replaces `key`; returns the new root and the replaced value.
+    pub(crate) fn insert(
+        &mut self,
+        root: Option<PageId>,
+        key: &[u8],
+        value: StoredValue,
+    ) -> Result<(PageId, Option<StoredValue>), StorageError> {
+        let Some(root) = root else {
+            let page = self.allocator.allocate();
+            let leaf = DirtyLeaf::from_entries(vec![(key.to_vec(), value)]);
+            self.dirty.insert(page, DirtyNode::Leaf(leaf));
+            return Ok((page, None));
+        };
+        let inserted = self.insert_into(root, key, value)?;
+        let Some((separator, right)) = inserted.split else {
+            return Ok((inserted.page, inserted.old));
+        };
+        let page = self.allocator.allocate();
+        let branch = DirtyBranch::new(vec![separator], vec![inserted.page, right]);
+        self.dirty.insert(page, DirtyNode::Branch(branch));
+        Ok((page, inserted.old))
+    }
+
+    fn insert_into(
+        &mut self,
+        page: PageId,
+        key: &[u8],
+        value: StoredValue,
+    ) -> Result<Inserted, StorageError> {
+        let page = self.make_dirty(page)?;
+        let capacity = self.capacity();
+        let (child_index, child) = match self.dirty_mut(page) {
+            DirtyNode::Leaf(leaf) => {
+                let old = leaf_put(leaf, key, value);
+                let split = (leaf.size > capacity).then(|| self.split_leaf(page));
+                return Ok(Inserted { page, split, old });
+            }
+            DirtyNode::Branch(branch) => {
+                let index = branch.child_index(key);
+                (index, branch.children[index])
+            }
+        };
+        let inserted = self.insert_into(child, key, value)?;
+        let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
+            unreachable!("invariant: the node was a branch a moment ago")
+        };
+        branch.children[child_index] = inserted.page;
+        if let Some((separator, right)) = inserted.split {
+            branch.size += branch_entry_bytes(&separator);
+            branch.keys.insert(child_index, separator);
+            branch.children.insert(child_index + 1, right);
+        }
+        let split = (branch.size > capacity).then(|| self.split_branch(page));
+        Ok(Inserted {
+            page,
+            split,
+            old: inserted.old,
+        })
+    }
+
+    fn split_leaf(&mut self, page: PageId) -> (Vec<u8>, PageId) {
+        let capacity = self.capacity();
+        let DirtyNode::Leaf(leaf) = self.dirty_mut(page) else {
+            unreachable!("invariant: split_leaf is called on a leaf")
+        };
+        let sizes: Vec<usize> =
+            leaf.entries.iter().map(|(key, value)| leaf_entry_bytes(key, value)).collect();
+        let at = balanced_split(&sizes, HEADER_BYTES, capacity, 0);
+        let right_entries = leaf.entries.split_off(at);
+        let moved = leaf.entries.len();
+        let left_entries = std::mem::take(&mut leaf.entries);
+        *leaf = DirtyLeaf::from_entries(left_entries);
+        let right = DirtyLeaf::from_entries(right_entries);
+        assert!(leaf.size <= capacity && right.size <= capacity, "leaf split must fit");
+        assert!(moved > 0 && !right.entries.is_empty(), "leaf split leaves both halves full");
+        let separator = right.entries[0].0.clone();
+        let right_page = self.allocator.allocate();
+        self.dirty.insert(right_page, DirtyNode::Leaf(right));
+        (separator, right_page)
+    }
+
+    fn split_branch(&mut self, page: PageId) -> (Vec<u8>, PageId) {
+        let capacity = self.capacity();
+        let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
+            unreachable!("invariant: split_branch is called on a branch")
+        };
+        let sizes: Vec<usize> = branch.keys.iter().map(|key| branch_entry_bytes(key)).collect();
+        // The separator at `at` moves up, so it counts on neither side.
+        let at = balanced_split(&sizes, HEADER_BYTES + 8, capacity, 1);
+        let right_keys = branch.keys.split_off(at + 1);
+        let separator = branch.keys.pop().expect("invariant: split index is in range");
+        let right_children = branch.children.split_off(at + 1);
+        let left = DirtyBranch::new(std::mem::take(&mut branch.keys), std::mem::take(&mut branch.children));
+        *branch = left;
+        let right = DirtyBranch::new(right_keys, right_children);
+        assert!(branch.size <= capacity && right.size <= capacity, "branch split must fit");
+        let right_page = self.allocator.allocate();
+        self.dirty.insert(right_page, DirtyNode::Branch(right));
+        (separator, right_page)
+    }
+
+    /// Removes `key`; returns the new root and the removed value. Touches no page when
+    /// the key is absent.
+    pub(crate) fn remove(
+        &mut self,
+        root: Option<PageId>,
+        key: &[u8],
+    ) -> Result<(Option<PageId>, Option<StoredValue>), StorageError> {
+        let Some(root) = root else {
+            return Ok((None, None));
+        };
+        if crate::btree::get(self, Some(root), key)?.is_none() {
+            return Ok((Some(root), None));
+        }
+        let removed = self.remove_from(root, key)?;
+        Ok((self.collapse_root(removed.page), Some(removed.old)))
+    }
+
+    /// Drops an empty root leaf and branch roots with a single child.
+    fn collapse_root(&mut self, mut root: PageId) -> Option<PageId> {
+        loop {
+            match self.dirty.get(&root) {
+                Some(DirtyNode::Leaf(leaf)) if leaf.entries.is_empty() => {
+                    self.release(root);
+                    return None;
+                }
+                Some(DirtyNode::Branch(branch)) if branch.keys.is_empty() => {
+                    let child = branch.children[0];
+                    self.release(root);
+                    root = child;
+                }
+                _ => return Some(root),
+            }
+        }
+    }
+
+    fn remove_from(&mut self, page: PageId, key: &[u8]) -> Result<Removed, StorageError> {
+        let page = self.make_dirty(page)?;
+        let quarter = self.capacity() / 4;
+        let (child_index, child) = match self.dirty_mut(page) {
+            DirtyNode::Leaf(leaf) => {
+                let index = leaf.search(key).expect("invariant: presence was checked first");
+                let (key, old) = leaf.entries.remove(index);
+                leaf.size -= leaf_entry_bytes(&key, &old);
+                let underfull = leaf.size < quarter;
+                return Ok(Removed { page, old, underfull });
+            }
+            DirtyNode::Branch(branch) => {
+                let index = branch.child_index(key);
+                (index, branch.children[index])
+            }
+        };
+        let removed = self.remove_from(child, key)?;
+        let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
+            unreachable!("invariant: the node was a branch a moment ago")
+        };
+        branch.children[child_index] = removed.page;
+        if removed.underfull {
+            self.merge_child(page, child_index)?;
+        }
+        let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
+            unreachable!("invariant: merging keeps the parent a branch")
+        };
+        let underfull = branch.size < quarter;
+        Ok(Removed {
+            page,
+            old: removed.old,
+            underfull,
+        })
+    }
+
+    /// Merges the underfull child at `index` with a sibling when both fit in one page.
+    fn merge_child(&mut self, parent: PageId, index: usize) -> Result<(), StorageError> {
+        let DirtyNode::Branch(branch) = self.dirty_mut(parent) else {
+            unreachable!("invariant: merge_child is called on a branch")
+        };
+        if branch.children.len() < 2 {
+            return Ok(());
+        }
+        let left_index = if index > 0 { index - 1 } else { index };
+        let (left, right) = (branch.children[left_index], branch.children[left_index + 1]);
+        let separator = branch.keys[left_index].clone();
+        let left = self.make_dirty(left)?;
+        let right = self.make_dirty(right)?;
+        if !self.merge_nodes(left, right, &separator) {
+            let DirtyNode::Branch(branch) = self.dirty_mut(parent) else {
+                unreachable!("invariant: parent is a branch")
+            };
+            branch.children[left_index] = left;
+            branch.children[left_index + 1] = right;
+            return Ok(());
+        }
+        self.release(right);
+        let DirtyNode::Branch(branch) = self.dirty_mut(parent) else {
+            unreachable!("invariant: parent is a branch")
+        };
+        branch.children[left_index] = left;
+        let separator = branch.keys.remove(left_index);
+        branch.children.remove(left_index + 1);
+        branch.size -= branch_entry_bytes(&separator);
+        Ok(())
+    }
+
+    /// Moves `right`'s entries into `left` if the result fits; returns whether it did.
+    fn merge_nodes(&mut self, left: PageId, right: PageId, separator: &[u8]) -> bool {
+        let capacity = self.capacity();
+        let (Some(left_node), Some(right_node)) = (self.dirty.get(&left), self.dirty.get(&right))
+        else {
+            unreachable!("invariant: both siblings were made dirty")
+        };
+        let fits = match (left_node, right_node) {
+            (DirtyNode::Leaf(l), DirtyNode::Leaf(r)) => l.size + r.size - HEADER_BYTES <= capacity,
+            (DirtyNode::Branch(l), DirtyNode::Branch(r)) => {
+                l.size + r.size - HEADER_BYTES - 8 + branch_entry_bytes(separator) <= capacity
+            }
+            _ => unreachable!("invariant: siblings are at the same depth"),
+        };
+        if !fits {
+            return false;
+        }
+        let right_node = self.dirty.remove(&right).expect("invariant: checked above");
+        let left_node = self.dirty.get_mut(&left).expect("invariant: checked above");
+        match (left_node, right_node) {
+            (DirtyNode::Leaf(l), DirtyNode::Leaf(r)) => {
+                l.size += r.size - HEADER_BYTES;
+                l.entries.extend(r.entries);
+            }
+            (DirtyNode::Branch(l), DirtyNode::Branch(r)) => {
+                l.size += r.size - HEADER_BYTES - 8 + branch_entry_bytes(separator);
+                l.keys.push(separator.to_vec());
+                l.keys.extend(r.keys);
+                l.children.extend(r.children);
+            }
+            _ => unreachable!("invariant: siblings are at the same depth"),
+        }
+        // Put the (now empty) right page back so `release` returns it to the pool.
+        self.dirty.insert(right, DirtyNode::Leaf(DirtyLeaf::default()));
+        true
+    }
+
+    /// Writes `value` to a chain of overflow pages.
+    pub(crate) fn write_overflow(&mut self, value: &[u8]) -> StoredValue {
+        let page_size = self.capacity();
+        let chunk = page_size - OVERFLOW_DATA_AT;
+        let pages: Vec<PageId> =
+            (0..value.len().div_ceil(chunk)).map(|_| self.allocator.allocate()).collect();
+        for (index, data) in value.chunks(chunk).enumerate() {
+            let mut bytes = vec![0u8; page_size];
+            write_u32(&mut bytes, 20, data.len() as u32);
+            write_u64(&mut bytes, OVERFLOW_NEXT_AT, pages.get(index + 1).copied().unwrap_or(0));
+            bytes[OVERFLOW_DATA_AT..OVERFLOW_DATA_AT + data.len()].copy_from_slice(data);
+            self.dirty_overflow.insert(pages[index], bytes);
+        }
+        StoredValue::Overflow {
+            first: pages[0],
+            length: value.len() as u64,
+        }
+    }
+
+    /// Releases the pages behind a value that is no longer referenced.
+    pub(crate) fn release_value(&mut self, value: &StoredValue) -> Result<(), StorageError> {
+        if let StoredValue::Overflow { first, length } = value {
+            for page in overflow_pages(self, *first, *length)? {
+                self.release(page);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases every page of the tree at `root` (dropping a table).
+    pub(crate) fn release_tree(&mut self, root: PageId) -> Result<(), StorageError> {
+        let mut stack = vec![root];
+        while let Some(page) = stack.pop() {
+            let mut values = Vec::new();
+            match self.node(page)? {
+                node if node.is_leaf() => {
+                    for index in 0..node.len() {
+                        values.push(node.value(index)?.to_owned());
+                    }
+                }
+                node => {
+                    for index in 0..=node.len() {
+                        stack.push(node.child(index)?);
+                    }
+                }
+            }
+            for value in &values {
+                self.release_value(value)?;
+            }
+            self.release(page);
+        }
+        Ok(())
+    }
+}
+
+/// Inserts or replaces in a dirty leaf, keeping its size; returns the replaced value.
+fn leaf_put(leaf: &mut DirtyLeaf, key: &[u8], value: StoredValue) -> Option<StoredValue> {
+    match leaf.search(key) {
+        Ok(index) => {
+            let entry = &mut leaf.entries[index];
+            leaf.size = leaf.size - leaf_entry_bytes(key, &entry.1) + leaf_entry_bytes(key, &value);
+            Some(std::mem::replace(&mut entry.1, value))
+        }
+        Err(index) => {
+            leaf.size += leaf_entry_bytes(key, &value);
+            leaf.entries.insert(index, (key.to_vec(), value));
+            None
+        }
+    }
+}
+
+/// Split index that balances the two halves of a node whose entries have `sizes`, each
+/// half within `capacity`. `promoted` is 1 for branches, whose split entry moves up.
+fn balanced_split(sizes: &[usize], base: usize, capacity: usize, promoted: usize) -> usize {
+    let total: usize = sizes.iter().sum();
+    let mut best = None;
+    let mut left = 0usize;
+    for at in 1..sizes.len() - promoted {
+        left += sizes[at - 1];
+        let right = total - left - if promoted == 1 { sizes[at] } else { 0 };
+        if base + left > capacity || base + right > capacity {
+            continue;
+        }
+        let imbalance = left.abs_diff(right);
+        if best.is_none_or(|(_, best_imbalance)| imbalance < best_imbalance) {
+            best = Some((at, imbalance));
+        }
+    }
+    best.expect("invariant: key and inline value limits guarantee a fitting split").0
+}

@@ -1,0 +1,769 @@
+//! The database facade: opening and recovery, the single writer, MVCC readers, and the
+//! commit protocol.
+//!
+//! Commit (see `docs/design/pager.md`): encode every dirty page and the new free list,
+//! write them to pages no snapshot can reach, sync, write the meta page into the slot
+//! that does *not* hold the newest durable meta, sync. A crash before the second sync
+//! leaves the previous meta intact, and recovery picks the newest valid slot.
+
+use crate::btree::{self, NodeSource, Range};
+use crate::btree_write::{Allocator, DirtyNode, WriteState};
+use crate::error::{IoError, OpenError, StorageError};
+use crate::freelist::{self, FreeState};
+use crate::io::{FileIo, PageIo};
+use crate::limits::{key_size_max, StorageLimits, PAGE_SIZE_MAX, PAGE_SIZE_MIN};
+use crate::meta::{self, Meta};
+use crate::node::{NodeRef, StoredValue};
+use crate::page::{seal, PageId, PageKind, Pages, VerifiedPages};
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+/// When a commit becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `commit` returns after the data and the meta page are synced (two fsyncs).
+    #[default]
+    Immediate,
+    /// `commit` publishes the new snapshot to readers but writes no meta page; a later
+    /// [`Database::sync`] makes every deferred commit durable at once (group commit). A
+    /// crash loses deferred commits, never corrupts.
+    Deferred,
+    /// Like `Immediate` without any fsync: for tests and throwaway data.
+    None,
+}
+
+/// One committed version of the database: what a reader sees.
+pub(crate) struct Committed {
+    pub(crate) meta: Meta,
+    pub(crate) free: FreeState,
+    pub(crate) freelist_chain: Vec<PageId>,
+    pub(crate) pages: Pages,
+}
+
+impl NodeSource for Committed {
+    fn node(&self, page: PageId) -> Result<NodeRef<'_>, StorageError> {
+        self.pages.node(page)
+    }
+
+    fn overflow_page(&self, page: PageId) -> Result<&[u8], StorageError> {
+        self.pages.page(page, PageKind::Overflow)
+    }
+
+    fn page_size(&self) -> usize {
+        self.pages.page_size
+    }
+}
+
+struct State {
+    current: Arc<Committed>,
+    /// Snapshot transaction id → number of live readers on it.
+    readers: BTreeMap<u64, usize>,
+    durable_txn: u64,
+    durable_slot: u64,
+    poisoned: bool,
+}
+
+pub(crate) struct Shared {
+    io: Arc<dyn PageIo>,
+    pub(crate) limits: StorageLimits,
+    state: Mutex<State>,
+    writer_active: Mutex<bool>,
+    writer_released: Condvar,
+}
+
+/// An embedded, single-file, copy-on-write B+tree key-value store with named tables.
+#[derive(Clone)]
+pub struct Database {
+    shared: Arc<Shared>,
+}
+
+/// Counters describing the file and its users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseStats {
+    /// Size of the file in bytes.
+    pub file_size_bytes: u64,
+    /// Page size in bytes.
+    pub page_size: usize,
+    /// Pages in use by the page space (high-water mark), meta pages included.
+    pub page_count: u64,
+    /// Pages free for reuse now.
+    pub free_pages: u64,
+    /// Pages released by recent commits, waiting for readers or durability.
+    pub pending_pages: u64,
+    /// Live read transactions.
+    pub live_readers: usize,
+    /// Snapshot of the oldest live reader.
+    pub oldest_reader_txn: Option<u64>,
+    /// Newest committed transaction.
+    pub committed_txn: u64,
+    /// Newest durable transaction.
+    pub durable_txn: u64,
+}
+
+/// Options for opening or creating a database.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    limits: StorageLimits,
+}
+
+impl Builder {
+    /// Sets every limit at once.
+    pub fn limits(mut self, limits: StorageLimits) -> Builder {
+        self.limits = limits;
+        self
+    }
+
+    /// Page size for a new file (an existing file keeps its own).
+    pub fn page_size(mut self, page_size: usize) -> Builder {
+        self.limits.page_size = page_size;
+        self
+    }
+
+    /// Largest value accepted by `insert`.
+    pub fn value_size_max(mut self, value_size_max: usize) -> Builder {
+        self.limits.value_size_max = value_size_max;
+        self
+    }
+
+    /// Opens the file at `path`, creating it if missing.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Database, OpenError> {
+        let io = FileIo::open(path.as_ref(), true).map_err(|error| match error {
+            IoError::Os { operation: "lock", .. } => OpenError::Locked,
+            other => OpenError::Io(other),
+        })?;
+        self.open_with_io(Arc::new(io))
+    }
+
+    /// Opens a database stored behind `io` (an empty store is initialised).
+    pub fn open_with_io(self, io: Arc<dyn PageIo>) -> Result<Database, OpenError> {
+        validate_limits(&self.limits)?;
+        if io.len_bytes()? == 0 {
+            initialise(io.as_ref(), &self.limits)?;
+        }
+        let view = io.view()?;
+        let (meta, slot) = meta::choose(view.bytes())?;
+        if meta.page_count * meta.page_size as u64 > view.bytes().len() as u64 || meta.page_count < 2
+        {
+            return Err(OpenError::NotADatabase(format!(
+                "meta page claims {} pages but the file holds fewer",
+                meta.page_count
+            )));
+        }
+        let pages = Pages {
+            view,
+            verified: Arc::new(VerifiedPages::new(meta.page_count * 2)),
+            page_size: meta.page_size,
+            page_count: meta.page_count,
+        };
+        let (free, freelist_chain) = freelist::decode(&pages, meta.freelist_head)?;
+        let limits = StorageLimits {
+            page_size: meta.page_size,
+            ..self.limits
+        };
+        let current = Arc::new(Committed {
+            meta,
+            free,
+            freelist_chain,
+            pages,
+        });
+        Ok(Database {
+            shared: Arc::new(Shared {
+                io,
+                limits,
+                state: Mutex::new(State {
+                    current,
+                    readers: BTreeMap::new(),
+                    durable_txn: meta.txn,
+                    durable_slot: slot,
+                    poisoned: false,
+                }),
+                writer_active: Mutex::new(false),
+                writer_released: Condvar::new(),
+            }),
+        })
+    }
+}
+
+fn validate_limits(limits: &StorageLimits) -> Result<(), OpenError> {
+    let page_size = limits.page_size;
+    if !page_size.is_power_of_two() || !(PAGE_SIZE_MIN..=PAGE_SIZE_MAX).contains(&page_size) {
+        return Err(OpenError::InvalidOption {
+            field: "page_size",
+            rule: format!("must be a power of two in [{PAGE_SIZE_MIN}, {PAGE_SIZE_MAX}], got {page_size}"),
+        });
+    }
+    if limits.value_size_max == 0 || limits.value_size_max > u32::MAX as usize {
+        return Err(OpenError::InvalidOption {
+            field: "value_size_max",
+            rule: format!("must be in [1, {}], got {}", u32::MAX, limits.value_size_max),
+        });
+    }
+    Ok(())
+}
+
+/// Writes the first meta page of a new, empty database.
+fn initialise(io: &dyn PageIo, limits: &StorageLimits) -> Result<(), IoError> {
+    let meta = Meta {
+        txn: 0,
+        page_size: limits.page_size,
+        catalog_root: None,
+        freelist_head: None,
+        page_count: 2,
+    };
+    io.grow(limits.growth_bytes_min.max(2 * limits.page_size as u64))?;
+    io.write(0, &meta.encode(0))?;
+    io.sync()
+}
+
+impl Database {
+    /// Opens the file at `path` with default limits, creating it if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database, OpenError> {
+        Builder::default().open(path)
+    }
+
+    /// Options for opening a database.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The limits in force (the page size is the file's).
+    pub fn limits(&self) -> &StorageLimits {
+        &self.shared.limits
+    }
+
+    /// Starts a read transaction on the newest committed snapshot. Never waits for the
+    /// writer.
+    pub fn begin_read(&self) -> ReadTransaction {
+        let mut state = self.shared.state.lock();
+        let snapshot = state.current.clone();
+        *state.readers.entry(snapshot.meta.txn).or_insert(0) += 1;
+        ReadTransaction {
+            shared: self.shared.clone(),
+            snapshot,
+        }
+    }
+
+    /// Starts the write transaction, waiting while another one is open.
+    pub fn begin_write(&self) -> Result<WriteTransaction, StorageError> {
+        let mut active = self.shared.writer_active.lock();
+        while *active {
+            self.shared.writer_released.wait(&mut active);
+        }
+        let state = self.shared.state.lock();
+        if state.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        *active = true;
+        let base = state.current.clone();
+        let oldest_reader = state.readers.keys().next().copied().unwrap_or(u64::MAX);
+        let horizon = state.durable_txn.min(oldest_reader);
+        drop(state);
+        let mut free = base.free.clone();
+        free.release_up_to(horizon);
+        free.free.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(WriteTransaction {
+            shared: self.shared.clone(),
+            catalog_root: base.meta.catalog_root,
+            write: WriteState {
+                pages: base.pages.clone(),
+                dirty: HashMap::new(),
+                dirty_overflow: HashMap::new(),
+                allocator: Allocator {
+                    free: free.free,
+                    high_water: base.meta.page_count,
+                },
+                released: Vec::new(),
+            },
+            pending: free.pending,
+            base,
+            tables: HashMap::new(),
+            durability: Durability::Immediate,
+        })
+    }
+
+    /// Makes every deferred commit durable: syncs the data, writes the newest meta page,
+    /// syncs again. Waits for an open write transaction to finish.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        let _writer = WriterGuard::acquire(&self.shared);
+        let (current, durable_txn, slot) = {
+            let state = self.shared.state.lock();
+            if state.poisoned {
+                return Err(StorageError::Poisoned);
+            }
+            (state.current.clone(), state.durable_txn, 1 - state.durable_slot)
+        };
+        if current.meta.txn == durable_txn {
+            return Ok(());
+        }
+        let result = self.shared.write_meta(&current.meta, slot, true);
+        self.shared.finish_durable(result, current.meta.txn, slot)
+    }
+
+    /// File and reader counters.
+    pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
+        let state = self.shared.state.lock();
+        let current = &state.current;
+        let pending = current.free.pending.iter().map(|(_, pages)| pages.len() as u64).sum();
+        Ok(DatabaseStats {
+            file_size_bytes: self.shared.io.len_bytes()?,
+            page_size: current.pages.page_size,
+            page_count: current.meta.page_count,
+            free_pages: current.free.free.len() as u64,
+            pending_pages: pending,
+            live_readers: state.readers.values().sum(),
+            oldest_reader_txn: state.readers.keys().next().copied(),
+            committed_txn: current.meta.txn,
+            durable_txn: state.durable_txn,
+        })
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Best effort: a clean shutdown makes deferred commits durable.
+        let (current, durable_txn, slot) = {
+            let state = self.state.lock();
+            (state.current.clone(), state.durable_txn, 1 - state.durable_slot)
+        };
+        if current.meta.txn != durable_txn && !self.state.lock().poisoned {
+            let _ = self.write_meta(&current.meta, slot, true);
+        }
+    }
+}
+
+/// Holds the single-writer slot for operations that are not write transactions.
+struct WriterGuard<'a> {
+    shared: &'a Shared,
+}
+
+impl<'a> WriterGuard<'a> {
+    fn acquire(shared: &'a Shared) -> WriterGuard<'a> {
+        let mut active = shared.writer_active.lock();
+        while *active {
+            shared.writer_released.wait(&mut active);
+        }
+        *active = true;
+        WriterGuard { shared }
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.release_writer();
+    }
+}
+
+impl Shared {
+    fn release_writer(&self) {
+        *self.writer_active.lock() = false;
+        self.writer_released.notify_one();
+    }
+
+    /// Syncs the data (when `sync`), writes `meta` into `slot`, syncs again.
+    fn write_meta(&self, meta: &Meta, slot: u64, sync: bool) -> Result<(), IoError> {
+        if sync {
+            self.io.sync()?;
+        }
+        self.io.write(slot * meta.page_size as u64, &meta.encode(slot))?;
+        if sync {
+            self.io.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Records a durable meta write, or poisons the database when it failed: the disk
+    /// may then hold either meta, so only a reopen can tell.
+    fn finish_durable(&self, result: Result<(), IoError>, txn: u64, slot: u64) -> Result<(), StorageError> {
+        let mut state = self.state.lock();
+        match result {
+            Ok(()) => {
+                state.durable_txn = state.durable_txn.max(txn);
+                state.durable_slot = slot;
+                Ok(())
+            }
+            Err(error) => {
+                state.poisoned = true;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Grows the file so that `page_count` pages fit, in chunks.
+    fn ensure_pages(&self, page_count: u64, page_size: usize) -> Result<(), IoError> {
+        let needed = page_count * page_size as u64;
+        let length = self.io.len_bytes()?;
+        if length >= needed {
+            return Ok(());
+        }
+        let step = self.limits.growth_bytes_min.max(length / 4);
+        let target = needed.max(length + step).div_ceil(page_size as u64) * page_size as u64;
+        self.io.grow(target)
+    }
+
+    /// Writes sealed pages, coalescing runs of consecutive ids into one write each.
+    fn write_pages(&self, pages: &mut [(PageId, Vec<u8>)], page_size: usize) -> Result<(), IoError> {
+        pages.sort_unstable_by_key(|(id, _)| *id);
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0;
+        for (index, (id, bytes)) in pages.iter().enumerate() {
+            if run.is_empty() {
+                run_start = *id;
+            }
+            run.extend_from_slice(bytes);
+            let next_is_adjacent = pages.get(index + 1).is_some_and(|(next, _)| *next == id + 1);
+            if !next_is_adjacent || run.len() >= 4 << 20 {
+                self.io.write(run_start * page_size as u64, &run)?;
+                run.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A consistent, immutable view of the database as of one commit. Never blocks the writer
+/// and is never blocked by it; pages it can reach are not reused while it lives.
+pub struct ReadTransaction {
+    shared: Arc<Shared>,
+    snapshot: Arc<Committed>,
+}
+
+impl Drop for ReadTransaction {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        let txn = self.snapshot.meta.txn;
+        if let Some(count) = state.readers.get_mut(&txn) {
+            *count -= 1;
+            if *count == 0 {
+                state.readers.remove(&txn);
+            }
+        }
+    }
+}
+
+/// Root and size of one table, as recorded in the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TableState {
+    pub(crate) root: Option<PageId>,
+    pub(crate) entries: u64,
+    pub(crate) changed: bool,
+}
+
+fn decode_table_state(bytes: &[u8]) -> Option<TableState> {
+    let root = u64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
+    let entries = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+    Some(TableState {
+        root: Some(root).filter(|root| *root != 0),
+        entries,
+        changed: false,
+    })
+}
+
+fn encode_table_state(state: &TableState) -> Vec<u8> {
+    let mut bytes = state.root.unwrap_or(0).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&state.entries.to_le_bytes());
+    bytes
+}
+
+/// Looks up a table in the catalog of `source`.
+pub(crate) fn catalog_lookup<S: NodeSource>(
+    source: &S,
+    catalog_root: Option<PageId>,
+    name: &str,
+) -> Result<Option<TableState>, StorageError> {
+    let Some(value) = btree::get(source, catalog_root, name.as_bytes())? else {
+        return Ok(None);
+    };
+    let bytes = btree::load_value(source, value)?;
+    decode_table_state(&bytes)
+        .map(Some)
+        .ok_or_else(|| StorageError::corruption(catalog_root.unwrap_or(0), "bad catalog entry"))
+}
+
+/// Names of every table in the catalog at `catalog_root`.
+pub(crate) fn catalog_names<S: NodeSource>(
+    source: &S,
+    catalog_root: Option<PageId>,
+) -> Result<Vec<String>, StorageError> {
+    let range = Range::new(source, catalog_root, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)?;
+    range
+        .map(|entry| entry.map(|(key, _)| String::from_utf8_lossy(key).into_owned()))
+        .collect()
+}
+
+pub(crate) fn validate_table_name(name: &str) -> Result<(), StorageError> {
+    let rule = if name.is_empty() {
+        "must not be empty"
+    } else if name.len() > 255 {
+        "must be at most 255 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(StorageError::TableNameInvalid {
+        name: name.chars().take(64).collect(),
+        rule,
+    })
+}
+
+impl ReadTransaction {
+    /// Id of the commit this snapshot shows.
+    pub fn txn_id(&self) -> u64 {
+        self.snapshot.meta.txn
+    }
+
+    /// Opens a table of this snapshot.
+    pub fn open_table(&self, name: &str) -> Result<crate::table::ReadTable<'_>, StorageError> {
+        validate_table_name(name)?;
+        let state = catalog_lookup(&*self.snapshot, self.snapshot.meta.catalog_root, name)?
+            .ok_or_else(|| StorageError::TableNotFound(name.to_string()))?;
+        Ok(crate::table::ReadTable::new(&*self.snapshot, state))
+    }
+
+    /// Names of every table, sorted.
+    pub fn list_tables(&self) -> Result<Vec<String>, StorageError> {
+        catalog_names(&*self.snapshot, self.snapshot.meta.catalog_root)
+    }
+
+    pub(crate) fn snapshot(&self) -> &Committed {
+        &self.snapshot
+    }
+}
+
+/// The single write transaction. Changes are private until [`WriteTransaction::commit`];
+/// dropping it (or [`WriteTransaction::abort`]) discards them without writing anything.
+pub struct WriteTransaction {
+    shared: Arc<Shared>,
+    base: Arc<Committed>,
+    pub(crate) write: WriteState,
+    pub(crate) catalog_root: Option<PageId>,
+    /// Tables touched by this transaction; `None` marks a deleted table.
+    pub(crate) tables: HashMap<String, Option<TableState>>,
+    pending: Vec<(u64, Vec<PageId>)>,
+    durability: Durability,
+}
+
+impl Drop for WriteTransaction {
+    fn drop(&mut self) {
+        self.shared.release_writer();
+    }
+}
+
+impl WriteTransaction {
+    /// Chooses when this transaction's commit becomes durable.
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// Id the commit will have.
+    pub fn txn_id(&self) -> u64 {
+        self.base.meta.txn + 1
+    }
+
+    /// Opens (creating if missing) a table for reading and writing.
+    pub fn open_table(&mut self, name: &str) -> Result<crate::table::Table<'_>, StorageError> {
+        let state = self.table_state(name)?.unwrap_or(TableState {
+            changed: true,
+            ..TableState::default()
+        });
+        Ok(crate::table::Table::new(self, name.to_string(), state))
+    }
+
+    /// Whether a table exists in this transaction's view.
+    pub fn table_exists(&self, name: &str) -> Result<bool, StorageError> {
+        Ok(self.table_state(name)?.is_some())
+    }
+
+    fn table_state(&self, name: &str) -> Result<Option<TableState>, StorageError> {
+        validate_table_name(name)?;
+        match self.tables.get(name) {
+            Some(state) => Ok(*state),
+            None => catalog_lookup(&self.write, self.catalog_root, name),
+        }
+    }
+
+    /// Deletes a table and frees its pages; returns whether it existed.
+    pub fn delete_table(&mut self, name: &str) -> Result<bool, StorageError> {
+        let Some(state) = self.table_state(name)? else {
+            return Ok(false);
+        };
+        if let Some(root) = state.root {
+            self.write.release_tree(root)?;
+        }
+        self.tables.insert(name.to_string(), None);
+        Ok(true)
+    }
+
+    /// Names of every table in this transaction's view, sorted.
+    pub fn list_tables(&self) -> Result<Vec<String>, StorageError> {
+        let mut names: Vec<String> = catalog_names(&self.write, self.catalog_root)?
+            .into_iter()
+            .filter(|name| !self.tables.contains_key(name))
+            .collect();
+        names.extend(self.tables.iter().filter(|(_, state)| state.is_some()).map(|(name, _)| name.clone()));
+        names.sort();
+        Ok(names)
+    }
+
+    /// Discards every change.
+    pub fn abort(self) {}
+
+    /// Makes the changes visible to new readers and, per the durability mode, durable.
+    pub fn commit(mut self) -> Result<(), StorageError> {
+        if self.shared.state.lock().poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        if !self.has_changes() {
+            return Ok(());
+        }
+        self.write_catalog()?;
+        let txn = self.txn_id();
+        let (free, chain) = self.build_free_list(txn);
+        let meta = Meta {
+            txn,
+            page_size: self.write.pages.page_size,
+            catalog_root: self.catalog_root,
+            freelist_head: chain.first().copied(),
+            page_count: self.write.allocator.high_water,
+        };
+        let mut pages = self.seal_pages(txn);
+        pages.extend(chain.iter().copied().zip(freelist::encode(&free, &chain, meta.page_size, txn)));
+        let slot = 1 - self.shared.state.lock().durable_slot;
+        let result = self.persist(&mut pages, &meta, slot);
+        if let Err(error) = result {
+            self.shared.state.lock().poisoned = true;
+            return Err(error.into());
+        }
+        self.publish(meta, free, chain, slot)
+    }
+
+    fn has_changes(&self) -> bool {
+        !self.write.dirty.is_empty()
+            || !self.write.dirty_overflow.is_empty()
+            || !self.write.released.is_empty()
+            || self.tables.values().any(|state| state.is_none_or(|state| state.changed))
+    }
+
+    /// Records every changed table's root in the catalog tree.
+    fn write_catalog(&mut self) -> Result<(), StorageError> {
+        let mut tables: Vec<(String, Option<TableState>)> = self.tables.drain().collect();
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, state) in tables {
+            let root = match state {
+                Some(state) if !state.changed => continue,
+                Some(state) => {
+                    let value = StoredValue::Inline(encode_table_state(&state));
+                    let (root, old) = self.write.insert(self.catalog_root, name.as_bytes(), value)?;
+                    if let Some(old) = old {
+                        self.write.release_value(&old)?;
+                    }
+                    Some(root)
+                }
+                None => self.write.remove(self.catalog_root, name.as_bytes())?.0,
+            };
+            self.catalog_root = root;
+        }
+        Ok(())
+    }
+
+    /// Builds the next free list and allocates the chain that stores it.
+    fn build_free_list(&mut self, txn: u64) -> (FreeState, Vec<PageId>) {
+        let mut released = std::mem::take(&mut self.write.released);
+        released.extend(&self.base.freelist_chain);
+        let mut pending = std::mem::take(&mut self.pending);
+        if !released.is_empty() {
+            pending.push((txn, released));
+        }
+        let estimate = FreeState {
+            free: self.write.allocator.free.clone(),
+            pending,
+        };
+        let needed = freelist::pages_needed(&estimate, self.write.pages.page_size);
+        let chain: Vec<PageId> = (0..needed).map(|_| self.write.allocator.allocate()).collect();
+        let free = FreeState {
+            free: self.write.allocator.free.clone(),
+            pending: estimate.pending,
+        };
+        (free, chain)
+    }
+
+    /// Encodes and seals every dirty node and overflow page.
+    fn seal_pages(&mut self, txn: u64) -> Vec<(PageId, Vec<u8>)> {
+        let page_size = self.write.pages.page_size;
+        let mut pages = Vec::with_capacity(self.write.dirty.len() + self.write.dirty_overflow.len());
+        for (id, node) in self.write.dirty.drain() {
+            let mut page = vec![0u8; page_size];
+            let (kind, entries) = match &node {
+                DirtyNode::Leaf(leaf) => {
+                    leaf.encode(&mut page);
+                    (PageKind::Leaf, leaf.entries.len())
+                }
+                DirtyNode::Branch(branch) => {
+                    branch.encode(&mut page);
+                    (PageKind::Branch, branch.keys.len())
+                }
+            };
+            seal(id, &mut page, kind, entries, txn);
+            pages.push((id, page));
+        }
+        for (id, mut page) in self.write.dirty_overflow.drain() {
+            seal(id, &mut page, PageKind::Overflow, 0, txn);
+            pages.push((id, page));
+        }
+        pages
+    }
+
+    fn persist(&self, pages: &mut [(PageId, Vec<u8>)], meta: &Meta, slot: u64) -> Result<(), IoError> {
+        self.shared.ensure_pages(meta.page_count, meta.page_size)?;
+        self.shared.write_pages(pages, meta.page_size)?;
+        match self.durability {
+            Durability::Immediate => self.shared.write_meta(meta, slot, true),
+            Durability::None => self.shared.write_meta(meta, slot, false),
+            Durability::Deferred => Ok(()),
+        }
+    }
+
+    fn publish(self, meta: Meta, free: FreeState, chain: Vec<PageId>, slot: u64) -> Result<(), StorageError> {
+        let view = self.shared.io.view()?;
+        let mut verified = self.write.pages.verified.clone();
+        if meta.page_count > verified.capacity_pages() {
+            verified = Arc::new(verified.grown(meta.page_count * 2));
+        }
+        let committed = Arc::new(Committed {
+            meta,
+            free,
+            freelist_chain: chain,
+            pages: Pages {
+                view,
+                verified,
+                page_size: meta.page_size,
+                page_count: meta.page_count,
+            },
+        });
+        let mut state = self.shared.state.lock();
+        state.current = committed;
+        if self.durability != Durability::Deferred {
+            state.durable_txn = meta.txn;
+            state.durable_slot = slot;
+        }
+        Ok(())
+    }
+}
+
+/// Key-size rule for this database.
+pub(crate) fn check_key(shared_page_size: usize, key: &[u8]) -> Result<(), StorageError> {
+    let limit = key_size_max(shared_page_size);
+    if key.len() > limit {
+        return Err(StorageError::KeyTooLarge {
+            length: key.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+impl WriteTransaction {
+    pub(crate) fn limits(&self) -> &StorageLimits {
+        &self.shared.limits
+    }
+}

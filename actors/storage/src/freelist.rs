@@ -1,0 +1,130 @@
+//! The free list: pages free for reuse now, and pages released by a transaction that
+//! become reusable once that transaction is durable and no reader's snapshot predates it.
+//!
+//! Persisted at every commit as a chain of free-list pages holding a stream of u64 words:
+//! `[free count, free ids…, pending count, (txn, count, ids…)…]`. Each page: header
+//! (`[20..24)` = words in this page), next page id at `[32..40)`, words from 40.
+
+use crate::error::StorageError;
+use crate::page::{read_u32, read_u64, seal, write_u32, write_u64, PageId, PageKind, Pages};
+
+const NEXT_AT: usize = 32;
+const WORDS_AT: usize = 40;
+
+/// Pages not reachable from the committed trees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FreeState {
+    /// Reusable now.
+    pub(crate) free: Vec<PageId>,
+    /// `(txn, pages)`: released by `txn`, reusable once `txn` is durable and every live
+    /// reader's snapshot is at least `txn`.
+    pub(crate) pending: Vec<(u64, Vec<PageId>)>,
+}
+
+impl FreeState {
+    pub(crate) fn page_total(&self) -> usize {
+        self.free.len() + self.pending.iter().map(|(_, pages)| pages.len()).sum::<usize>()
+    }
+
+    fn words(&self) -> Vec<u64> {
+        let mut words = Vec::with_capacity(2 + self.page_total() + 2 * self.pending.len());
+        words.push(self.free.len() as u64);
+        words.extend(&self.free);
+        words.push(self.pending.len() as u64);
+        for (txn, pages) in &self.pending {
+            words.push(*txn);
+            words.push(pages.len() as u64);
+            words.extend(pages);
+        }
+        words
+    }
+
+    fn from_words(words: &[u64]) -> Option<FreeState> {
+        let mut reader = words.iter().copied();
+        let mut take = |count: u64| -> Option<Vec<u64>> {
+            let count = usize::try_from(count).ok()?;
+            let taken: Vec<u64> = reader.by_ref().take(count).collect();
+            (taken.len() == count).then_some(taken)
+        };
+        let free_count = take(1)?[0];
+        let free = take(free_count)?;
+        let pending_count = take(1)?[0];
+        let mut pending = Vec::new();
+        for _ in 0..pending_count {
+            let header = take(2)?;
+            pending.push((header[0], take(header[1])?));
+        }
+        Some(FreeState { free, pending })
+    }
+
+    /// Moves pending pages that became reusable into `free`: released by a transaction
+    /// `<= horizon` (the older of the durable transaction and the oldest live reader).
+    pub(crate) fn release_up_to(&mut self, horizon: u64) {
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|(txn, _)| *txn <= horizon);
+        self.pending = waiting;
+        for (_, pages) in ready {
+            self.free.extend(pages);
+        }
+    }
+}
+
+/// Words one free-list page holds.
+pub(crate) fn words_per_page(page_size: usize) -> usize {
+    (page_size - WORDS_AT) / 8
+}
+
+/// Pages the chain for `state` needs.
+pub(crate) fn pages_needed(state: &FreeState, page_size: usize) -> usize {
+    let words = 2 + state.page_total() + 2 * state.pending.len();
+    words.div_ceil(words_per_page(page_size)).max(1)
+}
+
+/// Encodes `state` into the (sealed) pages of `chain`. The chain may be longer than
+/// needed; trailing pages then hold no words.
+pub(crate) fn encode(state: &FreeState, chain: &[PageId], page_size: usize, txn: u64) -> Vec<Vec<u8>> {
+    let words = state.words();
+    let per_page = words_per_page(page_size);
+    assert!(words.len() <= per_page * chain.len(), "free-list chain too short");
+    let mut pages = Vec::with_capacity(chain.len());
+    for (index, page_id) in chain.iter().enumerate() {
+        let mut page = vec![0u8; page_size];
+        let start = (index * per_page).min(words.len());
+        let end = ((index + 1) * per_page).min(words.len());
+        write_u32(&mut page, 20, (end - start) as u32);
+        write_u64(&mut page, NEXT_AT, chain.get(index + 1).copied().unwrap_or(0));
+        for (slot, word) in words[start..end].iter().enumerate() {
+            write_u64(&mut page, WORDS_AT + 8 * slot, *word);
+        }
+        seal(*page_id, &mut page, PageKind::FreeList, 0, txn);
+        pages.push(page);
+    }
+    pages
+}
+
+/// Reads the chain starting at `head`; returns the state and the chain's pages.
+pub(crate) fn decode(pages: &Pages, head: Option<PageId>) -> Result<(FreeState, Vec<PageId>), StorageError> {
+    if head.is_none() {
+        return Ok((FreeState::default(), Vec::new()));
+    }
+    let mut chain = Vec::new();
+    let mut words = Vec::new();
+    let mut next = head;
+    while let Some(page_id) = next {
+        if chain.len() as u64 > pages.page_count {
+            return Err(StorageError::corruption(page_id, "free-list chain loops"));
+        }
+        let page = pages.page(page_id, PageKind::FreeList)?;
+        let count = read_u32(page, 20) as usize;
+        if count > words_per_page(pages.page_size) {
+            return Err(StorageError::corruption(page_id, "free-list page word count too large"));
+        }
+        words.extend((0..count).map(|slot| read_u64(page, WORDS_AT + 8 * slot)));
+        chain.push(page_id);
+        next = Some(read_u64(page, NEXT_AT)).filter(|page| *page != 0);
+    }
+    let state = FreeState::from_words(&words).ok_or_else(|| {
+        StorageError::corruption(head.unwrap_or(0), "free-list words do not parse")
+    })?;
+    Ok((state, chain))
+}

@@ -1,0 +1,204 @@
+//! Pages: the fixed-size unit of the file, its common header and checksum, and the
+//! checked read path every other layer goes through.
+//!
+//! Header layout (32 bytes, little-endian):
+//! `[0..16)` BLAKE3 of (page id ‖ bytes `[16..page_size)`), truncated to 16 bytes — the
+//! page id is hashed in so that a page written to the wrong place is detected;
+//! `[16]` kind; `[17]` reserved; `[18..20)` entry count; `[20..24)` kind-specific;
+//! `[24..32)` id of the transaction that wrote the page.
+
+use crate::error::StorageError;
+use crate::io::PageView;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Index of a page in the file (byte offset = id × page size).
+pub type PageId = u64;
+
+/// Bytes of the common page header.
+pub(crate) const HEADER_BYTES: usize = 32;
+const CHECKSUM_BYTES: usize = 16;
+
+/// What a page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum PageKind {
+    Meta = 1,
+    Branch = 2,
+    Leaf = 3,
+    Overflow = 4,
+    FreeList = 5,
+}
+
+impl PageKind {
+    fn from_byte(byte: u8) -> Option<PageKind> {
+        match byte {
+            1 => Some(PageKind::Meta),
+            2 => Some(PageKind::Branch),
+            3 => Some(PageKind::Leaf),
+            4 => Some(PageKind::Overflow),
+            5 => Some(PageKind::FreeList),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn read_u16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+pub(crate) fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+pub(crate) fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+pub(crate) fn write_u16(bytes: &mut [u8], at: usize, value: u16) {
+    bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
+}
+
+pub(crate) fn write_u32(bytes: &mut [u8], at: usize, value: u32) {
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+pub(crate) fn write_u64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+/// Kind byte of a page.
+pub(crate) fn kind_byte(page: &[u8]) -> u8 {
+    page[16]
+}
+
+/// Entry count of a page.
+pub(crate) fn count(page: &[u8]) -> usize {
+    read_u16(page, 18) as usize
+}
+
+fn checksum(page_id: PageId, page: &[u8]) -> [u8; CHECKSUM_BYTES] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&page_id.to_le_bytes());
+    hasher.update(&page[CHECKSUM_BYTES..]);
+    let mut out = [0u8; CHECKSUM_BYTES];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..CHECKSUM_BYTES]);
+    out
+}
+
+/// Fills in the header fields shared by every page kind and seals it with its checksum.
+pub(crate) fn seal(page_id: PageId, page: &mut [u8], kind: PageKind, entries: usize, txn: u64) {
+    assert!(entries <= u16::MAX as usize, "page entry count overflows its field");
+    page[16] = kind as u8;
+    page[17] = 0;
+    write_u16(page, 18, entries as u16);
+    write_u64(page, 24, txn);
+    let sum = checksum(page_id, page);
+    page[..CHECKSUM_BYTES].copy_from_slice(&sum);
+    debug_assert!(checksum_valid(page_id, page));
+}
+
+/// Whether the page's stored checksum matches its contents.
+pub(crate) fn checksum_valid(page_id: PageId, page: &[u8]) -> bool {
+    page.len() > HEADER_BYTES && page[..CHECKSUM_BYTES] == checksum(page_id, page)
+}
+
+/// One bit per page: set once the page's checksum was verified in this process. Pages are
+/// immutable while reachable (copy-on-write), so one verification per page suffices and
+/// the hot read path pays a bit test instead of a hash.
+pub(crate) struct VerifiedPages {
+    words: Box<[AtomicU64]>,
+}
+
+impl VerifiedPages {
+    pub(crate) fn new(capacity_pages: u64) -> VerifiedPages {
+        let words = capacity_pages.div_ceil(64) as usize;
+        VerifiedPages {
+            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub(crate) fn capacity_pages(&self) -> u64 {
+        self.words.len() as u64 * 64
+    }
+
+    /// A larger set that keeps the bits already learned.
+    pub(crate) fn grown(&self, capacity_pages: u64) -> VerifiedPages {
+        let grown = VerifiedPages::new(capacity_pages.max(self.capacity_pages()));
+        for (old, new) in self.words.iter().zip(grown.words.iter()) {
+            new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        grown
+    }
+
+    fn is_set(&self, page: PageId) -> bool {
+        let word = &self.words[(page / 64) as usize];
+        word.load(Ordering::Relaxed) & (1 << (page % 64)) != 0
+    }
+
+    pub(crate) fn set(&self, page: PageId) {
+        if let Some(word) = self.words.get((page / 64) as usize) {
+            word.fetch_or(1 << (page % 64), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Checked access to the committed pages of one snapshot.
+#[derive(Clone)]
+pub(crate) struct Pages {
+    pub(crate) view: Arc<dyn PageView>,
+    pub(crate) verified: Arc<VerifiedPages>,
+    pub(crate) page_size: usize,
+    /// Pages `[0, page_count)` belong to the snapshot; anything beyond is not reachable.
+    pub(crate) page_count: u64,
+}
+
+impl Pages {
+    /// The bytes of `page`, checksum-verified (once per process), of kind `kind`.
+    pub(crate) fn page(&self, page: PageId, kind: PageKind) -> Result<&[u8], StorageError> {
+        let bytes = self.raw(page)?;
+        let checked = page < self.verified.capacity_pages() && self.verified.is_set(page);
+        if !checked {
+            if !checksum_valid(page, bytes) {
+                return Err(StorageError::corruption(page, "checksum mismatch"));
+            }
+            self.verified.set(page);
+        }
+        if PageKind::from_byte(kind_byte(bytes)) != Some(kind) {
+            return Err(StorageError::corruption(
+                page,
+                format!("expected a {kind:?} page, found kind byte {}", kind_byte(bytes)),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// The kind of a page (verifying it), for walkers that accept several kinds.
+    pub(crate) fn kind(&self, page: PageId) -> Result<PageKind, StorageError> {
+        let bytes = self.raw(page)?;
+        if !checksum_valid(page, bytes) {
+            return Err(StorageError::corruption(page, "checksum mismatch"));
+        }
+        PageKind::from_byte(kind_byte(bytes))
+            .ok_or_else(|| StorageError::corruption(page, "unknown page kind"))
+    }
+
+    /// Bytes of `page` without any check (bounds aside).
+    pub(crate) fn raw(&self, page: PageId) -> Result<&[u8], StorageError> {
+        if page < 2 || page >= self.page_count {
+            return Err(StorageError::corruption(
+                page,
+                format!("page id out of range [2, {})", self.page_count),
+            ));
+        }
+        let start = page as usize * self.page_size;
+        self.view
+            .bytes()
+            .get(start..start + self.page_size)
+            .ok_or_else(|| StorageError::corruption(page, "page lies beyond the end of the file"))
+    }
+}
