@@ -17,10 +17,12 @@ pub struct FaultPlan {
     /// The power fails at this operation: it and every later one fail with
     /// [`IoError::Injected`] and change nothing.
     pub crash_at_operation: Option<u64>,
-    /// This `write` fails (without writing) but later operations proceed.
-    pub fail_write_at_operation: Option<u64>,
-    /// This `sync` fails (without syncing) but later operations proceed.
-    pub fail_sync_at_operation: Option<u64>,
+    /// The write with this number (counting writes only, from zero, from when the plan
+    /// is set) fails without writing; later operations proceed.
+    pub fail_write_number: Option<u64>,
+    /// The sync with this number (counting syncs only, from zero, from when the plan is
+    /// set) fails without syncing; later operations proceed.
+    pub fail_sync_number: Option<u64>,
 }
 
 /// What happens to writes that were not yet synced when the power failed.
@@ -63,6 +65,8 @@ struct MemoryState {
     pending: Vec<PendingWrite>,
     plan: FaultPlan,
     operations: u64,
+    writes_since_plan: u64,
+    syncs_since_plan: u64,
     crashed: bool,
 }
 
@@ -88,6 +92,8 @@ impl MemoryIo {
                 pending: Vec::new(),
                 plan: FaultPlan::default(),
                 operations: 0,
+                writes_since_plan: 0,
+                syncs_since_plan: 0,
                 crashed: false,
             }),
         }
@@ -95,7 +101,10 @@ impl MemoryIo {
 
     /// Replaces the fault plan; operation numbering continues from the current count.
     pub fn set_fault_plan(&self, plan: FaultPlan) {
-        self.state.lock().plan = plan;
+        let mut state = self.state.lock();
+        state.plan = plan;
+        state.writes_since_plan = 0;
+        state.syncs_since_plan = 0;
     }
 
     /// Number of operations issued so far (including failed ones).
@@ -161,8 +170,14 @@ impl MemoryIo {
             return Err(IoError::Injected("power failure"));
         }
         let fail = match kind {
-            OperationKind::Write => state.plan.fail_write_at_operation == Some(number),
-            OperationKind::Sync => state.plan.fail_sync_at_operation == Some(number),
+            OperationKind::Write => {
+                state.writes_since_plan += 1;
+                state.plan.fail_write_number == Some(state.writes_since_plan - 1)
+            }
+            OperationKind::Sync => {
+                state.syncs_since_plan += 1;
+                state.plan.fail_sync_number == Some(state.syncs_since_plan - 1)
+            }
             OperationKind::Grow => false,
         };
         if fail {
