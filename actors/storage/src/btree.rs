@@ -75,9 +75,15 @@ fn walk_overflow<S: NodeSource + ?Sized>(
         let bytes = source.overflow_page(page)?;
         let held = read_u32(bytes, 20) as u64;
         if held == 0 || held > capacity || held > remaining {
-            return Err(StorageError::corruption(page, "overflow page holds a bad length"));
+            return Err(StorageError::corruption(
+                page,
+                "overflow page holds a bad length",
+            ));
         }
-        visit(page, &bytes[OVERFLOW_DATA_AT..OVERFLOW_DATA_AT + held as usize]);
+        visit(
+            page,
+            &bytes[OVERFLOW_DATA_AT..OVERFLOW_DATA_AT + held as usize],
+        );
         remaining -= held;
         page = read_u64(bytes, OVERFLOW_NEXT_AT);
     }
@@ -93,7 +99,9 @@ pub(crate) fn load_value<'s, S: NodeSource + ?Sized>(
         ValueRef::Inline(bytes) => Ok(Value(Cow::Borrowed(bytes))),
         ValueRef::Overflow { first, length } => {
             let mut bytes = Vec::with_capacity(length as usize);
-            walk_overflow(source, first, length, |_, data| bytes.extend_from_slice(data))?;
+            walk_overflow(source, first, length, |_, data| {
+                bytes.extend_from_slice(data)
+            })?;
             Ok(Value(Cow::Owned(bytes)))
         }
     }
@@ -118,7 +126,10 @@ pub(crate) fn get<'s, S: NodeSource + ?Sized>(
         }
         page = node.child(node.child_index(key)?)?;
     }
-    Err(StorageError::corruption(page, "tree deeper than TREE_DEPTH_MAX: cycle?"))
+    Err(StorageError::corruption(
+        page,
+        "tree deeper than TREE_DEPTH_MAX: cycle?",
+    ))
 }
 
 /// Depth of the tree (0 when empty, 1 for a lone leaf).
@@ -136,7 +147,10 @@ pub(crate) fn depth<S: NodeSource + ?Sized>(
         }
         page = node.child(0)?;
     }
-    Err(StorageError::corruption(page, "tree deeper than TREE_DEPTH_MAX: cycle?"))
+    Err(StorageError::corruption(
+        page,
+        "tree deeper than TREE_DEPTH_MAX: cycle?",
+    ))
 }
 
 /// A position in the tree: the path of (branch, child index) pairs and, last, the
@@ -144,6 +158,8 @@ pub(crate) fn depth<S: NodeSource + ?Sized>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     path: Vec<(PageId, usize)>,
+    /// Entries in the leaf on top of the path, so stepping within a leaf reads no page.
+    leaf_len: usize,
 }
 
 impl Cursor {
@@ -160,7 +176,10 @@ impl Cursor {
     ) -> Result<(), StorageError> {
         loop {
             if self.path.len() > TREE_DEPTH_MAX {
-                return Err(StorageError::corruption(page, "tree deeper than TREE_DEPTH_MAX"));
+                return Err(StorageError::corruption(
+                    page,
+                    "tree deeper than TREE_DEPTH_MAX",
+                ));
             }
             let node = source.node(page)?;
             let index = match (node.is_leaf(), leftmost) {
@@ -170,6 +189,7 @@ impl Cursor {
             };
             self.path.push((page, index));
             if node.is_leaf() {
+                self.leaf_len = node.len();
                 return Ok(());
             }
             page = node.child(index)?;
@@ -178,13 +198,23 @@ impl Cursor {
 
     /// Moves to the next entry; `false` when there is none.
     fn advance<S: NodeSource + ?Sized>(&mut self, source: &S) -> Result<bool, StorageError> {
+        if let Some(top) = self.path.last_mut() {
+            if top.1.wrapping_add(1) < self.leaf_len {
+                top.1 += 1;
+                return Ok(true);
+            }
+        }
         loop {
             let Some((page, index)) = self.path.pop() else {
                 return Ok(false);
             };
             let node = source.node(page)?;
             let next = index.wrapping_add(1);
-            let limit = if node.is_leaf() { node.len() } else { node.len() + 1 };
+            let limit = if node.is_leaf() {
+                node.len()
+            } else {
+                node.len() + 1
+            };
             if next >= limit {
                 continue;
             }
@@ -201,6 +231,12 @@ impl Cursor {
 
     /// Moves to the previous entry; `false` when there is none.
     fn retreat<S: NodeSource + ?Sized>(&mut self, source: &S) -> Result<bool, StorageError> {
+        if let Some(top) = self.path.last_mut() {
+            if top.1 > 0 && top.1 < self.leaf_len {
+                top.1 -= 1;
+                return Ok(true);
+            }
+        }
         loop {
             let Some((page, index)) = self.path.pop() else {
                 return Ok(false);
@@ -235,7 +271,10 @@ fn seek_forward<S: NodeSource + ?Sized>(
     root: PageId,
     bound: Bound<&[u8]>,
 ) -> Result<Option<Cursor>, StorageError> {
-    let mut cursor = Cursor { path: Vec::new() };
+    let mut cursor = Cursor {
+        path: Vec::new(),
+        leaf_len: 0,
+    };
     let key = match bound {
         Bound::Unbounded => {
             cursor.descend(source, root, true)?;
@@ -262,7 +301,10 @@ fn seek_backward<S: NodeSource + ?Sized>(
     root: PageId,
     bound: Bound<&[u8]>,
 ) -> Result<Option<Cursor>, StorageError> {
-    let mut cursor = Cursor { path: Vec::new() };
+    let mut cursor = Cursor {
+        path: Vec::new(),
+        leaf_len: 0,
+    };
     let key = match bound {
         Bound::Unbounded => {
             cursor.descend(source, root, false)?;
@@ -312,11 +354,15 @@ fn descend_to<'s, S: NodeSource + ?Sized>(
     let mut page = root;
     loop {
         if cursor.path.len() > TREE_DEPTH_MAX {
-            return Err(StorageError::corruption(page, "tree deeper than TREE_DEPTH_MAX"));
+            return Err(StorageError::corruption(
+                page,
+                "tree deeper than TREE_DEPTH_MAX",
+            ));
         }
         let node = source.node(page)?;
         if node.is_leaf() {
             cursor.path.push((page, 0));
+            cursor.leaf_len = node.len();
             return Ok(node);
         }
         let index = node.child_index(key)?;
@@ -379,7 +425,11 @@ impl<'s> Range<'s> {
         let (Some(front), Some(back)) = (self.front.as_mut(), self.back.as_mut()) else {
             return Ok(None);
         };
-        let (current, other) = if forward { (front, back) } else { (back, front) };
+        let (current, other) = if forward {
+            (front, back)
+        } else {
+            (back, front)
+        };
         let (page, index) = current
             .position()
             .expect("invariant: a live range cursor has a position");

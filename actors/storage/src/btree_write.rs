@@ -92,9 +92,10 @@ impl Pages {
     pub(crate) fn node(&self, page: PageId) -> Result<NodeRef<'_>, StorageError> {
         let bytes = self.raw(page)?;
         match crate::page::kind_byte(bytes) {
-            byte if byte == PageKind::Leaf as u8 => {
-                Ok(NodeRef::Leaf(LeafRef::new(page, self.page(page, PageKind::Leaf)?)))
-            }
+            byte if byte == PageKind::Leaf as u8 => Ok(NodeRef::Leaf(LeafRef::new(
+                page,
+                self.page(page, PageKind::Leaf)?,
+            ))),
             byte if byte == PageKind::Branch as u8 => Ok(NodeRef::Branch(BranchRef::new(
                 page,
                 self.page(page, PageKind::Branch)?,
@@ -212,16 +213,25 @@ impl WriteState {
         let DirtyNode::Leaf(leaf) = self.dirty_mut(page) else {
             unreachable!("invariant: split_leaf is called on a leaf")
         };
-        let sizes: Vec<usize> =
-            leaf.entries.iter().map(|(key, value)| leaf_entry_bytes(key, value)).collect();
+        let sizes: Vec<usize> = leaf
+            .entries
+            .iter()
+            .map(|(key, value)| leaf_entry_bytes(key, value))
+            .collect();
         let at = balanced_split(&sizes, HEADER_BYTES, capacity, 0);
         let right_entries = leaf.entries.split_off(at);
         let moved = leaf.entries.len();
         let left_entries = std::mem::take(&mut leaf.entries);
         *leaf = DirtyLeaf::from_entries(left_entries);
         let right = DirtyLeaf::from_entries(right_entries);
-        assert!(leaf.size <= capacity && right.size <= capacity, "leaf split must fit");
-        assert!(moved > 0 && !right.entries.is_empty(), "leaf split leaves both halves full");
+        assert!(
+            leaf.size <= capacity && right.size <= capacity,
+            "leaf split must fit"
+        );
+        assert!(
+            moved > 0 && !right.entries.is_empty(),
+            "leaf split leaves both halves full"
+        );
         let separator = right.entries[0].0.clone();
         let right_page = self.allocator.allocate();
         self.dirty.insert(right_page, DirtyNode::Leaf(right));
@@ -233,16 +243,29 @@ impl WriteState {
         let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
             unreachable!("invariant: split_branch is called on a branch")
         };
-        let sizes: Vec<usize> = branch.keys.iter().map(|key| branch_entry_bytes(key)).collect();
+        let sizes: Vec<usize> = branch
+            .keys
+            .iter()
+            .map(|key| branch_entry_bytes(key))
+            .collect();
         // The separator at `at` moves up, so it counts on neither side.
         let at = balanced_split(&sizes, HEADER_BYTES + 8, capacity, 1);
         let right_keys = branch.keys.split_off(at + 1);
-        let separator = branch.keys.pop().expect("invariant: split index is in range");
+        let separator = branch
+            .keys
+            .pop()
+            .expect("invariant: split index is in range");
         let right_children = branch.children.split_off(at + 1);
-        let left = DirtyBranch::new(std::mem::take(&mut branch.keys), std::mem::take(&mut branch.children));
+        let left = DirtyBranch::new(
+            std::mem::take(&mut branch.keys),
+            std::mem::take(&mut branch.children),
+        );
         *branch = left;
         let right = DirtyBranch::new(right_keys, right_children);
-        assert!(branch.size <= capacity && right.size <= capacity, "branch split must fit");
+        assert!(
+            branch.size <= capacity && right.size <= capacity,
+            "branch split must fit"
+        );
         let right_page = self.allocator.allocate();
         self.dirty.insert(right_page, DirtyNode::Branch(right));
         (separator, right_page)
@@ -288,11 +311,17 @@ impl WriteState {
         let quarter = self.capacity() / 4;
         let (child_index, child) = match self.dirty_mut(page) {
             DirtyNode::Leaf(leaf) => {
-                let index = leaf.search(key).expect("invariant: presence was checked first");
+                let index = leaf
+                    .search(key)
+                    .expect("invariant: presence was checked first");
                 let (key, old) = leaf.entries.remove(index);
                 leaf.size -= leaf_entry_bytes(&key, &old);
                 let underfull = leaf.size < quarter;
-                return Ok(Removed { page, old, underfull });
+                return Ok(Removed {
+                    page,
+                    old,
+                    underfull,
+                });
             }
             DirtyNode::Branch(branch) => {
                 let index = branch.child_index(key);
@@ -383,7 +412,8 @@ impl WriteState {
             _ => unreachable!("invariant: siblings are at the same depth"),
         }
         // Put the (now empty) right page back so `release` returns it to the pool.
-        self.dirty.insert(right, DirtyNode::Leaf(DirtyLeaf::default()));
+        self.dirty
+            .insert(right, DirtyNode::Leaf(DirtyLeaf::default()));
         true
     }
 
@@ -391,12 +421,17 @@ impl WriteState {
     pub(crate) fn write_overflow(&mut self, value: &[u8]) -> StoredValue {
         let page_size = self.capacity();
         let chunk = page_size - OVERFLOW_DATA_AT;
-        let pages: Vec<PageId> =
-            (0..value.len().div_ceil(chunk)).map(|_| self.allocator.allocate()).collect();
+        let pages: Vec<PageId> = (0..value.len().div_ceil(chunk))
+            .map(|_| self.allocator.allocate())
+            .collect();
         for (index, data) in value.chunks(chunk).enumerate() {
             let mut bytes = vec![0u8; page_size];
             write_u32(&mut bytes, 20, data.len() as u32);
-            write_u64(&mut bytes, OVERFLOW_NEXT_AT, pages.get(index + 1).copied().unwrap_or(0));
+            write_u64(
+                &mut bytes,
+                OVERFLOW_NEXT_AT,
+                pages.get(index + 1).copied().unwrap_or(0),
+            );
             bytes[OVERFLOW_DATA_AT..OVERFLOW_DATA_AT + data.len()].copy_from_slice(data);
             self.dirty_overflow.insert(pages[index], bytes);
         }
@@ -475,5 +510,114 @@ fn balanced_split(sizes: &[usize], base: usize, capacity: usize, promoted: usize
             best = Some((at, imbalance));
         }
     }
-    best.expect("invariant: key and inline value limits guarantee a fitting split").0
+    best.expect("invariant: key and inline value limits guarantee a fitting split")
+        .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::{get, Range};
+    use crate::io::{MemoryIo, PageIo};
+    use crate::page::VerifiedPages;
+    use std::ops::Bound;
+    use std::sync::Arc;
+
+    fn empty_state(page_size: usize) -> WriteState {
+        let io = MemoryIo::default();
+        io.grow(page_size as u64 * 2).unwrap();
+        WriteState {
+            pages: Pages {
+                view: io.view().unwrap(),
+                verified: Arc::new(VerifiedPages::new(64)),
+                page_size,
+                page_count: 2,
+            },
+            dirty: HashMap::new(),
+            dirty_overflow: HashMap::new(),
+            allocator: Allocator {
+                free: Vec::new(),
+                high_water: 2,
+            },
+            released: Vec::new(),
+        }
+    }
+
+    fn keys_in_order(state: &WriteState, root: Option<PageId>) -> Vec<Vec<u8>> {
+        Range::new(state, root, Bound::Unbounded, Bound::Unbounded)
+            .unwrap()
+            .map(|entry| entry.unwrap().0.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn inserts_split_leaves_and_branches_and_removes_merge_them_back() {
+        let mut state = empty_state(512);
+        let mut root = None;
+        for index in 0..2000u32 {
+            let key = format!("{:06}", (index * 7919) % 2000).into_bytes();
+            root = Some(
+                state
+                    .insert(root, &key, StoredValue::Inline(vec![1; 20]))
+                    .unwrap()
+                    .0,
+            );
+        }
+        assert!(
+            crate::btree::depth(&state, root).unwrap() >= 3,
+            "branches split too"
+        );
+        let expected: Vec<Vec<u8>> = (0..2000).map(|i| format!("{i:06}").into_bytes()).collect();
+        assert_eq!(keys_in_order(&state, root), expected);
+        let pages_full = state.dirty.len();
+        for index in 0..1990u32 {
+            let key = format!("{index:06}").into_bytes();
+            let (new_root, old) = state.remove(root, &key).unwrap();
+            assert!(old.is_some());
+            root = new_root;
+            assert!(get(&state, root, &key).unwrap().is_none());
+        }
+        assert_eq!(keys_in_order(&state, root).len(), 10);
+        assert!(
+            state.dirty.len() * 20 < pages_full,
+            "merges returned pages to the pool"
+        );
+        assert!(
+            crate::btree::depth(&state, root).unwrap() <= 2,
+            "the root collapsed"
+        );
+        for index in 1990..2000u32 {
+            root = state
+                .remove(root, format!("{index:06}").as_bytes())
+                .unwrap()
+                .0;
+        }
+        assert_eq!(root, None);
+        assert!(state.dirty.is_empty());
+    }
+
+    #[test]
+    fn removing_an_absent_key_touches_no_page() {
+        let mut state = empty_state(512);
+        let root = Some(
+            state
+                .insert(None, b"a", StoredValue::Inline(vec![]))
+                .unwrap()
+                .0,
+        );
+        let dirty_before = state.dirty.len();
+        assert_eq!(state.remove(root, b"b").unwrap(), (root, None));
+        assert_eq!(state.dirty.len(), dirty_before);
+    }
+
+    #[test]
+    fn balanced_split_keeps_both_halves_within_the_page() {
+        let sizes = [100, 100, 200, 100, 100];
+        // Leaves: [100, 100] | [200, 100, 100] is the first most balanced cut that fits.
+        assert_eq!(balanced_split(&sizes, 32, 512, 0), 2);
+        // Branches: the entry at the cut moves up, [100, 100] ^200 [100, 100].
+        assert_eq!(balanced_split(&sizes, 40, 512, 1), 2);
+        // A cut that overflows either half is never chosen.
+        assert_eq!(balanced_split(&[60, 60, 60, 300], 32, 512, 0), 3);
+    }
 }

@@ -130,7 +130,9 @@ impl Builder {
     /// Opens the file at `path`, creating it if missing.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Database, OpenError> {
         let io = FileIo::open(path.as_ref(), true).map_err(|error| match error {
-            IoError::Os { operation: "lock", .. } => OpenError::Locked,
+            IoError::Os {
+                operation: "lock", ..
+            } => OpenError::Locked,
             other => OpenError::Io(other),
         })?;
         self.open_with_io(Arc::new(io))
@@ -144,7 +146,8 @@ impl Builder {
         }
         let view = io.view()?;
         let (meta, slot) = meta::choose(view.bytes())?;
-        if meta.page_count * meta.page_size as u64 > view.bytes().len() as u64 || meta.page_count < 2
+        if meta.page_count * meta.page_size as u64 > view.bytes().len() as u64
+            || meta.page_count < 2
         {
             return Err(OpenError::NotADatabase(format!(
                 "meta page claims {} pages but the file holds fewer",
@@ -191,13 +194,19 @@ fn validate_limits(limits: &StorageLimits) -> Result<(), OpenError> {
     if !page_size.is_power_of_two() || !(PAGE_SIZE_MIN..=PAGE_SIZE_MAX).contains(&page_size) {
         return Err(OpenError::InvalidOption {
             field: "page_size",
-            rule: format!("must be a power of two in [{PAGE_SIZE_MIN}, {PAGE_SIZE_MAX}], got {page_size}"),
+            rule: format!(
+                "must be a power of two in [{PAGE_SIZE_MIN}, {PAGE_SIZE_MAX}], got {page_size}"
+            ),
         });
     }
     if limits.value_size_max == 0 || limits.value_size_max > u32::MAX as usize {
         return Err(OpenError::InvalidOption {
             field: "value_size_max",
-            rule: format!("must be in [1, {}], got {}", u32::MAX, limits.value_size_max),
+            rule: format!(
+                "must be in [1, {}], got {}",
+                u32::MAX,
+                limits.value_size_max
+            ),
         });
     }
     Ok(())
@@ -292,7 +301,11 @@ impl Database {
             if state.poisoned {
                 return Err(StorageError::Poisoned);
             }
-            (state.current.clone(), state.durable_txn, 1 - state.durable_slot)
+            (
+                state.current.clone(),
+                state.durable_txn,
+                1 - state.durable_slot,
+            )
         };
         if current.meta.txn == durable_txn {
             return Ok(());
@@ -305,7 +318,12 @@ impl Database {
     pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
         let state = self.shared.state.lock();
         let current = &state.current;
-        let pending = current.free.pending.iter().map(|(_, pages)| pages.len() as u64).sum();
+        let pending = current
+            .free
+            .pending
+            .iter()
+            .map(|(_, pages)| pages.len() as u64)
+            .sum();
         Ok(DatabaseStats {
             file_size_bytes: self.shared.io.len_bytes()?,
             page_size: current.pages.page_size,
@@ -325,7 +343,11 @@ impl Drop for Shared {
         // Best effort: a clean shutdown makes deferred commits durable.
         let (current, durable_txn, slot) = {
             let state = self.state.lock();
-            (state.current.clone(), state.durable_txn, 1 - state.durable_slot)
+            (
+                state.current.clone(),
+                state.durable_txn,
+                1 - state.durable_slot,
+            )
         };
         if current.meta.txn != durable_txn && !self.state.lock().poisoned {
             let _ = self.write_meta(&current.meta, slot, true);
@@ -366,7 +388,8 @@ impl Shared {
         if sync {
             self.io.sync()?;
         }
-        self.io.write(slot * meta.page_size as u64, &meta.encode(slot))?;
+        self.io
+            .write(slot * meta.page_size as u64, &meta.encode(slot))?;
         if sync {
             self.io.sync()?;
         }
@@ -375,7 +398,12 @@ impl Shared {
 
     /// Records a durable meta write, or poisons the database when it failed: the disk
     /// may then hold either meta, so only a reopen can tell.
-    fn finish_durable(&self, result: Result<(), IoError>, txn: u64, slot: u64) -> Result<(), StorageError> {
+    fn finish_durable(
+        &self,
+        result: Result<(), IoError>,
+        txn: u64,
+        slot: u64,
+    ) -> Result<(), StorageError> {
         let mut state = self.state.lock();
         match result {
             Ok(()) => {
@@ -403,7 +431,11 @@ impl Shared {
     }
 
     /// Writes sealed pages, coalescing runs of consecutive ids into one write each.
-    fn write_pages(&self, pages: &mut [(PageId, Vec<u8>)], page_size: usize) -> Result<(), IoError> {
+    fn write_pages(
+        &self,
+        pages: &mut [(PageId, Vec<u8>)],
+        page_size: usize,
+    ) -> Result<(), IoError> {
         pages.sort_unstable_by_key(|(id, _)| *id);
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0;
@@ -412,7 +444,9 @@ impl Shared {
                 run_start = *id;
             }
             run.extend_from_slice(bytes);
-            let next_is_adjacent = pages.get(index + 1).is_some_and(|(next, _)| *next == id + 1);
+            let next_is_adjacent = pages
+                .get(index + 1)
+                .is_some_and(|(next, _)| *next == id + 1);
             if !next_is_adjacent || run.len() >= 4 << 20 {
                 self.io.write(run_start * page_size as u64, &run)?;
                 run.clear();
@@ -486,7 +520,12 @@ pub(crate) fn catalog_names<S: NodeSource>(
     source: &S,
     catalog_root: Option<PageId>,
 ) -> Result<Vec<String>, StorageError> {
-    let range = Range::new(source, catalog_root, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)?;
+    let range = Range::new(
+        source,
+        catalog_root,
+        std::ops::Bound::Unbounded,
+        std::ops::Bound::Unbounded,
+    )?;
     range
         .map(|entry| entry.map(|(key, _)| String::from_utf8_lossy(key).into_owned()))
         .collect()
@@ -517,7 +556,7 @@ impl ReadTransaction {
         validate_table_name(name)?;
         let state = catalog_lookup(&*self.snapshot, self.snapshot.meta.catalog_root, name)?
             .ok_or_else(|| StorageError::TableNotFound(name.to_string()))?;
-        Ok(crate::table::ReadTable::new(&*self.snapshot, state))
+        Ok(crate::table::ReadTable::new(&self.snapshot, state))
     }
 
     /// Names of every table, sorted.
@@ -600,7 +639,12 @@ impl WriteTransaction {
             .into_iter()
             .filter(|name| !self.tables.contains_key(name))
             .collect();
-        names.extend(self.tables.iter().filter(|(_, state)| state.is_some()).map(|(name, _)| name.clone()));
+        names.extend(
+            self.tables
+                .iter()
+                .filter(|(_, state)| state.is_some())
+                .map(|(name, _)| name.clone()),
+        );
         names.sort();
         Ok(names)
     }
@@ -627,7 +671,12 @@ impl WriteTransaction {
             page_count: self.write.allocator.high_water,
         };
         let mut pages = self.seal_pages(txn);
-        pages.extend(chain.iter().copied().zip(freelist::encode(&free, &chain, meta.page_size, txn)));
+        pages.extend(chain.iter().copied().zip(freelist::encode(
+            &free,
+            &chain,
+            meta.page_size,
+            txn,
+        )));
         let slot = 1 - self.shared.state.lock().durable_slot;
         let result = self.persist(&mut pages, &meta, slot);
         if let Err(error) = result {
@@ -641,7 +690,10 @@ impl WriteTransaction {
         !self.write.dirty.is_empty()
             || !self.write.dirty_overflow.is_empty()
             || !self.write.released.is_empty()
-            || self.tables.values().any(|state| state.is_none_or(|state| state.changed))
+            || self
+                .tables
+                .values()
+                .any(|state| state.is_none_or(|state| state.changed))
     }
 
     /// Records every changed table's root in the catalog tree.
@@ -653,7 +705,9 @@ impl WriteTransaction {
                 Some(state) if !state.changed => continue,
                 Some(state) => {
                     let value = StoredValue::Inline(encode_table_state(&state));
-                    let (root, old) = self.write.insert(self.catalog_root, name.as_bytes(), value)?;
+                    let (root, old) =
+                        self.write
+                            .insert(self.catalog_root, name.as_bytes(), value)?;
                     if let Some(old) = old {
                         self.write.release_value(&old)?;
                     }
@@ -679,7 +733,9 @@ impl WriteTransaction {
             pending,
         };
         let needed = freelist::pages_needed(&estimate, self.write.pages.page_size);
-        let chain: Vec<PageId> = (0..needed).map(|_| self.write.allocator.allocate()).collect();
+        let chain: Vec<PageId> = (0..needed)
+            .map(|_| self.write.allocator.allocate())
+            .collect();
         let free = FreeState {
             free: self.write.allocator.free.clone(),
             pending: estimate.pending,
@@ -690,7 +746,8 @@ impl WriteTransaction {
     /// Encodes and seals every dirty node and overflow page.
     fn seal_pages(&mut self, txn: u64) -> Vec<(PageId, Vec<u8>)> {
         let page_size = self.write.pages.page_size;
-        let mut pages = Vec::with_capacity(self.write.dirty.len() + self.write.dirty_overflow.len());
+        let mut pages =
+            Vec::with_capacity(self.write.dirty.len() + self.write.dirty_overflow.len());
         for (id, node) in self.write.dirty.drain() {
             let mut page = vec![0u8; page_size];
             let (kind, entries) = match &node {
@@ -713,7 +770,12 @@ impl WriteTransaction {
         pages
     }
 
-    fn persist(&self, pages: &mut [(PageId, Vec<u8>)], meta: &Meta, slot: u64) -> Result<(), IoError> {
+    fn persist(
+        &self,
+        pages: &mut [(PageId, Vec<u8>)],
+        meta: &Meta,
+        slot: u64,
+    ) -> Result<(), IoError> {
         self.shared.ensure_pages(meta.page_count, meta.page_size)?;
         self.shared.write_pages(pages, meta.page_size)?;
         match self.durability {
@@ -723,7 +785,13 @@ impl WriteTransaction {
         }
     }
 
-    fn publish(self, meta: Meta, free: FreeState, chain: Vec<PageId>, slot: u64) -> Result<(), StorageError> {
+    fn publish(
+        self,
+        meta: Meta,
+        free: FreeState,
+        chain: Vec<PageId>,
+        slot: u64,
+    ) -> Result<(), StorageError> {
         let view = self.shared.io.view()?;
         let mut verified = self.write.pages.verified.clone();
         if meta.page_count > verified.capacity_pages() {

@@ -23,7 +23,12 @@ pub(crate) struct FreeState {
 
 impl FreeState {
     pub(crate) fn page_total(&self) -> usize {
-        self.free.len() + self.pending.iter().map(|(_, pages)| pages.len()).sum::<usize>()
+        self.free.len()
+            + self
+                .pending
+                .iter()
+                .map(|(_, pages)| pages.len())
+                .sum::<usize>()
     }
 
     fn words(&self) -> Vec<u64> {
@@ -60,8 +65,9 @@ impl FreeState {
     /// Moves pending pages that became reusable into `free`: released by a transaction
     /// `<= horizon` (the older of the durable transaction and the oldest live reader).
     pub(crate) fn release_up_to(&mut self, horizon: u64) {
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.pending).into_iter().partition(|(txn, _)| *txn <= horizon);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(txn, _)| *txn <= horizon);
         self.pending = waiting;
         for (_, pages) in ready {
             self.free.extend(pages);
@@ -82,17 +88,29 @@ pub(crate) fn pages_needed(state: &FreeState, page_size: usize) -> usize {
 
 /// Encodes `state` into the (sealed) pages of `chain`. The chain may be longer than
 /// needed; trailing pages then hold no words.
-pub(crate) fn encode(state: &FreeState, chain: &[PageId], page_size: usize, txn: u64) -> Vec<Vec<u8>> {
+pub(crate) fn encode(
+    state: &FreeState,
+    chain: &[PageId],
+    page_size: usize,
+    txn: u64,
+) -> Vec<Vec<u8>> {
     let words = state.words();
     let per_page = words_per_page(page_size);
-    assert!(words.len() <= per_page * chain.len(), "free-list chain too short");
+    assert!(
+        words.len() <= per_page * chain.len(),
+        "free-list chain too short"
+    );
     let mut pages = Vec::with_capacity(chain.len());
     for (index, page_id) in chain.iter().enumerate() {
         let mut page = vec![0u8; page_size];
         let start = (index * per_page).min(words.len());
         let end = ((index + 1) * per_page).min(words.len());
         write_u32(&mut page, 20, (end - start) as u32);
-        write_u64(&mut page, NEXT_AT, chain.get(index + 1).copied().unwrap_or(0));
+        write_u64(
+            &mut page,
+            NEXT_AT,
+            chain.get(index + 1).copied().unwrap_or(0),
+        );
         for (slot, word) in words[start..end].iter().enumerate() {
             write_u64(&mut page, WORDS_AT + 8 * slot, *word);
         }
@@ -103,7 +121,10 @@ pub(crate) fn encode(state: &FreeState, chain: &[PageId], page_size: usize, txn:
 }
 
 /// Reads the chain starting at `head`; returns the state and the chain's pages.
-pub(crate) fn decode(pages: &Pages, head: Option<PageId>) -> Result<(FreeState, Vec<PageId>), StorageError> {
+pub(crate) fn decode(
+    pages: &Pages,
+    head: Option<PageId>,
+) -> Result<(FreeState, Vec<PageId>), StorageError> {
     if head.is_none() {
         return Ok((FreeState::default(), Vec::new()));
     }
@@ -117,7 +138,10 @@ pub(crate) fn decode(pages: &Pages, head: Option<PageId>) -> Result<(FreeState, 
         let page = pages.page(page_id, PageKind::FreeList)?;
         let count = read_u32(page, 20) as usize;
         if count > words_per_page(pages.page_size) {
-            return Err(StorageError::corruption(page_id, "free-list page word count too large"));
+            return Err(StorageError::corruption(
+                page_id,
+                "free-list page word count too large",
+            ));
         }
         words.extend((0..count).map(|slot| read_u64(page, WORDS_AT + 8 * slot)));
         chain.push(page_id);
@@ -127,4 +151,48 @@ pub(crate) fn decode(pages: &Pages, head: Option<PageId>) -> Result<(FreeState, 
         StorageError::corruption(head.unwrap_or(0), "free-list words do not parse")
     })?;
     Ok((state, chain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip_and_pending_pages_release_at_the_horizon() {
+        let mut state = FreeState {
+            free: vec![9, 8],
+            pending: vec![(4, vec![20, 21]), (6, vec![30])],
+        };
+        assert_eq!(FreeState::from_words(&state.words()), Some(state.clone()));
+        assert_eq!(
+            FreeState::from_words(&[5, 1]),
+            None,
+            "truncated words are rejected"
+        );
+        state.release_up_to(5);
+        assert_eq!(state.free, vec![9, 8, 20, 21]);
+        assert_eq!(state.pending, vec![(6, vec![30])]);
+        assert_eq!(state.page_total(), 5);
+    }
+
+    #[test]
+    fn a_long_free_list_spans_a_chain_of_pages() {
+        let state = FreeState {
+            free: (100..1000).collect(),
+            pending: Vec::new(),
+        };
+        let needed = pages_needed(&state, 512);
+        assert_eq!(needed, (902usize).div_ceil(words_per_page(512)));
+        let chain: Vec<PageId> = (2..2 + needed as u64 + 1).collect();
+        let pages = encode(&state, &chain, 512, 3);
+        assert_eq!(
+            pages.len(),
+            chain.len(),
+            "a longer chain ends in empty pages"
+        );
+        assert!(pages
+            .iter()
+            .zip(&chain)
+            .all(|(page, id)| crate::page::checksum_valid(*id, page)));
+    }
 }

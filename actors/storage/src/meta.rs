@@ -93,12 +93,16 @@ pub(crate) fn choose(bytes: &[u8]) -> Result<(Meta, u64), OpenError> {
                         supported: FORMAT_VERSION,
                     });
                 }
-                Err(reason) => errors.push(format!("slot {slot} at page size {page_size}: {reason}")),
+                Err(reason) => {
+                    errors.push(format!("slot {slot} at page size {page_size}: {reason}"))
+                }
             }
         }
         if best.is_some() {
             break;
         }
     }
-    best.ok_or_else(|| OpenError::NotADatabase(errors.into_iter().take(2).collect::<Vec<_>>().join("; ")))
+    best.ok_or_else(|| {
+        OpenError::NotADatabase(errors.into_iter().take(2).collect::<Vec<_>>().join("; "))
+    })
 }

@@ -269,7 +269,12 @@ impl DirtyLeaf {
 
     /// Encodes into `page` (a zeroed page buffer); the caller seals the header.
     pub(crate) fn encode(&self, page: &mut [u8]) {
-        assert!(self.size <= page.len(), "leaf of {} bytes overflows its page", self.size);
+        assert!(
+            self.size <= page.len(),
+            "leaf of {} bytes overflows its page",
+            self.size
+        );
+        write_u16(page, 18, self.entries.len() as u16);
         let mut at = HEADER_BYTES + 2 * self.entries.len();
         for (index, (key, value)) in self.entries.iter().enumerate() {
             write_u16(page, HEADER_BYTES + 2 * index, at as u16);
@@ -303,8 +308,17 @@ pub(crate) struct DirtyBranch {
 
 impl DirtyBranch {
     pub(crate) fn new(keys: Vec<Vec<u8>>, children: Vec<PageId>) -> DirtyBranch {
-        assert_eq!(keys.len() + 1, children.len(), "a branch has one child per gap");
-        let size = HEADER_BYTES + 8 + keys.iter().map(|key| branch_entry_bytes(key)).sum::<usize>();
+        assert_eq!(
+            keys.len() + 1,
+            children.len(),
+            "a branch has one child per gap"
+        );
+        let size = HEADER_BYTES
+            + 8
+            + keys
+                .iter()
+                .map(|key| branch_entry_bytes(key))
+                .sum::<usize>();
         DirtyBranch {
             keys,
             children,
@@ -313,12 +327,18 @@ impl DirtyBranch {
     }
 
     pub(crate) fn child_index(&self, key: &[u8]) -> usize {
-        self.keys.partition_point(|separator| separator.as_slice() <= key)
+        self.keys
+            .partition_point(|separator| separator.as_slice() <= key)
     }
 
     /// Encodes into `page` (a zeroed page buffer); the caller seals the header.
     pub(crate) fn encode(&self, page: &mut [u8]) {
-        assert!(self.size <= page.len(), "branch of {} bytes overflows its page", self.size);
+        assert!(
+            self.size <= page.len(),
+            "branch of {} bytes overflows its page",
+            self.size
+        );
+        write_u16(page, 18, self.keys.len() as u16);
         for (index, child) in self.children.iter().enumerate() {
             write_u64(page, HEADER_BYTES + 8 * index, *child);
         }
@@ -407,5 +427,88 @@ impl<'a> NodeRef<'a> {
                 unreachable!("invariant: search is only asked of leaves")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page::{checksum_valid, seal, PageKind};
+
+    fn leaf_with(entries: &[(&[u8], StoredValue)]) -> DirtyLeaf {
+        DirtyLeaf::from_entries(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn leaf_round_trips_through_its_page_encoding() {
+        let leaf = leaf_with(&[
+            (b"a", StoredValue::Inline(b"one".to_vec())),
+            (b"bb", StoredValue::Inline(Vec::new())),
+            (
+                b"ccc",
+                StoredValue::Overflow {
+                    first: 42,
+                    length: 9000,
+                },
+            ),
+        ]);
+        let mut page = vec![0u8; 512];
+        leaf.encode(&mut page);
+        seal(9, &mut page, PageKind::Leaf, leaf.entries.len(), 1);
+        assert!(checksum_valid(9, &page));
+        assert!(
+            !checksum_valid(10, &page),
+            "the page id is part of the checksum"
+        );
+        let view = LeafRef::new(9, &page);
+        assert_eq!(view.len(), 3);
+        assert_eq!(view.key(1).unwrap(), b"bb");
+        assert!(matches!(
+            view.value(2).unwrap(),
+            ValueRef::Overflow {
+                first: 42,
+                length: 9000
+            }
+        ));
+        assert_eq!(view.search(b"bb").unwrap(), Ok(1));
+        assert_eq!(view.search(b"b").unwrap(), Err(1));
+        assert_eq!(view.decode().unwrap().entries, leaf.entries);
+        assert_eq!(view.decode().unwrap().size, leaf.size);
+    }
+
+    #[test]
+    fn branch_round_trips_and_routes_keys_to_children() {
+        let branch = DirtyBranch::new(vec![b"m".to_vec(), b"t".to_vec()], vec![5, 6, 7]);
+        let mut page = vec![0u8; 512];
+        branch.encode(&mut page);
+        let view = BranchRef::new(3, &page);
+        let decoded = view.decode().unwrap();
+        assert_eq!(decoded.keys, branch.keys);
+        assert_eq!(decoded.children, branch.children);
+        for (key, child) in [(&b"a"[..], 0), (b"m", 1), (b"s", 1), (b"t", 2), (b"z", 2)] {
+            assert_eq!(view.child_index(key).unwrap(), child);
+            assert_eq!(branch.child_index(key), child);
+        }
+    }
+
+    #[test]
+    fn damaged_slots_give_corruption_not_panics() {
+        let leaf = leaf_with(&[(b"key", StoredValue::Inline(b"value".to_vec()))]);
+        let mut page = vec![0u8; 512];
+        leaf.encode(&mut page);
+        write_u16(&mut page, HEADER_BYTES, 600);
+        let view = LeafRef::new(4, &page);
+        assert!(matches!(
+            view.key(0),
+            Err(StorageError::Corruption { page: 4, .. })
+        ));
+        page[18] = 0xff;
+        let view = LeafRef::new(4, &page);
+        assert!(view.key(300).is_err());
     }
 }

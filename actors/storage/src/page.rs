@@ -92,7 +92,10 @@ fn checksum(page_id: PageId, page: &[u8]) -> [u8; CHECKSUM_BYTES] {
 
 /// Fills in the header fields shared by every page kind and seals it with its checksum.
 pub(crate) fn seal(page_id: PageId, page: &mut [u8], kind: PageKind, entries: usize, txn: u64) {
-    assert!(entries <= u16::MAX as usize, "page entry count overflows its field");
+    assert!(
+        entries <= u16::MAX as usize,
+        "page entry count overflows its field"
+    );
     page[16] = kind as u8;
     page[17] = 0;
     write_u16(page, 18, entries as u16);
@@ -171,7 +174,10 @@ impl Pages {
         if PageKind::from_byte(kind_byte(bytes)) != Some(kind) {
             return Err(StorageError::corruption(
                 page,
-                format!("expected a {kind:?} page, found kind byte {}", kind_byte(bytes)),
+                format!(
+                    "expected a {kind:?} page, found kind byte {}",
+                    kind_byte(bytes)
+                ),
             ));
         }
         Ok(bytes)

@@ -40,12 +40,22 @@ impl<'t> ReadTable<'t> {
     pub fn prefix(&self, prefix: &[u8]) -> Result<Range<'t>, StorageError> {
         let end = prefix_end(prefix);
         let end_bound = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        Range::new(self.source, self.state.root, Bound::Included(prefix), end_bound)
+        Range::new(
+            self.source,
+            self.state.root,
+            Bound::Included(prefix),
+            end_bound,
+        )
     }
 
     /// Every entry in key order.
     pub fn iter(&self) -> Result<Range<'t>, StorageError> {
-        Range::new(self.source, self.state.root, Bound::Unbounded, Bound::Unbounded)
+        Range::new(
+            self.source,
+            self.state.root,
+            Bound::Unbounded,
+            Bound::Unbounded,
+        )
     }
 
     /// Number of entries.
@@ -146,7 +156,12 @@ impl<'t> Table<'t> {
     pub fn prefix(&self, prefix: &[u8]) -> Result<Range<'_>, StorageError> {
         let end = prefix_end(prefix);
         let end_bound = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        Range::new(&self.txn.write, self.state.root, Bound::Included(prefix), end_bound)
+        Range::new(
+            &self.txn.write,
+            self.state.root,
+            Bound::Included(prefix),
+            end_bound,
+        )
     }
 
     /// Number of entries.

@@ -38,6 +38,9 @@ pub struct VerifyReport {
     pub tables: Vec<(String, TableStats)>,
 }
 
+/// A node still to visit: page, depth, and the key range its parent assigns.
+type PendingNode = (PageId, usize, Option<Vec<u8>>, Option<Vec<u8>>);
+
 struct Walker<'a> {
     snapshot: &'a Committed,
     /// Page → what claimed it, to name both sides of a double use.
@@ -47,10 +50,16 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn claim(&mut self, page: PageId, what: &'static str) -> Result<(), StorageError> {
         if page < 2 || page >= self.snapshot.meta.page_count {
-            return Err(StorageError::corruption(page, format!("{what} page id out of range")));
+            return Err(StorageError::corruption(
+                page,
+                format!("{what} page id out of range"),
+            ));
         }
         if let Some(previous) = self.owner.insert(page, what) {
-            return Err(StorageError::corruption(page, format!("used as {previous} and as {what}")));
+            return Err(StorageError::corruption(
+                page,
+                format!("used as {previous} and as {what}"),
+            ));
         }
         Ok(())
     }
@@ -61,7 +70,7 @@ impl Walker<'_> {
         let Some(root) = root else {
             return Ok(stats);
         };
-        let mut stack: Vec<(PageId, usize, Option<Vec<u8>>, Option<Vec<u8>>)> = vec![(root, 1, None, None)];
+        let mut stack: Vec<PendingNode> = vec![(root, 1, None, None)];
         let mut leaf_depth = None;
         while let Some((page, depth, low, high)) = stack.pop() {
             self.claim(page, "tree node")?;
@@ -79,8 +88,16 @@ impl Walker<'_> {
             }
             stats.branch_pages += 1;
             for index in 0..=node.len() {
-                let child_low = if index == 0 { low.clone() } else { Some(node.key(index - 1)?.to_vec()) };
-                let child_high = if index == node.len() { high.clone() } else { Some(node.key(index)?.to_vec()) };
+                let child_low = if index == 0 {
+                    low.clone()
+                } else {
+                    Some(node.key(index - 1)?.to_vec())
+                };
+                let child_high = if index == node.len() {
+                    high.clone()
+                } else {
+                    Some(node.key(index)?.to_vec())
+                };
                 stack.push((node.child(index)?, depth + 1, child_low, child_high));
             }
         }
@@ -88,7 +105,11 @@ impl Walker<'_> {
         Ok(stats)
     }
 
-    fn leaf_values(&mut self, node: &NodeRef<'_>, stats: &mut TableStats) -> Result<(), StorageError> {
+    fn leaf_values(
+        &mut self,
+        node: &NodeRef<'_>,
+        stats: &mut TableStats,
+    ) -> Result<(), StorageError> {
         for index in 0..node.len() {
             if let ValueRef::Overflow { first, length } = node.value(index)? {
                 for page in overflow_pages(self.snapshot, first, length)? {
@@ -103,7 +124,12 @@ impl Walker<'_> {
 }
 
 /// Keys of a node are strictly increasing and within `[low, high)`.
-fn check_keys(page: PageId, node: &NodeRef<'_>, low: Option<&[u8]>, high: Option<&[u8]>) -> Result<(), StorageError> {
+fn check_keys(
+    page: PageId,
+    node: &NodeRef<'_>,
+    low: Option<&[u8]>,
+    high: Option<&[u8]>,
+) -> Result<(), StorageError> {
     let mut previous: Option<&[u8]> = None;
     for index in 0..node.len() {
         let key = node.key(index)?;
@@ -111,7 +137,10 @@ fn check_keys(page: PageId, node: &NodeRef<'_>, low: Option<&[u8]>, high: Option
             return Err(StorageError::corruption(page, "keys out of order"));
         }
         if low.is_some_and(|low| key < low) || high.is_some_and(|high| key >= high) {
-            return Err(StorageError::corruption(page, "key outside the range its parent assigns"));
+            return Err(StorageError::corruption(
+                page,
+                "key outside the range its parent assigns",
+            ));
         }
         previous = Some(key);
     }
@@ -136,12 +165,19 @@ impl Database {
             ..VerifyReport::default()
         };
         for name in catalog_names(snapshot, catalog_root)? {
-            let state = catalog_lookup(snapshot, catalog_root, &name)?
-                .ok_or_else(|| StorageError::corruption(catalog_root.unwrap_or(0), "catalog lost a name"))?;
+            let state = catalog_lookup(snapshot, catalog_root, &name)?.ok_or_else(|| {
+                StorageError::corruption(catalog_root.unwrap_or(0), "catalog lost a name")
+            })?;
             let stats = walker.tree(state.root)?;
             if stats.entries != state.entries {
                 let page = state.root.unwrap_or(0);
-                return Err(StorageError::corruption(page, format!("table {name:?}: catalog says {} entries, tree holds {}", state.entries, stats.entries)));
+                return Err(StorageError::corruption(
+                    page,
+                    format!(
+                        "table {name:?}: catalog says {} entries, tree holds {}",
+                        state.entries, stats.entries
+                    ),
+                ));
             }
             report.tables.push((name, stats));
         }
@@ -160,8 +196,13 @@ impl Database {
                 report.pending_pages += 1;
             }
         }
-        if let Some(page) = (2..snapshot.meta.page_count).find(|page| !walker.owner.contains_key(page)) {
-            return Err(StorageError::corruption(page, "leaked: neither reachable nor free"));
+        if let Some(page) =
+            (2..snapshot.meta.page_count).find(|page| !walker.owner.contains_key(page))
+        {
+            return Err(StorageError::corruption(
+                page,
+                "leaked: neither reachable nor free",
+            ));
         }
         Ok(report)
     }

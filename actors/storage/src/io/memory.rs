@@ -201,14 +201,19 @@ enum Survival {
     RandomSectors,
 }
 
-fn apply_write(image: &mut Vec<u8>, write: &PendingWrite, survival: Survival, random: &mut SplitMix) {
+fn apply_write(
+    image: &mut Vec<u8>,
+    write: &PendingWrite,
+    survival: Survival,
+    random: &mut SplitMix,
+) {
     let sector_count = write.bytes.len().div_ceil(SECTOR_BYTES);
     for sector in 0..sector_count {
         let keep = match survival {
             Survival::Lost => false,
             Survival::Kept => true,
             Survival::FirstHalf => sector < sector_count / 2,
-            Survival::RandomSectors => random.next() % 2 == 0,
+            Survival::RandomSectors => random.next().is_multiple_of(2),
         };
         if !keep {
             continue;
@@ -296,5 +301,59 @@ impl PageIo for MemoryIo {
 
     fn view(&self) -> Result<Arc<dyn PageView>, IoError> {
         Ok(self.state.lock().current.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsynced_writes_follow_the_crash_mode() {
+        let io = MemoryIo::default();
+        io.grow(2048).unwrap();
+        io.write(0, &[1u8; 1024]).unwrap();
+        io.sync().unwrap();
+        io.write(0, &[2u8; 1024]).unwrap();
+        assert_eq!(io.crash_image(CrashMode::LoseUnsynced)[..1024], [1u8; 1024]);
+        assert_eq!(io.crash_image(CrashMode::KeepUnsynced)[..1024], [2u8; 1024]);
+        let torn = io.crash_image(CrashMode::TearLast);
+        assert_eq!(torn[..512], [2u8; 512]);
+        assert_eq!(torn[512..1024], [1u8; 512]);
+        assert_eq!(
+            io.image()[..1024],
+            [2u8; 1024],
+            "the live image has every write"
+        );
+    }
+
+    #[test]
+    fn the_power_fails_at_the_planned_operation_and_stays_off() {
+        let io = MemoryIo::default();
+        io.set_fault_plan(FaultPlan {
+            crash_at_operation: Some(1),
+            ..FaultPlan::default()
+        });
+        io.grow(512).unwrap();
+        assert!(io.write(0, &[1]).is_err());
+        assert!(io.sync().is_err());
+        assert!(io.crashed());
+        assert_eq!(io.operations(), 3);
+    }
+
+    #[test]
+    fn planned_write_and_sync_errors_fail_once() {
+        let io = MemoryIo::default();
+        let plan = FaultPlan {
+            fail_write_number: Some(1),
+            fail_sync_number: Some(0),
+            ..FaultPlan::default()
+        };
+        io.set_fault_plan(plan);
+        assert!(io.write(0, &[1]).is_ok());
+        assert!(io.write(0, &[2]).is_err());
+        assert!(io.sync().is_err());
+        assert!(io.sync().is_ok());
+        assert!(!io.crashed());
     }
 }

@@ -19,7 +19,9 @@ fn insert_get_range_and_reopen_on_a_real_file() {
         {
             let mut table = write.open_table("numbers").expect("table");
             for index in 0..5000u64 {
-                table.insert(&key(index), &index.to_le_bytes()).expect("insert");
+                table
+                    .insert(&key(index), &index.to_le_bytes())
+                    .expect("insert");
             }
             assert_eq!(table.len(), 5000);
             assert!(table.depth().expect("depth") >= 2);
@@ -29,7 +31,10 @@ fn insert_get_range_and_reopen_on_a_real_file() {
     let db = Database::open(&path).expect("reopen");
     let read = db.begin_read();
     let table = read.open_table("numbers").expect("table");
-    assert_eq!(table.get(&key(1234)).expect("get").as_deref(), Some(&1234u64.to_le_bytes()[..]));
+    assert_eq!(
+        table.get(&key(1234)).expect("get").as_deref(),
+        Some(&1234u64.to_le_bytes()[..])
+    );
     assert_eq!(table.get(b"missing").expect("get"), None);
     let forward: Vec<Vec<u8>> = table
         .range(&key(10)[..]..&key(20)[..])
@@ -52,30 +57,48 @@ fn insert_get_range_and_reopen_on_a_real_file() {
 #[test]
 fn overflow_values_up_to_the_limit_and_a_clear_error_above() {
     let (_directory, path) = temporary();
-    let db = Database::builder().value_size_max(2 << 20).open(&path).expect("create");
-    let big: Vec<u8> = (0..(1u32 << 20) + 17).map(|index| (index % 251) as u8).collect();
+    let db = Database::builder()
+        .value_size_max(2 << 20)
+        .open(&path)
+        .expect("create");
+    let big: Vec<u8> = (0..(1u32 << 20) + 17)
+        .map(|index| (index % 251) as u8)
+        .collect();
     let mut write = db.begin_write().expect("write");
     {
         let mut table = write.open_table("blobs").expect("table");
         table.insert(b"big", &big).expect("insert 1 MiB");
         let too_big = vec![0u8; (2 << 20) + 1];
-        let error = table.insert(b"too-big", &too_big).expect_err("over the limit");
+        let error = table
+            .insert(b"too-big", &too_big)
+            .expect_err("over the limit");
         assert!(matches!(error, StorageError::ValueTooLarge { limit, .. } if limit == 2 << 20));
         assert!(error.to_string().contains("value_size_max"));
         let long_key = vec![b'k'; 5000];
-        assert!(matches!(table.insert(&long_key, b"v"), Err(StorageError::KeyTooLarge { .. })));
+        assert!(matches!(
+            table.insert(&long_key, b"v"),
+            Err(StorageError::KeyTooLarge { .. })
+        ));
     }
     write.commit().expect("commit");
     let read = db.begin_read();
     let table = read.open_table("blobs").expect("table");
-    assert_eq!(table.get(b"big").expect("get").expect("present").to_vec(), big);
+    assert_eq!(
+        table.get(b"big").expect("get").expect("present").to_vec(),
+        big
+    );
     let report = db.verify().expect("verify");
     assert!(report.tables[0].1.overflow_pages >= 256);
     drop(read);
     let mut write = db.begin_write().expect("write");
-    write.open_table("blobs").expect("table").remove(b"big").expect("remove");
+    write
+        .open_table("blobs")
+        .expect("table")
+        .remove(b"big")
+        .expect("remove");
     write.commit().expect("commit");
-    db.verify().expect("verify after freeing the overflow chain");
+    db.verify()
+        .expect("verify after freeing the overflow chain");
 }
 
 #[test]
@@ -84,13 +107,27 @@ fn abort_and_drop_leave_no_trace() {
     let db = Database::open(&path).expect("create");
     let before = db.stats().expect("stats");
     let mut write = db.begin_write().expect("write");
-    write.open_table("t").expect("table").insert(b"a", b"1").expect("insert");
+    write
+        .open_table("t")
+        .expect("table")
+        .insert(b"a", b"1")
+        .expect("insert");
     write.abort();
     let mut write = db.begin_write().expect("write");
-    write.open_table("t").expect("table").insert(b"a", b"1").expect("insert");
+    write
+        .open_table("t")
+        .expect("table")
+        .insert(b"a", b"1")
+        .expect("insert");
     drop(write);
-    assert!(matches!(db.begin_read().open_table("t"), Err(StorageError::TableNotFound(_))));
-    assert_eq!(db.stats().expect("stats").committed_txn, before.committed_txn);
+    assert!(matches!(
+        db.begin_read().open_table("t"),
+        Err(StorageError::TableNotFound(_))
+    ));
+    assert_eq!(
+        db.stats().expect("stats").committed_txn,
+        before.committed_txn
+    );
 }
 
 #[test]
@@ -110,12 +147,21 @@ fn named_tables_are_independent_and_deletable() {
     assert!(!write.delete_table("missing").expect("delete"));
     write.commit().expect("commit");
     let read = db.begin_read();
-    assert_eq!(read.list_tables().expect("list"), vec!["alpha".to_string(), "gamma".to_string()]);
+    assert_eq!(
+        read.list_tables().expect("list"),
+        vec!["alpha".to_string(), "gamma".to_string()]
+    );
     let gamma = read.open_table("gamma").expect("gamma");
-    assert_eq!(gamma.get(&key(7)).expect("get").as_deref(), Some(&b"gamma"[..]));
+    assert_eq!(
+        gamma.get(&key(7)).expect("get").as_deref(),
+        Some(&b"gamma"[..])
+    );
     assert!(matches!(
         read.open_table(""),
-        Err(StorageError::TableNameInvalid { rule: "must not be empty", .. })
+        Err(StorageError::TableNameInvalid {
+            rule: "must not be empty",
+            ..
+        })
     ));
     db.verify().expect("verify");
 }
@@ -124,9 +170,19 @@ fn named_tables_are_independent_and_deletable() {
 fn readers_see_their_snapshot_while_the_writer_commits() {
     let (_directory, path) = temporary();
     let db = Database::open(&path).expect("create");
-    crate::common::apply(&db, "t", &[(b"k".to_vec(), Some(b"old".to_vec()))], Default::default());
+    crate::common::apply(
+        &db,
+        "t",
+        &[(b"k".to_vec(), Some(b"old".to_vec()))],
+        Default::default(),
+    );
     let reader = db.begin_read();
-    crate::common::apply(&db, "t", &[(b"k".to_vec(), Some(b"new".to_vec()))], Default::default());
+    crate::common::apply(
+        &db,
+        "t",
+        &[(b"k".to_vec(), Some(b"new".to_vec()))],
+        Default::default(),
+    );
     let old = reader.open_table("t").expect("table");
     assert_eq!(old.get(b"k").expect("get").as_deref(), Some(&b"old"[..]));
     let fresh = db.begin_read();
@@ -139,5 +195,8 @@ fn readers_see_their_snapshot_while_the_writer_commits() {
 fn a_second_process_cannot_open_a_locked_file() {
     let (_directory, path) = temporary();
     let _db = Database::open(&path).expect("create");
-    assert!(matches!(Database::open(&path), Err(inferadb_storage::OpenError::Locked)));
+    assert!(matches!(
+        Database::open(&path),
+        Err(inferadb_storage::OpenError::Locked)
+    ));
 }

@@ -40,7 +40,12 @@ pub fn dump(db: &Database, table: &str) -> Model {
 }
 
 /// Applies `changes` (value `None` removes) in one transaction.
-pub fn apply(db: &Database, table: &str, changes: &[(Vec<u8>, Option<Vec<u8>>)], durability: Durability) {
+pub fn apply(
+    db: &Database,
+    table: &str,
+    changes: &[(Vec<u8>, Option<Vec<u8>>)],
+    durability: Durability,
+) {
     let mut write = db.begin_write().expect("begin write");
     write.set_durability(durability);
     {

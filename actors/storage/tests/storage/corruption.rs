@@ -10,10 +10,15 @@ use std::sync::Arc;
 fn populated() -> (Arc<MemoryIo>, Model, Model) {
     let io = Arc::new(MemoryIo::default());
     let db = open_memory(&io, small_limits());
-    let first: Vec<_> = (0..120).map(|index| (key(index), Some(format!("first-{index}").into_bytes()))).collect();
+    let first: Vec<_> = (0..120)
+        .map(|index| (key(index), Some(format!("first-{index}").into_bytes())))
+        .collect();
     apply(&db, "t", &first, Durability::Immediate);
     let before = dump(&db, "t");
-    let second: Vec<_> = (0..120).step_by(3).map(|index| (key(index), Some(vec![b'x'; 900]))).collect();
+    let second: Vec<_> = (0..120)
+        .step_by(3)
+        .map(|index| (key(index), Some(vec![b'x'; 900])))
+        .collect();
     apply(&db, "t", &second, Durability::Immediate);
     let after = dump(&db, "t");
     drop(db);
@@ -77,7 +82,10 @@ fn a_flipped_bit_in_any_reachable_page_is_detected_by_verify_and_reads() {
             Err(other) => panic!("unexpected verify error {other}"),
         }
     }
-    assert_eq!(detected_by_verify as u64, report.reachable_pages, "every reachable page is checked");
+    assert_eq!(
+        detected_by_verify as u64, report.reachable_pages,
+        "every reachable page is checked"
+    );
 }
 
 #[test]
@@ -123,10 +131,16 @@ fn both_meta_pages_corrupt_is_a_clear_open_error() {
 fn random_bit_flips_never_panic_or_return_wrong_data() {
     let (io, before, after) = populated();
     let image = io.image();
-    let newest = reopen(image.clone()).expect("open").stats().expect("stats").committed_txn;
+    let newest = reopen(image.clone())
+        .expect("open")
+        .stats()
+        .expect("stats")
+        .committed_txn;
     let mut state = 7u64;
     for _ in 0..300 {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let offset = (state >> 20) as usize % image.len();
         let mut damaged = image.clone();
         damaged[offset] ^= 1 << (state % 8);
@@ -143,7 +157,9 @@ fn random_bit_flips_never_panic_or_return_wrong_data() {
 fn media_corruption_while_open_is_reported_on_first_read() {
     let io = Arc::new(MemoryIo::default());
     let db = open_memory(&io, small_limits());
-    let changes: Vec<_> = (0..200).map(|index| (key(index), Some(b"v".to_vec()))).collect();
+    let changes: Vec<_> = (0..200)
+        .map(|index| (key(index), Some(b"v".to_vec())))
+        .collect();
     apply(&db, "t", &changes, Durability::Immediate);
     drop(db);
     // Flip a bit in every page past the meta pages; a fresh process must not trust any.

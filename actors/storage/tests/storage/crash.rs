@@ -18,7 +18,9 @@ type Change = (Vec<u8>, Option<Vec<u8>>);
 fn workload(seed: u64, transactions: usize) -> Vec<Vec<Change>> {
     let mut state = seed;
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         state >> 33
     };
     (0..transactions)
@@ -49,7 +51,11 @@ fn apply_to_model(model: &Model, changes: &[Change]) -> Model {
 }
 
 /// Applies one transaction; `Err` when the injected crash interrupted it.
-fn try_apply(db: &Database, changes: &[Change], durability: Durability) -> Result<(), StorageError> {
+fn try_apply(
+    db: &Database,
+    changes: &[Change],
+    durability: Durability,
+) -> Result<(), StorageError> {
     let mut write = db.begin_write()?;
     write.set_durability(durability);
     {
@@ -102,16 +108,20 @@ const MODES: [CrashMode; 5] = [
 fn check_recovery(image: Vec<u8>, outcome: &Outcome, context: &str) {
     let io = Arc::new(MemoryIo::from_image(image));
     let db = open_memory(&io, small_limits());
-    db.verify().unwrap_or_else(|error| panic!("{context}: verify failed: {error}"));
+    db.verify()
+        .unwrap_or_else(|error| panic!("{context}: verify failed: {error}"));
     let recovered = dump(&db, "t");
     let matches_in_flight = outcome.in_flight.as_ref() == Some(&recovered);
     assert!(
         recovered == outcome.acknowledged || matches_in_flight,
         "{context}: recovered state is neither the acknowledged nor the in-flight commit"
     );
-    let extra: Vec<Change> = (0..30).map(|index| (key(index * 5), Some(b"after".to_vec()))).collect();
+    let extra: Vec<Change> = (0..30)
+        .map(|index| (key(index * 5), Some(b"after".to_vec())))
+        .collect();
     apply(&db, "t", &extra, Durability::Immediate);
-    db.verify().unwrap_or_else(|error| panic!("{context}: verify after recovery write: {error}"));
+    db.verify()
+        .unwrap_or_else(|error| panic!("{context}: verify after recovery write: {error}"));
     assert_eq!(dump(&db, "t"), apply_to_model(&recovered, &extra));
 }
 
@@ -135,7 +145,10 @@ fn crash_at(transactions: &[Vec<Change>], operation: u64) -> (Arc<MemoryIo>, Out
 fn crash_at_every_operation_of_the_commit_protocol() {
     let transactions = workload(42, 12);
     let (_, _, total) = crash_at(&transactions, u64::MAX / 2);
-    assert!(total > 40, "the workload must issue many operations, issued {total}");
+    assert!(
+        total > 40,
+        "the workload must issue many operations, issued {total}"
+    );
     let mut crashed_mid_commit = 0;
     for operation in 0..total {
         let (io, outcome, _) = crash_at(&transactions, operation);
@@ -146,8 +159,14 @@ fn crash_at_every_operation_of_the_commit_protocol() {
             check_recovery(io.crash_image(mode), &outcome, &context);
         }
     }
-    assert_eq!(crashed_mid_commit as u64, total, "every crash point interrupts a commit");
-    println!("crash suite: {total} crash points x {} modes recovered", MODES.len());
+    assert_eq!(
+        crashed_mid_commit as u64, total,
+        "every crash point interrupts a commit"
+    );
+    println!(
+        "crash suite: {total} crash points x {} modes recovered",
+        MODES.len()
+    );
 }
 
 #[test]
@@ -158,8 +177,14 @@ fn crash_at_random_points_of_a_long_workload() {
         for round in 0..8u64 {
             let operation = (seed * 7919 + round * 104_729) % total;
             let (io, outcome, _) = crash_at(&transactions, operation);
-            let mode = CrashMode::Random { seed: seed * 100 + round };
-            check_recovery(io.crash_image(mode), &outcome, &format!("seed {seed} op {operation}"));
+            let mode = CrashMode::Random {
+                seed: seed * 100 + round,
+            };
+            check_recovery(
+                io.crash_image(mode),
+                &outcome,
+                &format!("seed {seed} op {operation}"),
+            );
         }
     }
 }
@@ -169,22 +194,33 @@ fn write_and_sync_errors_poison_the_database_and_recovery_is_clean() {
     for failure in 0..2 {
         let io = Arc::new(MemoryIo::default());
         let db = open_memory(&io, small_limits());
-        let first: Vec<Change> = (0..50).map(|index| (key(index), Some(b"one".to_vec()))).collect();
+        let first: Vec<Change> = (0..50)
+            .map(|index| (key(index), Some(b"one".to_vec())))
+            .collect();
         apply(&db, "t", &first, Durability::Immediate);
         io.set_fault_plan(FaultPlan {
             fail_write_number: (failure == 0).then_some(0),
             fail_sync_number: (failure == 1).then_some(1),
             ..FaultPlan::default()
         });
-        let second: Vec<Change> = (0..50).map(|index| (key(index), Some(b"two".to_vec()))).collect();
-        assert!(try_apply(&db, &second, Durability::Immediate).is_err(), "the commit must fail");
+        let second: Vec<Change> = (0..50)
+            .map(|index| (key(index), Some(b"two".to_vec())))
+            .collect();
+        assert!(
+            try_apply(&db, &second, Durability::Immediate).is_err(),
+            "the commit must fail"
+        );
         assert!(matches!(db.begin_write(), Err(StorageError::Poisoned)));
         let outcome = Outcome {
             acknowledged: apply_to_model(&Model::new(), &first),
             in_flight: Some(apply_to_model(&Model::new(), &second)),
         };
         drop(db);
-        check_recovery(io.crash_image(CrashMode::LoseUnsynced), &outcome, "after an I/O error");
+        check_recovery(
+            io.crash_image(CrashMode::LoseUnsynced),
+            &outcome,
+            "after an I/O error",
+        );
     }
 }
 
@@ -192,24 +228,40 @@ fn write_and_sync_errors_poison_the_database_and_recovery_is_clean() {
 fn deferred_commits_become_durable_at_sync_and_a_crash_before_loses_only_them() {
     let io = Arc::new(MemoryIo::default());
     let db = open_memory(&io, small_limits());
-    let synced: Vec<Change> = (0..40).map(|index| (key(index), Some(b"synced".to_vec()))).collect();
+    let synced: Vec<Change> = (0..40)
+        .map(|index| (key(index), Some(b"synced".to_vec())))
+        .collect();
     apply(&db, "t", &synced, Durability::Deferred);
     db.sync().expect("sync");
-    let deferred: Vec<Change> = (0..40).map(|index| (key(index), Some(b"deferred".to_vec()))).collect();
+    let deferred: Vec<Change> = (0..40)
+        .map(|index| (key(index), Some(b"deferred".to_vec())))
+        .collect();
     apply(&db, "t", &deferred, Durability::Deferred);
     apply(&db, "t", &deferred[..10], Durability::Deferred);
-    assert_eq!(dump(&db, "t"), apply_to_model(&Model::new(), &deferred), "readers see deferred commits");
+    assert_eq!(
+        dump(&db, "t"),
+        apply_to_model(&Model::new(), &deferred),
+        "readers see deferred commits"
+    );
     for mode in MODES {
         let outcome = Outcome {
             acknowledged: apply_to_model(&Model::new(), &synced),
             in_flight: None,
         };
-        check_recovery(io.crash_image(mode), &outcome, &format!("deferred, {mode:?}"));
+        check_recovery(
+            io.crash_image(mode),
+            &outcome,
+            &format!("deferred, {mode:?}"),
+        );
     }
     db.sync().expect("sync");
     let outcome = Outcome {
         acknowledged: apply_to_model(&Model::new(), &deferred),
         in_flight: None,
     };
-    check_recovery(io.crash_image(CrashMode::LoseUnsynced), &outcome, "after the second sync");
+    check_recovery(
+        io.crash_image(CrashMode::LoseUnsynced),
+        &outcome,
+        "after the second sync",
+    );
 }

@@ -31,7 +31,9 @@ fn key_of(index: u16) -> Vec<u8> {
 }
 
 fn value_of(index: u16, length: usize) -> Vec<u8> {
-    (0..length).map(|offset| (index as usize + offset) as u8).collect()
+    (0..length)
+        .map(|offset| (index as usize + offset) as u8)
+        .collect()
 }
 
 fn operation() -> impl Strategy<Value = Operation> {
@@ -67,7 +69,12 @@ fn model_range(model: &Model, a: u16, b: u16, reverse: bool) -> Vec<(Vec<u8>, Ve
 }
 
 /// Runs one transaction against the engine and a copy of the model; returns the copy.
-fn run_transaction(db: &Database, committed: &Model, operations: &[Operation], commit: bool) -> Model {
+fn run_transaction(
+    db: &Database,
+    committed: &Model,
+    operations: &[Operation],
+    commit: bool,
+) -> Model {
     let mut model = committed.clone();
     let mut write = db.begin_write().expect("begin write");
     write.set_durability(Durability::None);
@@ -76,23 +83,41 @@ fn run_transaction(db: &Database, committed: &Model, operations: &[Operation], c
         for operation in operations {
             match *operation {
                 Operation::Insert(key, length) => {
-                    let replaced = table.insert(&key_of(key), &value_of(key, length)).expect("insert");
-                    assert_eq!(replaced, model.insert(key_of(key), value_of(key, length)).is_some());
+                    let replaced = table
+                        .insert(&key_of(key), &value_of(key, length))
+                        .expect("insert");
+                    assert_eq!(
+                        replaced,
+                        model.insert(key_of(key), value_of(key, length)).is_some()
+                    );
                 }
                 Operation::Remove(key) => {
-                    assert_eq!(table.remove(&key_of(key)).expect("remove"), model.remove(&key_of(key)));
+                    assert_eq!(
+                        table.remove(&key_of(key)).expect("remove"),
+                        model.remove(&key_of(key))
+                    );
                 }
                 Operation::Get(key) => {
-                    let found = table.get(&key_of(key)).expect("get").map(|value| value.to_vec());
+                    let found = table
+                        .get(&key_of(key))
+                        .expect("get")
+                        .map(|value| value.to_vec());
                     assert_eq!(found.as_ref(), model.get(&key_of(key)));
                 }
                 Operation::Range(a, b, reverse) => {
                     let (low, high) = (key_of(a.min(b)), key_of(a.max(b)));
                     let range = table.range(&low[..]..&high[..]).expect("range");
                     let entries: Vec<_> = if reverse {
-                        range.rev().map(|e| e.expect("entry")).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+                        range
+                            .rev()
+                            .map(|e| e.expect("entry"))
+                            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                            .collect()
                     } else {
-                        range.map(|e| e.expect("entry")).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+                        range
+                            .map(|e| e.expect("entry"))
+                            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                            .collect()
                     };
                     assert_eq!(entries, model_range(&model, a, b, reverse));
                 }

@@ -8,7 +8,12 @@ use std::sync::Arc;
 
 fn overwrite_round(db: &inferadb_storage::Database, round: u64) {
     let changes: Vec<_> = (0..50)
-        .map(|index| (key((round * 37 + index * 13) % 2000), Some(format!("round-{round}").into_bytes())))
+        .map(|index| {
+            (
+                key((round * 37 + index * 13) % 2000),
+                Some(format!("round-{round}").into_bytes()),
+            )
+        })
         .collect();
     apply(db, "t", &changes, Durability::Immediate);
 }
@@ -17,7 +22,9 @@ fn overwrite_round(db: &inferadb_storage::Database, round: u64) {
 fn a_steady_overwrite_workload_plateaus() {
     let io = Arc::new(MemoryIo::default());
     let db = open_memory(&io, small_limits());
-    let initial: Vec<_> = (0..2000).map(|index| (key(index), Some(b"initial".to_vec()))).collect();
+    let initial: Vec<_> = (0..2000)
+        .map(|index| (key(index), Some(b"initial".to_vec())))
+        .collect();
     apply(&db, "t", &initial, Durability::Immediate);
     for round in 0..100 {
         overwrite_round(&db, round);
@@ -27,9 +34,18 @@ fn a_steady_overwrite_workload_plateaus() {
         overwrite_round(&db, round);
     }
     let later = db.stats().expect("stats");
-    assert_eq!(later.page_count, warm.page_count, "the page space grew under steady overwrites");
-    assert_eq!(later.file_size_bytes, warm.file_size_bytes, "the file grew under steady overwrites");
-    assert!(later.free_pages + later.pending_pages > 0, "freed pages are tracked");
+    assert_eq!(
+        later.page_count, warm.page_count,
+        "the page space grew under steady overwrites"
+    );
+    assert_eq!(
+        later.file_size_bytes, warm.file_size_bytes,
+        "the file grew under steady overwrites"
+    );
+    assert!(
+        later.free_pages + later.pending_pages > 0,
+        "freed pages are tracked"
+    );
     let report = db.verify().expect("verify");
     assert_eq!(report.tables[0].1.entries, 2000);
 }
@@ -38,7 +54,9 @@ fn a_steady_overwrite_workload_plateaus() {
 fn an_old_reader_pins_pages_until_it_is_dropped() {
     let io = Arc::new(MemoryIo::default());
     let db = open_memory(&io, small_limits());
-    let initial: Vec<_> = (0..2000).map(|index| (key(index), Some(b"initial".to_vec()))).collect();
+    let initial: Vec<_> = (0..2000)
+        .map(|index| (key(index), Some(b"initial".to_vec())))
+        .collect();
     apply(&db, "t", &initial, Durability::Immediate);
     for round in 0..50 {
         overwrite_round(&db, round);
@@ -50,21 +68,39 @@ fn an_old_reader_pins_pages_until_it_is_dropped() {
     }
     let while_pinned = db.stats().expect("stats");
     assert_eq!(while_pinned.oldest_reader_txn, Some(pinned_txn));
-    assert!(while_pinned.pending_pages > 100, "released pages wait for the reader");
+    assert!(
+        while_pinned.pending_pages > 100,
+        "released pages wait for the reader"
+    );
     let table = reader.open_table("t").expect("table");
     // Round 49 wrote key 49 * 37 = 1813 last before the reader began.
-    assert_eq!(table.get(&key(1813)).expect("get").as_deref(), Some(&b"round-49"[..]));
+    assert_eq!(
+        table.get(&key(1813)).expect("get").as_deref(),
+        Some(&b"round-49"[..])
+    );
     let fresh = db.begin_read();
-    let now = fresh.open_table("t").expect("table").get(&key(1813)).expect("get").map(|v| v.to_vec());
-    assert_ne!(now.as_deref(), Some(&b"round-49"[..]), "later rounds overwrote the key");
+    let now = fresh
+        .open_table("t")
+        .expect("table")
+        .get(&key(1813))
+        .expect("get")
+        .map(|v| v.to_vec());
+    assert_ne!(
+        now.as_deref(),
+        Some(&b"round-49"[..]),
+        "later rounds overwrote the key"
+    );
     drop(fresh);
-    drop(table);
+
     drop(reader);
     for round in 150..400 {
         overwrite_round(&db, round);
     }
     let released = db.stats().expect("stats");
     assert_eq!(released.live_readers, 0);
-    assert_eq!(released.page_count, while_pinned.page_count, "the pinned pages were reused");
+    assert_eq!(
+        released.page_count, while_pinned.page_count,
+        "the pinned pages were reused"
+    );
     db.verify().expect("verify");
 }
