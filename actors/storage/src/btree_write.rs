@@ -182,7 +182,8 @@ impl WriteState {
         let (child_index, child) = match self.dirty_mut(page) {
             DirtyNode::Leaf(leaf) => {
                 let old = leaf_put(leaf, key, value);
-                let split = (leaf.size > capacity).then(|| self.split_leaf(page));
+                let appended = leaf.entries.last().is_some_and(|(last, _)| last == key);
+                let split = (leaf.size > capacity).then(|| self.split_leaf(page, appended));
                 return Ok(Inserted { page, split, old });
             }
             DirtyNode::Branch(branch) => {
@@ -200,7 +201,8 @@ impl WriteState {
             branch.keys.insert(child_index, separator);
             branch.children.insert(child_index + 1, right);
         }
-        let split = (branch.size > capacity).then(|| self.split_branch(page));
+        let appended = child_index + 2 >= branch.children.len();
+        let split = (branch.size > capacity).then(|| self.split_branch(page, appended));
         Ok(Inserted {
             page,
             split,
@@ -208,7 +210,10 @@ impl WriteState {
         })
     }
 
-    fn split_leaf(&mut self, page: PageId) -> (Vec<u8>, PageId) {
+    /// Splits an overfull leaf. After an append (the new key is the largest) the left
+    /// half is left as full as possible, so sequential loads fill pages instead of
+    /// leaving them half empty.
+    fn split_leaf(&mut self, page: PageId, appended: bool) -> (Vec<u8>, PageId) {
         let capacity = self.capacity();
         let DirtyNode::Leaf(leaf) = self.dirty_mut(page) else {
             unreachable!("invariant: split_leaf is called on a leaf")
@@ -218,7 +223,7 @@ impl WriteState {
             .iter()
             .map(|(key, value)| leaf_entry_bytes(key, value))
             .collect();
-        let at = balanced_split(&sizes, HEADER_BYTES, capacity, 0);
+        let at = balanced_split(&sizes, HEADER_BYTES, capacity, 0, appended);
         let right_entries = leaf.entries.split_off(at);
         let moved = leaf.entries.len();
         let left_entries = std::mem::take(&mut leaf.entries);
@@ -238,7 +243,7 @@ impl WriteState {
         (separator, right_page)
     }
 
-    fn split_branch(&mut self, page: PageId) -> (Vec<u8>, PageId) {
+    fn split_branch(&mut self, page: PageId, appended: bool) -> (Vec<u8>, PageId) {
         let capacity = self.capacity();
         let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
             unreachable!("invariant: split_branch is called on a branch")
@@ -249,7 +254,7 @@ impl WriteState {
             .map(|key| branch_entry_bytes(key))
             .collect();
         // The separator at `at` moves up, so it counts on neither side.
-        let at = balanced_split(&sizes, HEADER_BYTES + 8, capacity, 1);
+        let at = balanced_split(&sizes, HEADER_BYTES + 8, capacity, 1, appended);
         let right_keys = branch.keys.split_off(at + 1);
         let separator = branch
             .keys
@@ -495,7 +500,14 @@ fn leaf_put(leaf: &mut DirtyLeaf, key: &[u8], value: StoredValue) -> Option<Stor
 
 /// Split index that balances the two halves of a node whose entries have `sizes`, each
 /// half within `capacity`. `promoted` is 1 for branches, whose split entry moves up.
-fn balanced_split(sizes: &[usize], base: usize, capacity: usize, promoted: usize) -> usize {
+/// With `append`, the fullest left half that fits wins instead.
+fn balanced_split(
+    sizes: &[usize],
+    base: usize,
+    capacity: usize,
+    promoted: usize,
+    append: bool,
+) -> usize {
     let total: usize = sizes.iter().sum();
     let mut best = None;
     let mut left = 0usize;
@@ -505,7 +517,7 @@ fn balanced_split(sizes: &[usize], base: usize, capacity: usize, promoted: usize
         if base + left > capacity || base + right > capacity {
             continue;
         }
-        let imbalance = left.abs_diff(right);
+        let imbalance = if append { right } else { left.abs_diff(right) };
         if best.is_none_or(|(_, best_imbalance)| imbalance < best_imbalance) {
             best = Some((at, imbalance));
         }
@@ -614,10 +626,13 @@ mod tests {
     fn balanced_split_keeps_both_halves_within_the_page() {
         let sizes = [100, 100, 200, 100, 100];
         // Leaves: [100, 100] | [200, 100, 100] is the first most balanced cut that fits.
-        assert_eq!(balanced_split(&sizes, 32, 512, 0), 2);
+        assert_eq!(balanced_split(&sizes, 32, 512, 0, false), 2);
         // Branches: the entry at the cut moves up, [100, 100] ^200 [100, 100].
-        assert_eq!(balanced_split(&sizes, 40, 512, 1), 2);
+        assert_eq!(balanced_split(&sizes, 40, 512, 1, false), 2);
         // A cut that overflows either half is never chosen.
-        assert_eq!(balanced_split(&[60, 60, 60, 300], 32, 512, 0), 3);
+        assert_eq!(balanced_split(&[60, 60, 60, 300], 32, 512, 0, false), 3);
+        // After an append the left half is filled as far as it fits: [100, 100, 200] | [100, 100].
+        assert_eq!(balanced_split(&sizes, 32, 512, 0, true), 3);
+        assert_eq!(balanced_split(&[50, 50, 50, 50, 50], 32, 512, 0, true), 4);
     }
 }
