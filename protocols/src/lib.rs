@@ -4,3 +4,24 @@
 //! This crate owns the vocabulary the other crates speak. It must never perform I/O, spawn
 //! tasks or depend on tokio: it is pure data plus validation, so that the simulator, the
 //! storage engine and the gateway can all share it.
+//!
+//! - [`ids`]: validated [`TypeName`], [`RelationName`] and [`ObjectId`], with the exact
+//!   character rules.
+//! - [`reference`](mod@reference): [`ObjectRef`] (`type:id`) and [`SubjectRef`] (`type:id`,
+//!   `type:id#relation`, `type:*`).
+//! - [`relationship`]: [`Relationship`] (`resource#relation@subject`, optional expiry), in
+//!   text and JSON form.
+//! - [`revision`]: [`Revision`], a vault's ledger height.
+//! - [`error`]: [`ParseError`], which names the wrong part and the rule it broke.
+
+pub mod error;
+pub mod ids;
+pub mod reference;
+pub mod relationship;
+pub mod revision;
+
+pub use error::{ParseError, Part};
+pub use ids::{ObjectId, RelationName, TypeName, NAME_LENGTH_MAX, OBJECT_ID_LENGTH_MAX};
+pub use reference::{ObjectRef, Role, SubjectRef};
+pub use relationship::Relationship;
+pub use revision::Revision;

@@ -1,0 +1,35 @@
+//! Named limits on evaluation. Every loop and recursion of the evaluator is bounded by one of
+//! these knobs, and exceeding one is a typed error, never a silent deny.
+
+/// The limits one evaluator applies to every request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvaluatorLimits {
+    /// Deepest chain of nested sub-problems (relation of an object evaluated while evaluating
+    /// another). Exceeding it is [`crate::EvaluationError::DepthLimitExceeded`].
+    pub depth_max: u32,
+    /// Work units one check may spend (one unit per sub-problem, per read and per
+    /// relationship visited). Exceeding it is [`crate::EvaluationError::WorkBudgetExceeded`].
+    pub check_work_budget: u64,
+    /// Work units one batch check may spend in total (sub-problems are shared across items).
+    pub batch_work_budget: u64,
+    /// Work units one lookup, expand or explain may spend.
+    pub lookup_work_budget: u64,
+    /// Most nodes an expand tree or an explain trace may hold.
+    pub tree_nodes_max: u64,
+    /// Most results one lookup-resources page may return (a larger requested limit is
+    /// lowered to this).
+    pub lookup_page_size_max: usize,
+}
+
+impl Default for EvaluatorLimits {
+    fn default() -> Self {
+        Self {
+            depth_max: 50,
+            check_work_budget: 100_000,
+            batch_work_budget: 10_000_000,
+            lookup_work_budget: 20_000_000,
+            tree_nodes_max: 100_000,
+            lookup_page_size_max: 100_000,
+        }
+    }
+}

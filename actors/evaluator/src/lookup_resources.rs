@@ -1,0 +1,424 @@
+//! Lookup resources: every object of a type on which a subject has a permission.
+//!
+//! The cost scales with the answer, not the vault: the walk starts at the subject and
+//! follows the schema's positive dependencies backwards through reverse reads (which
+//! resources hold this subject? which hold those as usersets? which point at them through an
+//! arrow's tupleset?). Every object reached through unions only is in the answer and is
+//! recorded as `true` in the request memo; objects reached through an intersection, an
+//! exclusion or a forbid-filtered permission are candidates, verified by a check that
+//! reuses that memo.
+
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use inferadb_ipl::{RelationRef, TypeId};
+use inferadb_protocols::{RelationName, Revision, SubjectRef, TypeName};
+
+use crate::error::EvaluationError;
+use crate::evaluator::{Evaluator, ReadView};
+use crate::hashing::FxHashMap;
+use crate::reader::{RelationshipReader, SubjectKey, WILDCARD_ID};
+use crate::schema::{Residual, ReverseEdge, ReverseVia, SchemaIndex};
+use crate::state::{NodeKey, RequestState, Slot, SubjectShape};
+
+/// The prefix that marks a lookup cursor (its rest is the last id returned).
+const CURSOR_PREFIX: &str = "after:";
+
+/// Which resources of `resource_type` may `subject` have `permission` on?
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupResourcesRequest {
+    /// The type of the resources to return.
+    pub resource_type: TypeName,
+    /// A permission or relation of that type.
+    pub permission: RelationName,
+    /// An object, a userset or a wildcard.
+    pub subject: SubjectRef,
+    /// Where to resume: the `cursor` of the previous page, or `None` for the first page.
+    pub cursor: Option<String>,
+    /// Most ids to return in this page (at least 1; capped by the evaluator's limits).
+    pub limit: usize,
+}
+
+/// One page of a lookup. Ids are in ascending byte order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupResourcesPage {
+    /// The resource ids of this page.
+    pub resource_ids: Vec<String>,
+    /// Pass this back to get the next page; `None` when `complete`.
+    pub cursor: Option<String>,
+    /// True only when no resource after this page has the permission.
+    pub complete: bool,
+    /// The revision the page was computed at.
+    pub revision: Revision,
+}
+
+impl Evaluator {
+    /// One page of lookup resources (see the module documentation for the method).
+    pub fn lookup_resources<R: RelationshipReader + ?Sized>(
+        &self,
+        view: &ReadView<'_, R>,
+        request: &LookupResourcesRequest,
+    ) -> Result<LookupResourcesPage, EvaluationError> {
+        let (type_id, relation_id) =
+            self.resolve_names(request.resource_type.as_str(), request.permission.as_str())?;
+        let target = RelationRef::new(type_id, relation_id);
+        self.ensure_enumerable(target)?;
+        let after = parse_cursor(request.cursor.as_deref())?;
+        // A page of zero ids could never make progress: it is read as one.
+        let limit = request
+            .limit
+            .clamp(1, self.limits.lookup_page_size_max.max(1));
+        let mut state = RequestState::new(self.limits.lookup_work_budget);
+        let subject = state.subject(&self.schema, &request.subject)?;
+        let mut walk = ReverseWalk::new(&self.schema, view, subject);
+        walk.seed(&mut state)?;
+        walk.run(&mut state)?;
+        let mut candidates = walk.candidates(&mut state, target);
+        candidates.sort_unstable_by(|left, right| left.id.cmp(&right.id));
+        let page = self.verify_page(view, &mut state, target, subject, &candidates, after, limit);
+        self.record(&state);
+        page
+    }
+
+    pub(crate) fn ensure_enumerable(&self, target: RelationRef) -> Result<(), EvaluationError> {
+        match self.schema.generating_module(target) {
+            None => Ok(()),
+            Some(module) => Err(EvaluationError::NotEnumerable {
+                type_name: self.schema.type_name(target.type_id).to_owned(),
+                relation: self
+                    .schema
+                    .relation_name(target.type_id, target.relation_id)
+                    .to_owned(),
+                module,
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // One page's inputs; bundling them would only rename them.
+    fn verify_page<R: RelationshipReader + ?Sized>(
+        &self,
+        view: &ReadView<'_, R>,
+        state: &mut RequestState,
+        target: RelationRef,
+        subject: u32,
+        candidates: &[Candidate],
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<LookupResourcesPage, EvaluationError> {
+        let start = after.map_or(0, |after| {
+            candidates.partition_point(|candidate| &*candidate.id <= after)
+        });
+        let mut resource_ids = Vec::new();
+        for (position, candidate) in candidates.iter().enumerate().skip(start) {
+            if resource_ids.len() == limit {
+                let complete = position == candidates.len();
+                let cursor = resource_ids
+                    .last()
+                    .map(|last: &String| format!("{CURSOR_PREFIX}{last}"));
+                let revision = view.revision;
+                return Ok(LookupResourcesPage {
+                    resource_ids,
+                    cursor,
+                    complete,
+                    revision,
+                });
+            }
+            let key = NodeKey {
+                subject,
+                type_id: target.type_id.0,
+                relation: target.relation_id.0,
+                object: candidate.object,
+            };
+            if self.verify(view, state, key, candidate)? {
+                resource_ids.push(candidate.id.to_string());
+            }
+        }
+        Ok(LookupResourcesPage {
+            resource_ids,
+            cursor: None,
+            complete: true,
+            revision: view.revision,
+        })
+    }
+
+    /// Whether a candidate holds: exact ones do; otherwise a passing residual condition
+    /// suffices, and a full check decides the rest.
+    fn verify<R: RelationshipReader + ?Sized>(
+        &self,
+        view: &ReadView<'_, R>,
+        state: &mut RequestState,
+        key: NodeKey,
+        candidate: &Candidate,
+    ) -> Result<bool, EvaluationError> {
+        if candidate.exact {
+            return Ok(true);
+        }
+        for residual in &candidate.residuals {
+            if self.residual_passes(view, state, key, residual)? {
+                return Ok(true);
+            }
+        }
+        self.engine(view, state).check(key)
+    }
+
+    fn residual_passes<R: RelationshipReader + ?Sized>(
+        &self,
+        view: &ReadView<'_, R>,
+        state: &mut RequestState,
+        key: NodeKey,
+        residual: &Residual,
+    ) -> Result<bool, EvaluationError> {
+        for subtract in &residual.subtracts {
+            if self.engine(view, state).holds_expression(key, subtract)? {
+                return Ok(false);
+            }
+        }
+        if residual.forbids {
+            for forbid in self.schema.compiled().forbids(key.type_id()) {
+                if self.engine(view, state).check(key.with_relation(*forbid))? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<&str>, EvaluationError> {
+    match cursor {
+        None => Ok(None),
+        Some(text) => match text.strip_prefix(CURSOR_PREFIX) {
+            Some(after) => Ok(Some(after)),
+            None => Err(EvaluationError::InvalidCursor {
+                cursor: text.to_owned(),
+            }),
+        },
+    }
+}
+
+/// A node of the reverse walk: `(type, relation, object)`.
+type WalkNode = (TypeId, inferadb_ipl::RelationId, u32);
+
+/// What the walk knows about a reached node.
+#[derive(Debug, Default)]
+struct Reach {
+    /// The node holds the subject (reached through exact edges only).
+    exact: bool,
+    /// Sufficient conditions found on the way: the node holds if one of them passes.
+    residuals: Vec<Arc<Residual>>,
+}
+
+/// Most residual conditions kept per node; more would only be tried in vain before the full
+/// check.
+const RESIDUALS_PER_NODE_MAX: usize = 4;
+
+/// A reached object of the target relation and what decides it.
+struct Candidate {
+    id: Rc<str>,
+    object: u32,
+    exact: bool,
+    residuals: Vec<Arc<Residual>>,
+}
+
+/// The backward walk from a subject to every object-relation that may hold it.
+struct ReverseWalk<'a, R: ?Sized> {
+    schema: &'a SchemaIndex,
+    view: &'a ReadView<'a, R>,
+    subject: u32,
+    reached: FxHashMap<WalkNode, Reach>,
+    queue: VecDeque<(WalkNode, bool)>,
+}
+
+impl<'a, R: RelationshipReader + ?Sized> ReverseWalk<'a, R> {
+    fn new(schema: &'a SchemaIndex, view: &'a ReadView<'a, R>, subject: u32) -> Self {
+        let reached = FxHashMap::default();
+        Self {
+            schema,
+            view,
+            subject,
+            reached,
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Records that `node` was reached from a node known (`from_exact`) or not known to hold
+    /// the subject, through an edge with `residual`.
+    fn reach(&mut self, node: WalkNode, from_exact: bool, residual: Option<&Arc<Residual>>) {
+        let exact = from_exact && residual.is_some_and(|residual| residual.is_exact());
+        let condition = residual.filter(|residual| from_exact && !residual.is_exact());
+        let (reach, first) = match self.reached.get_mut(&node) {
+            Some(reach) => (reach, false),
+            None => (self.reached.entry(node).or_default(), true),
+        };
+        if let Some(condition) = condition {
+            let known = reach
+                .residuals
+                .iter()
+                .any(|known| Arc::ptr_eq(known, condition));
+            if !known && reach.residuals.len() < RESIDUALS_PER_NODE_MAX {
+                reach.residuals.push(Arc::clone(condition));
+            }
+        }
+        if first || (exact && !reach.exact) {
+            reach.exact |= exact;
+            self.queue.push_back((node, exact));
+        }
+    }
+
+    /// Starts from the relationships that name the subject (or its type's wildcard).
+    fn seed(&mut self, state: &mut RequestState) -> Result<(), EvaluationError> {
+        let subject = Rc::clone(&state.subjects[self.subject as usize]);
+        let schema = self.schema;
+        let exact = Arc::new(Residual::default());
+        let wildcard = SubjectKey {
+            subject_type: &subject.type_name,
+            subject_id: WILDCARD_ID,
+            subject_relation: None,
+        };
+        let mut starts = Vec::new();
+        match subject.shape {
+            SubjectShape::Userset(relation_id) => {
+                self.reach(
+                    (subject.type_id, relation_id, subject.object),
+                    true,
+                    Some(&exact),
+                );
+            }
+            SubjectShape::Object => {
+                starts.extend(
+                    schema
+                        .object_uses(subject.type_id)
+                        .iter()
+                        .map(|relation| (subject.key(), *relation)),
+                );
+                starts.extend(
+                    schema
+                        .wildcard_uses(subject.type_id)
+                        .iter()
+                        .map(|relation| (wildcard, *relation)),
+                );
+            }
+            SubjectShape::Wildcard => {
+                starts.extend(
+                    schema
+                        .wildcard_uses(subject.type_id)
+                        .iter()
+                        .map(|relation| (wildcard, *relation)),
+                );
+            }
+        }
+        for (key, relation) in starts {
+            self.read_resources(state, key, relation, relation, (true, Some(&exact)))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the resources whose `read` relation holds `subject` and reaches `reach` on each
+    /// (with `how`: whether the subject node is exact, and the edge's residual).
+    fn read_resources(
+        &mut self,
+        state: &mut RequestState,
+        subject: SubjectKey<'_>,
+        read: RelationRef,
+        reach: RelationRef,
+        how: (bool, Option<&Arc<Residual>>),
+    ) -> Result<(), EvaluationError> {
+        let schema = self.schema;
+        let mut found = Vec::new();
+        let mut visit = |resource_id: &str, _expires_at_ms: Option<u64>| {
+            found.push(state.objects.intern(resource_id));
+            ControlFlow::Continue(())
+        };
+        let resource_type = schema.type_name(read.type_id);
+        let relation = schema.relation_name(read.type_id, read.relation_id);
+        let now_ms = self.view.now_ms;
+        self.view
+            .reader
+            .for_each_resource(subject, resource_type, relation, now_ms, &mut visit)?;
+        state.spend(1 + found.len() as u64)?;
+        for object in found {
+            self.reach((reach.type_id, reach.relation_id, object), how.0, how.1);
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, state: &mut RequestState) -> Result<(), EvaluationError> {
+        while let Some((node, exact)) = self.queue.pop_front() {
+            state.spend(1)?;
+            let edges = self.schema.reverse_edges(RelationRef::new(node.0, node.1));
+            for edge in edges {
+                self.follow(state, node, exact, edge)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn follow(
+        &mut self,
+        state: &mut RequestState,
+        (type_id, relation_id, object): WalkNode,
+        exact: bool,
+        edge: &ReverseEdge,
+    ) -> Result<(), EvaluationError> {
+        let schema = self.schema;
+        let name = state.objects.name(object);
+        let how = (exact, edge.residual.as_ref());
+        let type_name = schema.type_name(type_id);
+        match edge.via {
+            ReverseVia::Computed => {
+                self.reach(
+                    (edge.from.type_id, edge.from.relation_id, object),
+                    how.0,
+                    how.1,
+                );
+                Ok(())
+            }
+            ReverseVia::DirectUserset => {
+                let relation_name = schema.relation_name(type_id, relation_id);
+                let subject = SubjectKey {
+                    subject_type: type_name,
+                    subject_id: &name,
+                    subject_relation: Some(relation_name),
+                };
+                self.read_resources(state, subject, edge.from, edge.from, how)
+            }
+            ReverseVia::Arrow { tupleset } => {
+                let subject = SubjectKey {
+                    subject_type: type_name,
+                    subject_id: &name,
+                    subject_relation: None,
+                };
+                let read = RelationRef::new(edge.from.type_id, tupleset);
+                self.read_resources(state, subject, read, edge.from, how)
+            }
+        }
+    }
+
+    /// The reached objects of `target`; exact nodes of every relation are recorded as true
+    /// in the memo so that verifying the others reuses them.
+    fn candidates(&mut self, state: &mut RequestState, target: RelationRef) -> Vec<Candidate> {
+        let mut candidates = Vec::new();
+        for (&(type_id, relation_id, object), reach) in &mut self.reached {
+            if reach.exact {
+                let key = NodeKey {
+                    subject: self.subject,
+                    type_id: type_id.0,
+                    relation: relation_id.0,
+                    object,
+                };
+                state.memo.insert(key, Slot::True);
+            }
+            if type_id == target.type_id && relation_id == target.relation_id {
+                candidates.push(Candidate {
+                    id: state.objects.name(object),
+                    object,
+                    exact: reach.exact,
+                    residuals: std::mem::take(&mut reach.residuals),
+                });
+            }
+        }
+        candidates
+    }
+}
