@@ -98,7 +98,8 @@ pub(crate) fn load_value<'s, S: NodeSource + ?Sized>(
     match value {
         ValueRef::Inline(bytes) => Ok(Value(Cow::Borrowed(bytes))),
         ValueRef::Overflow { first, length } => {
-            let mut bytes = Vec::with_capacity(length as usize);
+            // The length comes from a page: do not trust it for a huge allocation.
+            let mut bytes = Vec::with_capacity((length as usize).min(1 << 24));
             walk_overflow(source, first, length, |_, data| {
                 bytes.extend_from_slice(data)
             })?;

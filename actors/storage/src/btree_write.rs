@@ -6,11 +6,12 @@
 //! released (reusable once no snapshot can reach it). Later changes in the same
 //! transaction mutate the dirty node in memory; commit encodes each dirty node once.
 
+use crate::btree::TREE_DEPTH_MAX;
 use crate::btree::{overflow_pages, NodeSource, OVERFLOW_DATA_AT, OVERFLOW_NEXT_AT};
 use crate::error::StorageError;
 use crate::node::{branch_entry_bytes, leaf_entry_bytes, BranchRef, LeafRef, NodeRef};
 use crate::node::{DirtyBranch, DirtyLeaf, StoredValue};
-use crate::page::{write_u32, write_u64, PageId, PageKind, Pages, HEADER_BYTES};
+use crate::page::{read_u64, write_u32, write_u64, PageId, PageKind, Pages, HEADER_BYTES};
 use std::collections::HashMap;
 
 /// A node being modified.
@@ -48,8 +49,14 @@ pub(crate) struct WriteState {
     /// Overflow pages written by this transaction (unsealed page images).
     pub(crate) dirty_overflow: HashMap<PageId, Vec<u8>>,
     pub(crate) allocator: Allocator,
-    /// Committed pages this transaction stopped referencing.
+    /// Committed pages this transaction stopped referencing that a durable meta page may
+    /// still reach.
     pub(crate) released: Vec<PageId>,
+    /// Committed pages this transaction stopped referencing that were written after the
+    /// newest durable commit, so no meta page on disk reaches them.
+    pub(crate) released_young: Vec<PageId>,
+    /// The newest durable commit when this transaction began.
+    pub(crate) durable_txn: u64,
 }
 
 /// Outcome of inserting into a subtree.
@@ -64,6 +71,9 @@ struct Removed {
     page: PageId,
     old: StoredValue,
     underfull: bool,
+    /// The node holds nothing any more (a leaf without entries, a branch without
+    /// children); the parent cuts it out.
+    empty: bool,
 }
 
 impl NodeSource for WriteState {
@@ -120,7 +130,17 @@ impl WriteState {
         if self.dirty.remove(&page).is_some() || self.dirty_overflow.remove(&page).is_some() {
             self.allocator.free.push(page);
         } else {
-            self.released.push(page);
+            self.release_committed(page);
+        }
+    }
+
+    /// Files a committed page under `released` or `released_young` by the transaction
+    /// that wrote it (pages are immutable, so their header says when they were written).
+    fn release_committed(&mut self, page: PageId) {
+        let written_by = self.pages.raw(page).map(|bytes| read_u64(bytes, 24));
+        match written_by {
+            Ok(txn) if txn > self.durable_txn => self.released_young.push(page),
+            _ => self.released.push(page),
         }
     }
 
@@ -138,7 +158,7 @@ impl WriteState {
         };
         let copy = self.allocator.allocate();
         self.dirty.insert(copy, node);
-        self.released.push(page);
+        self.release_committed(page);
         Ok(copy)
     }
 
@@ -161,7 +181,7 @@ impl WriteState {
             self.dirty.insert(page, DirtyNode::Leaf(leaf));
             return Ok((page, None));
         };
-        let inserted = self.insert_into(root, key, value)?;
+        let inserted = self.insert_into(root, key, value, 0)?;
         let Some((separator, right)) = inserted.split else {
             return Ok((inserted.page, inserted.old));
         };
@@ -176,7 +196,14 @@ impl WriteState {
         page: PageId,
         key: &[u8],
         value: StoredValue,
+        depth: usize,
     ) -> Result<Inserted, StorageError> {
+        if depth > TREE_DEPTH_MAX {
+            return Err(StorageError::corruption(
+                page,
+                "tree deeper than TREE_DEPTH_MAX",
+            ));
+        }
         let page = self.make_dirty(page)?;
         let capacity = self.capacity();
         let (child_index, child) = match self.dirty_mut(page) {
@@ -191,7 +218,7 @@ impl WriteState {
                 (index, branch.children[index])
             }
         };
-        let inserted = self.insert_into(child, key, value)?;
+        let inserted = self.insert_into(child, key, value, depth + 1)?;
         let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
             unreachable!("invariant: the node was a branch a moment ago")
         };
@@ -289,11 +316,11 @@ impl WriteState {
         if crate::btree::get(self, Some(root), key)?.is_none() {
             return Ok((Some(root), None));
         }
-        let removed = self.remove_from(root, key)?;
+        let removed = self.remove_from(root, key, 0)?;
         Ok((self.collapse_root(removed.page), Some(removed.old)))
     }
 
-    /// Drops an empty root leaf and branch roots with a single child.
+    /// Drops an empty root and branch roots with a single child.
     fn collapse_root(&mut self, mut root: PageId) -> Option<PageId> {
         loop {
             match self.dirty.get(&root) {
@@ -302,30 +329,42 @@ impl WriteState {
                     return None;
                 }
                 Some(DirtyNode::Branch(branch)) if branch.keys.is_empty() => {
-                    let child = branch.children[0];
+                    let child = branch.children.first().copied();
                     self.release(root);
-                    root = child;
+                    root = child?;
                 }
                 _ => return Some(root),
             }
         }
     }
 
-    fn remove_from(&mut self, page: PageId, key: &[u8]) -> Result<Removed, StorageError> {
+    fn remove_from(
+        &mut self,
+        page: PageId,
+        key: &[u8],
+        depth: usize,
+    ) -> Result<Removed, StorageError> {
+        if depth > TREE_DEPTH_MAX {
+            return Err(StorageError::corruption(
+                page,
+                "tree deeper than TREE_DEPTH_MAX",
+            ));
+        }
         let page = self.make_dirty(page)?;
         let quarter = self.capacity() / 4;
         let (child_index, child) = match self.dirty_mut(page) {
             DirtyNode::Leaf(leaf) => {
                 let index = leaf
                     .search(key)
-                    .expect("invariant: presence was checked first");
+                    .map_err(|_| StorageError::corruption(page, "leaf keys out of order"))?;
                 let (key, old) = leaf.entries.remove(index);
                 leaf.size -= leaf_entry_bytes(&key, &old);
-                let underfull = leaf.size < quarter;
+                let (underfull, empty) = (leaf.size < quarter, leaf.entries.is_empty());
                 return Ok(Removed {
                     page,
                     old,
                     underfull,
+                    empty,
                 });
             }
             DirtyNode::Branch(branch) => {
@@ -333,30 +372,46 @@ impl WriteState {
                 (index, branch.children[index])
             }
         };
-        let removed = self.remove_from(child, key)?;
-        let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
-            unreachable!("invariant: the node was a branch a moment ago")
-        };
-        branch.children[child_index] = removed.page;
-        if removed.underfull {
+        let removed = self.remove_from(child, key, depth + 1)?;
+        self.dirty_branch(page)?.children[child_index] = removed.page;
+        if removed.empty {
+            self.cut_child(page, child_index)?;
+        } else if removed.underfull {
             self.merge_child(page, child_index)?;
         }
-        let DirtyNode::Branch(branch) = self.dirty_mut(page) else {
-            unreachable!("invariant: merging keeps the parent a branch")
-        };
-        let underfull = branch.size < quarter;
+        let branch = self.dirty_branch(page)?;
+        let (underfull, empty) = (branch.size < quarter, branch.children.is_empty());
         Ok(Removed {
             page,
             old: removed.old,
             underfull,
+            empty,
         })
+    }
+
+    fn dirty_branch(&mut self, page: PageId) -> Result<&mut DirtyBranch, StorageError> {
+        match self.dirty_mut(page) {
+            DirtyNode::Branch(branch) => Ok(branch),
+            DirtyNode::Leaf(_) => Err(StorageError::corruption(page, "expected a branch")),
+        }
+    }
+
+    /// Removes the empty child at `index` and a separator next to it. Empty nodes are
+    /// never kept, so a drained table holds no pages.
+    fn cut_child(&mut self, parent: PageId, index: usize) -> Result<(), StorageError> {
+        let branch = self.dirty_branch(parent)?;
+        let child = branch.children.remove(index);
+        if !branch.keys.is_empty() {
+            let separator = branch.keys.remove(index.saturating_sub(1));
+            branch.size -= branch_entry_bytes(&separator);
+        }
+        self.release(child);
+        Ok(())
     }
 
     /// Merges the underfull child at `index` with a sibling when both fit in one page.
     fn merge_child(&mut self, parent: PageId, index: usize) -> Result<(), StorageError> {
-        let DirtyNode::Branch(branch) = self.dirty_mut(parent) else {
-            unreachable!("invariant: merge_child is called on a branch")
-        };
+        let branch = self.dirty_branch(parent)?;
         if branch.children.len() < 2 {
             return Ok(());
         }
@@ -365,27 +420,27 @@ impl WriteState {
         let separator = branch.keys[left_index].clone();
         let left = self.make_dirty(left)?;
         let right = self.make_dirty(right)?;
-        if !self.merge_nodes(left, right, &separator) {
-            let DirtyNode::Branch(branch) = self.dirty_mut(parent) else {
-                unreachable!("invariant: parent is a branch")
-            };
-            branch.children[left_index] = left;
-            branch.children[left_index + 1] = right;
+        let merged = self.merge_nodes(left, right, &separator)?;
+        let branch = self.dirty_branch(parent)?;
+        branch.children[left_index] = left;
+        branch.children[left_index + 1] = right;
+        if !merged {
             return Ok(());
         }
-        self.release(right);
-        let DirtyNode::Branch(branch) = self.dirty_mut(parent) else {
-            unreachable!("invariant: parent is a branch")
-        };
-        branch.children[left_index] = left;
         let separator = branch.keys.remove(left_index);
         branch.children.remove(left_index + 1);
         branch.size -= branch_entry_bytes(&separator);
+        self.release(right);
         Ok(())
     }
 
     /// Moves `right`'s entries into `left` if the result fits; returns whether it did.
-    fn merge_nodes(&mut self, left: PageId, right: PageId, separator: &[u8]) -> bool {
+    fn merge_nodes(
+        &mut self,
+        left: PageId,
+        right: PageId,
+        separator: &[u8],
+    ) -> Result<bool, StorageError> {
         let capacity = self.capacity();
         let (Some(left_node), Some(right_node)) = (self.dirty.get(&left), self.dirty.get(&right))
         else {
@@ -396,14 +451,26 @@ impl WriteState {
             (DirtyNode::Branch(l), DirtyNode::Branch(r)) => {
                 l.size + r.size - HEADER_BYTES - 8 + branch_entry_bytes(separator) <= capacity
             }
-            _ => unreachable!("invariant: siblings are at the same depth"),
+            _ => {
+                return Err(StorageError::corruption(
+                    right,
+                    "siblings at different depths",
+                ))
+            }
         };
         if !fits {
-            return false;
+            return Ok(false);
         }
-        let right_node = self.dirty.remove(&right).expect("invariant: checked above");
-        let left_node = self.dirty.get_mut(&left).expect("invariant: checked above");
-        match (left_node, right_node) {
+        let right_node = std::mem::replace(
+            self.dirty
+                .get_mut(&right)
+                .expect("invariant: checked above"),
+            DirtyNode::Leaf(DirtyLeaf::default()),
+        );
+        match (
+            self.dirty.get_mut(&left).expect("invariant: checked above"),
+            right_node,
+        ) {
             (DirtyNode::Leaf(l), DirtyNode::Leaf(r)) => {
                 l.size += r.size - HEADER_BYTES;
                 l.entries.extend(r.entries);
@@ -414,12 +481,9 @@ impl WriteState {
                 l.keys.extend(r.keys);
                 l.children.extend(r.children);
             }
-            _ => unreachable!("invariant: siblings are at the same depth"),
+            _ => unreachable!("invariant: kinds were matched above"),
         }
-        // Put the (now empty) right page back so `release` returns it to the pool.
-        self.dirty
-            .insert(right, DirtyNode::Leaf(DirtyLeaf::default()));
-        true
+        Ok(true)
     }
 
     /// Writes `value` to a chain of overflow pages.
@@ -459,7 +523,12 @@ impl WriteState {
     /// Releases every page of the tree at `root` (dropping a table).
     pub(crate) fn release_tree(&mut self, root: PageId) -> Result<(), StorageError> {
         let mut stack = vec![root];
+        // A tree has at most as many nodes as there are pages; more means a cycle.
+        let mut budget = self.allocator.high_water;
         while let Some(page) = stack.pop() {
+            budget = budget
+                .checked_sub(1)
+                .ok_or_else(|| StorageError::corruption(page, "tree has a cycle"))?;
             let mut values = Vec::new();
             match self.node(page)? {
                 node if node.is_leaf() => {
@@ -552,6 +621,8 @@ mod tests {
                 high_water: 2,
             },
             released: Vec::new(),
+            released_young: Vec::new(),
+            durable_txn: 0,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::btree::{self, NodeSource, Range};
 use crate::btree_write::{Allocator, DirtyNode, WriteState};
 use crate::error::{IoError, OpenError, StorageError};
 use crate::freelist::{self, FreeState};
-use crate::io::{FileIo, PageIo};
+use crate::io::{FileIo, PageIo, PageView};
 use crate::limits::{key_size_max, StorageLimits, PAGE_SIZE_MAX, PAGE_SIZE_MIN};
 use crate::meta::{self, Meta};
 use crate::node::{NodeRef, StoredValue};
@@ -23,14 +23,16 @@ use std::sync::Arc;
 /// When a commit becomes durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// `commit` returns after the data and the meta page are synced (two fsyncs).
+    /// `commit` returns after the data is synced and then the meta page is written and
+    /// synced (two fsyncs). Nothing acknowledged is lost in a crash.
     #[default]
     Immediate,
     /// `commit` publishes the new snapshot to readers but writes no meta page; a later
-    /// [`Database::sync`] makes every deferred commit durable at once (group commit). A
-    /// crash loses deferred commits, never corrupts.
+    /// [`Database::sync`] (or a clean close) makes every deferred commit durable at once:
+    /// group commit. A crash loses the deferred commits, never corrupts.
     Deferred,
-    /// Like `Immediate` without any fsync: for tests and throwaway data.
+    /// For tests and throwaway data: the same mechanics as `Deferred` (no fsync, no meta
+    /// page at commit; durable only after `sync` or a clean close), named for intent.
     None,
 }
 
@@ -60,7 +62,9 @@ struct State {
     current: Arc<Committed>,
     /// Snapshot transaction id → number of live readers on it.
     readers: BTreeMap<u64, usize>,
+    /// Newest commit whose meta page is synced.
     durable_txn: u64,
+    /// Slot holding that meta page.
     durable_slot: u64,
     poisoned: bool,
 }
@@ -141,12 +145,18 @@ impl Builder {
     /// Opens a database stored behind `io` (an empty store is initialised).
     pub fn open_with_io(self, io: Arc<dyn PageIo>) -> Result<Database, OpenError> {
         validate_limits(&self.limits)?;
-        if io.len_bytes()? == 0 {
+        if io.len_bytes()? == 0 || all_zero(io.view()?.bytes()) {
+            // Empty, or created by a process that crashed before its first meta page
+            // was durable: nothing was ever committed, so start afresh.
             initialise(io.as_ref(), &self.limits)?;
         }
         let view = io.view()?;
         let (meta, slot) = meta::choose(view.bytes())?;
-        if meta.page_count * meta.page_size as u64 > view.bytes().len() as u64
+        let file_bytes = view.bytes().len() as u64;
+        if meta
+            .page_count
+            .checked_mul(meta.page_size as u64)
+            .is_none_or(|bytes| bytes > file_bytes)
             || meta.page_count < 2
         {
             return Err(OpenError::NotADatabase(format!(
@@ -187,6 +197,12 @@ impl Builder {
             }),
         })
     }
+}
+
+/// Whether the whole file is zero bytes (stops at the first non-zero byte, so a damaged
+/// but populated file is never mistaken for a fresh one).
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|byte| *byte == 0)
 }
 
 fn validate_limits(limits: &StorageLimits) -> Result<(), OpenError> {
@@ -262,15 +278,17 @@ impl Database {
         }
         let state = self.shared.state.lock();
         if state.poisoned {
+            // Pass the wake-up on: every other waiting writer must learn it too.
+            self.shared.writer_released.notify_all();
             return Err(StorageError::Poisoned);
         }
         *active = true;
         let base = state.current.clone();
         let oldest_reader = state.readers.keys().next().copied().unwrap_or(u64::MAX);
-        let horizon = state.durable_txn.min(oldest_reader);
+        let durable_txn = state.durable_txn;
         drop(state);
         let mut free = base.free.clone();
-        free.release_up_to(horizon);
+        free.release_up_to(durable_txn.min(oldest_reader), oldest_reader);
         free.free.sort_unstable_by(|a, b| b.cmp(a));
         Ok(WriteTransaction {
             shared: self.shared.clone(),
@@ -284,11 +302,15 @@ impl Database {
                     high_water: base.meta.page_count,
                 },
                 released: Vec::new(),
+                released_young: Vec::new(),
+                durable_txn,
             },
             pending: free.pending,
+            pending_young: free.pending_young,
             base,
             tables: HashMap::new(),
             durability: Durability::Immediate,
+            failed: false,
         })
     }
 
@@ -318,12 +340,8 @@ impl Database {
     pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
         let state = self.shared.state.lock();
         let current = &state.current;
-        let pending = current
-            .free
-            .pending
-            .iter()
-            .map(|(_, pages)| pages.len() as u64)
-            .sum();
+        let free = &current.free;
+        let pending = (free.page_total() - free.free.len()) as u64;
         Ok(DatabaseStats {
             file_size_bytes: self.shared.io.len_bytes()?,
             page_size: current.pages.page_size,
@@ -380,7 +398,7 @@ impl Drop for WriterGuard<'_> {
 impl Shared {
     fn release_writer(&self) {
         *self.writer_active.lock() = false;
-        self.writer_released.notify_one();
+        self.writer_released.notify_all();
     }
 
     /// Syncs the data (when `sync`), writes `meta` into `slot`, syncs again.
@@ -531,11 +549,14 @@ pub(crate) fn catalog_names<S: NodeSource>(
         .collect()
 }
 
-pub(crate) fn validate_table_name(name: &str) -> Result<(), StorageError> {
+/// Table names are catalog keys, so they obey the key-size limit as well.
+pub(crate) fn validate_table_name(name: &str, page_size: usize) -> Result<(), StorageError> {
     let rule = if name.is_empty() {
         "must not be empty"
     } else if name.len() > 255 {
         "must be at most 255 bytes"
+    } else if name.len() > key_size_max(page_size) {
+        "must be at most key_size_max bytes for this page size"
     } else {
         return Ok(());
     };
@@ -553,7 +574,7 @@ impl ReadTransaction {
 
     /// Opens a table of this snapshot.
     pub fn open_table(&self, name: &str) -> Result<crate::table::ReadTable<'_>, StorageError> {
-        validate_table_name(name)?;
+        validate_table_name(name, self.snapshot.pages.page_size)?;
         let state = catalog_lookup(&*self.snapshot, self.snapshot.meta.catalog_root, name)?
             .ok_or_else(|| StorageError::TableNotFound(name.to_string()))?;
         Ok(crate::table::ReadTable::new(&self.snapshot, state))
@@ -579,7 +600,11 @@ pub struct WriteTransaction {
     /// Tables touched by this transaction; `None` marks a deleted table.
     pub(crate) tables: HashMap<String, Option<TableState>>,
     pending: Vec<(u64, Vec<PageId>)>,
+    pending_young: Vec<(u64, Vec<PageId>)>,
     durability: Durability,
+    /// An operation failed after it began changing the trees: the transaction may hold
+    /// half-applied changes, so it can only be aborted.
+    pub(crate) failed: bool,
 }
 
 impl Drop for WriteTransaction {
@@ -614,7 +639,7 @@ impl WriteTransaction {
     }
 
     fn table_state(&self, name: &str) -> Result<Option<TableState>, StorageError> {
-        validate_table_name(name)?;
+        validate_table_name(name, self.write.pages.page_size)?;
         match self.tables.get(name) {
             Some(state) => Ok(*state),
             None => catalog_lookup(&self.write, self.catalog_root, name),
@@ -627,7 +652,10 @@ impl WriteTransaction {
             return Ok(false);
         };
         if let Some(root) = state.root {
-            self.write.release_tree(root)?;
+            if let Err(error) = self.write.release_tree(root) {
+                self.failed = true;
+                return Err(error);
+            }
         }
         self.tables.insert(name.to_string(), None);
         Ok(true)
@@ -657,6 +685,9 @@ impl WriteTransaction {
         if self.shared.state.lock().poisoned {
             return Err(StorageError::Poisoned);
         }
+        if self.failed {
+            return Err(StorageError::TransactionFailed);
+        }
         if !self.has_changes() {
             return Ok(());
         }
@@ -678,18 +709,25 @@ impl WriteTransaction {
             txn,
         )));
         let slot = 1 - self.shared.state.lock().durable_slot;
-        let result = self.persist(&mut pages, &meta, slot);
-        if let Err(error) = result {
-            self.shared.state.lock().poisoned = true;
-            return Err(error.into());
+        // Any failure from here on may leave the new meta on disk while memory still
+        // describes the old commit: poison, so that only a reopen continues.
+        match self.persist(&mut pages, &meta, slot) {
+            Ok(view) => {
+                self.publish(meta, free, chain, slot, view);
+                Ok(())
+            }
+            Err(error) => {
+                self.shared.state.lock().poisoned = true;
+                Err(error.into())
+            }
         }
-        self.publish(meta, free, chain, slot)
     }
 
     fn has_changes(&self) -> bool {
         !self.write.dirty.is_empty()
             || !self.write.dirty_overflow.is_empty()
             || !self.write.released.is_empty()
+            || !self.write.released_young.is_empty()
             || self
                 .tables
                 .values()
@@ -723,23 +761,32 @@ impl WriteTransaction {
     /// Builds the next free list and allocates the chain that stores it.
     fn build_free_list(&mut self, txn: u64) -> (FreeState, Vec<PageId>) {
         let mut released = std::mem::take(&mut self.write.released);
-        released.extend(&self.base.freelist_chain);
+        let mut young = std::mem::take(&mut self.write.released_young);
+        // The previous free-list chain was written by the base commit.
+        if self.base.meta.txn > self.write.durable_txn {
+            young.extend(&self.base.freelist_chain);
+        } else {
+            released.extend(&self.base.freelist_chain);
+        }
         let mut pending = std::mem::take(&mut self.pending);
+        let mut pending_young = std::mem::take(&mut self.pending_young);
         if !released.is_empty() {
             pending.push((txn, released));
         }
-        let estimate = FreeState {
-            free: self.write.allocator.free.clone(),
+        if !young.is_empty() {
+            pending_young.push((txn, young));
+        }
+        let mut free = FreeState {
+            free: Vec::new(),
             pending,
+            pending_young,
         };
-        let needed = freelist::pages_needed(&estimate, self.write.pages.page_size);
+        free.free = self.write.allocator.free.clone();
+        let needed = freelist::pages_needed(&free, self.write.pages.page_size);
         let chain: Vec<PageId> = (0..needed)
             .map(|_| self.write.allocator.allocate())
             .collect();
-        let free = FreeState {
-            free: self.write.allocator.free.clone(),
-            pending: estimate.pending,
-        };
+        free.free = self.write.allocator.free.clone();
         (free, chain)
     }
 
@@ -775,14 +822,16 @@ impl WriteTransaction {
         pages: &mut [(PageId, Vec<u8>)],
         meta: &Meta,
         slot: u64,
-    ) -> Result<(), IoError> {
+    ) -> Result<Arc<dyn PageView>, IoError> {
         self.shared.ensure_pages(meta.page_count, meta.page_size)?;
         self.shared.write_pages(pages, meta.page_size)?;
-        match self.durability {
-            Durability::Immediate => self.shared.write_meta(meta, slot, true),
-            Durability::None => self.shared.write_meta(meta, slot, false),
-            Durability::Deferred => Ok(()),
+        // Readers of the new snapshot need a view that includes the pages just written
+        // (and, after growth, a mapping of the new length).
+        let view = self.shared.io.view()?;
+        if self.durability == Durability::Immediate {
+            self.shared.write_meta(meta, slot, true)?;
         }
+        Ok(view)
     }
 
     fn publish(
@@ -791,8 +840,8 @@ impl WriteTransaction {
         free: FreeState,
         chain: Vec<PageId>,
         slot: u64,
-    ) -> Result<(), StorageError> {
-        let view = self.shared.io.view()?;
+        view: Arc<dyn PageView>,
+    ) {
         let mut verified = self.write.pages.verified.clone();
         if meta.page_count > verified.capacity_pages() {
             verified = Arc::new(verified.grown(meta.page_count * 2));
@@ -810,11 +859,10 @@ impl WriteTransaction {
         });
         let mut state = self.shared.state.lock();
         state.current = committed;
-        if self.durability != Durability::Deferred {
+        if self.durability == Durability::Immediate {
             state.durable_txn = meta.txn;
             state.durable_slot = slot;
         }
-        Ok(())
     }
 }
 

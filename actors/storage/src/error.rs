@@ -96,6 +96,10 @@ pub enum StorageError {
     /// The table does not exist in this snapshot.
     #[error("table {0:?} does not exist")]
     TableNotFound(String),
+    /// An operation of this transaction failed after it began changing the trees; the
+    /// transaction can only be aborted.
+    #[error("an earlier operation of this transaction failed; it can only be aborted")]
+    TransactionFailed,
     /// An earlier commit failed part-way; the on-disk state is only known after a reopen.
     #[error("database refuses writes after a failed commit; reopen it to recover")]
     Poisoned,

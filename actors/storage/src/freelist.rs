@@ -19,24 +19,37 @@ pub(crate) struct FreeState {
     /// `(txn, pages)`: released by `txn`, reusable once `txn` is durable and every live
     /// reader's snapshot is at least `txn`.
     pub(crate) pending: Vec<(u64, Vec<PageId>)>,
+    /// `(txn, pages)`: released by `txn` but written after the newest durable commit, so
+    /// no meta page on disk reaches them: reusable once every live reader's snapshot is
+    /// at least `txn`. Kept apart in memory only; persisted as ordinary pending pages.
+    pub(crate) pending_young: Vec<(u64, Vec<PageId>)>,
 }
 
+type PendingList = Vec<(u64, Vec<PageId>)>;
+
 impl FreeState {
+    fn all_pending(&self) -> impl Iterator<Item = &(u64, Vec<PageId>)> {
+        self.pending.iter().chain(&self.pending_young)
+    }
+
     pub(crate) fn page_total(&self) -> usize {
         self.free.len()
             + self
-                .pending
-                .iter()
+                .all_pending()
                 .map(|(_, pages)| pages.len())
                 .sum::<usize>()
     }
 
+    fn entry_count(&self) -> usize {
+        self.pending.len() + self.pending_young.len()
+    }
+
     fn words(&self) -> Vec<u64> {
-        let mut words = Vec::with_capacity(2 + self.page_total() + 2 * self.pending.len());
+        let mut words = Vec::with_capacity(2 + self.page_total() + 2 * self.entry_count());
         words.push(self.free.len() as u64);
         words.extend(&self.free);
-        words.push(self.pending.len() as u64);
-        for (txn, pages) in &self.pending {
+        words.push(self.entry_count() as u64);
+        for (txn, pages) in self.all_pending() {
             words.push(*txn);
             words.push(pages.len() as u64);
             words.extend(pages);
@@ -59,20 +72,30 @@ impl FreeState {
             let header = take(2)?;
             pending.push((header[0], take(header[1])?));
         }
-        Some(FreeState { free, pending })
+        Some(FreeState {
+            free,
+            pending,
+            pending_young: Vec::new(),
+        })
     }
 
-    /// Moves pending pages that became reusable into `free`: released by a transaction
-    /// `<= horizon` (the older of the durable transaction and the oldest live reader).
-    pub(crate) fn release_up_to(&mut self, horizon: u64) {
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|(txn, _)| *txn <= horizon);
-        self.pending = waiting;
-        for (_, pages) in ready {
-            self.free.extend(pages);
-        }
+    /// Moves pending pages that became reusable into `free`: pages released by a
+    /// transaction `<= durable_horizon` (the older of the durable transaction and the
+    /// oldest live reader), and young pages released by one `<= reader_horizon`.
+    pub(crate) fn release_up_to(&mut self, durable_horizon: u64, reader_horizon: u64) {
+        let durable = take_ready(&mut self.pending, durable_horizon);
+        let young = take_ready(&mut self.pending_young, reader_horizon);
+        self.free.extend(durable);
+        self.free.extend(young);
     }
+}
+
+fn take_ready(list: &mut PendingList, horizon: u64) -> Vec<PageId> {
+    let (ready, waiting): (PendingList, PendingList) = std::mem::take(list)
+        .into_iter()
+        .partition(|(txn, _)| *txn <= horizon);
+    *list = waiting;
+    ready.into_iter().flat_map(|(_, pages)| pages).collect()
 }
 
 /// Words one free-list page holds.
@@ -82,7 +105,7 @@ pub(crate) fn words_per_page(page_size: usize) -> usize {
 
 /// Pages the chain for `state` needs.
 pub(crate) fn pages_needed(state: &FreeState, page_size: usize) -> usize {
-    let words = 2 + state.page_total() + 2 * state.pending.len();
+    let words = 2 + state.page_total() + 2 * state.entry_count();
     words.div_ceil(words_per_page(page_size)).max(1)
 }
 
@@ -162,6 +185,7 @@ mod tests {
         let mut state = FreeState {
             free: vec![9, 8],
             pending: vec![(4, vec![20, 21]), (6, vec![30])],
+            pending_young: Vec::new(),
         };
         assert_eq!(FreeState::from_words(&state.words()), Some(state.clone()));
         assert_eq!(
@@ -169,7 +193,7 @@ mod tests {
             None,
             "truncated words are rejected"
         );
-        state.release_up_to(5);
+        state.release_up_to(5, 5);
         assert_eq!(state.free, vec![9, 8, 20, 21]);
         assert_eq!(state.pending, vec![(6, vec![30])]);
         assert_eq!(state.page_total(), 5);
@@ -180,6 +204,7 @@ mod tests {
         let state = FreeState {
             free: (100..1000).collect(),
             pending: Vec::new(),
+            pending_young: Vec::new(),
         };
         let needed = pages_needed(&state, 512);
         assert_eq!(needed, (902usize).div_ceil(words_per_page(512)));

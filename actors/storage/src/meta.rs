@@ -5,6 +5,7 @@
 //! free-list head `[64..72)` (0 = none), page count `[72..80)`.
 
 use crate::error::OpenError;
+use crate::limits::{PAGE_SIZE_MAX, PAGE_SIZE_MIN};
 use crate::page::{checksum_valid, read_u32, read_u64, seal, write_u32, write_u64};
 use crate::page::{PageId, PageKind};
 
@@ -39,6 +40,9 @@ impl Meta {
 
     /// Decodes the meta page in `slot` from `bytes` (the file's start), if it is valid.
     pub(crate) fn decode(bytes: &[u8], slot: u64, page_size: usize) -> Result<Meta, String> {
+        if !(PAGE_SIZE_MIN..=PAGE_SIZE_MAX).contains(&page_size) {
+            return Err(format!("unsupported page size {page_size}"));
+        }
         let start = slot as usize * page_size;
         let page = bytes
             .get(start..start + page_size)
@@ -67,9 +71,12 @@ impl Meta {
     }
 }
 
-/// The page size a meta slot claims, if its magic is present.
+/// The page size slot 0 claims, if its magic is present and the size is one we support.
+/// The slot's checksum is not known yet, so the value is only a hint.
 fn claimed_page_size(bytes: &[u8]) -> Option<usize> {
-    (bytes.get(32..40)? == MAGIC).then(|| read_u32(bytes, 44) as usize)
+    (bytes.get(32..40)? == MAGIC).then_some(())?;
+    let size = u32::from_le_bytes(bytes.get(44..48)?.try_into().ok()?) as usize;
+    (size.is_power_of_two() && (PAGE_SIZE_MIN..=PAGE_SIZE_MAX).contains(&size)).then_some(size)
 }
 
 /// Picks the newest valid meta page, and which slot holds it. A torn or corrupt slot

@@ -116,6 +116,9 @@ impl<'a> LeafRef<'a> {
         let flags = self.bytes[start + 2];
         let value_length = read_u32(self.bytes, start + 3) as usize;
         let value_start = start + 7 + key_length;
+        if flags > FLAG_OVERFLOW {
+            return Err(self.corrupt("leaf entry has unknown flags"));
+        }
         if flags == FLAG_OVERFLOW {
             let first = self
                 .bytes

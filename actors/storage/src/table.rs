@@ -104,6 +104,21 @@ impl<'t> Table<'t> {
                 limit,
             });
         }
+        if self.txn.failed {
+            return Err(StorageError::TransactionFailed);
+        }
+        let result = self.insert_validated(key, value, page_size);
+        self.txn.failed |= result.is_err();
+        result
+    }
+
+    /// The part of `insert` that changes trees: any failure here taints the transaction.
+    fn insert_validated(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        page_size: usize,
+    ) -> Result<bool, StorageError> {
         let stored = if value.len() > inline_value_max(page_size) {
             self.txn.write.write_overflow(value)
         } else {
@@ -112,30 +127,41 @@ impl<'t> Table<'t> {
         let (root, old) = self.txn.write.insert(self.state.root, key, stored)?;
         self.state.root = Some(root);
         self.state.changed = true;
-        match old {
-            Some(old) => {
-                self.txn.write.release_value(&old)?;
-                Ok(true)
-            }
-            None => {
-                self.state.entries += 1;
-                Ok(false)
-            }
-        }
+        let Some(old) = old else {
+            self.state.entries += 1;
+            return Ok(false);
+        };
+        self.txn.write.release_value(&old)?;
+        Ok(true)
     }
 
     /// Removes `key`; returns the value it held.
     pub fn remove(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let (root, old) = self.txn.write.remove(self.state.root, key)?;
-        let Some(old) = old else {
+        if self.txn.failed {
+            return Err(StorageError::TransactionFailed);
+        }
+        // Read the old value before touching the tree, so a damaged value page fails the
+        // call without any change.
+        let Some(value) = btree::get(&self.txn.write, self.state.root, key)? else {
             return Ok(None);
         };
-        let bytes = load_value(&self.txn.write, old.as_ref())?.into_vec();
-        self.txn.write.release_value(&old)?;
+        let bytes = load_value(&self.txn.write, value)?.into_vec();
+        let result = self.remove_present(key);
+        self.txn.failed |= result.is_err();
+        result.map(|()| Some(bytes))
+    }
+
+    fn remove_present(&mut self, key: &[u8]) -> Result<(), StorageError> {
+        let (root, old) = self.txn.write.remove(self.state.root, key)?;
+        let old = old.ok_or_else(|| {
+            StorageError::corruption(self.state.root.unwrap_or(0), "key vanished during remove")
+        })?;
         self.state.root = root;
-        self.state.entries -= 1;
         self.state.changed = true;
-        Ok(Some(bytes))
+        self.state.entries = self.state.entries.checked_sub(1).ok_or_else(|| {
+            StorageError::corruption(root.unwrap_or(0), "catalog entry count below zero")
+        })?;
+        self.txn.write.release_value(&old)
     }
 
     /// The value stored under `key`, including this transaction's changes.

@@ -48,6 +48,21 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
+    /// A reachable page was written by this commit or an earlier one, never a later one.
+    fn written_before_commit(&self, page: PageId) -> Result<(), StorageError> {
+        let written_by = crate::page::read_u64(self.snapshot.pages.raw(page)?, 24);
+        if written_by > self.snapshot.meta.txn {
+            return Err(StorageError::corruption(
+                page,
+                format!(
+                    "written by txn {written_by}, after the commit {}",
+                    self.snapshot.meta.txn
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn claim(&mut self, page: PageId, what: &'static str) -> Result<(), StorageError> {
         if page < 2 || page >= self.snapshot.meta.page_count {
             return Err(StorageError::corruption(
@@ -75,6 +90,13 @@ impl Walker<'_> {
         while let Some((page, depth, low, high)) = stack.pop() {
             self.claim(page, "tree node")?;
             self.snapshot.pages.kind(page)?;
+            self.written_before_commit(page)?;
+            if depth > crate::btree::TREE_DEPTH_MAX {
+                return Err(StorageError::corruption(
+                    page,
+                    "tree deeper than TREE_DEPTH_MAX",
+                ));
+            }
             let node = self.snapshot.node(page)?;
             check_keys(page, &node, low.as_deref(), high.as_deref())?;
             if node.is_leaf() {
@@ -190,7 +212,8 @@ impl Database {
             walker.claim(*page, "free")?;
             report.free_pages += 1;
         }
-        for (_, pages) in &snapshot.free.pending {
+        let free = &snapshot.free;
+        for (_, pages) in free.pending.iter().chain(&free.pending_young) {
             for page in pages {
                 walker.claim(*page, "pending")?;
                 report.pending_pages += 1;

@@ -215,7 +215,9 @@ fn concurrent_readers_always_see_one_whole_commit() {
         {
             let mut table = write.open_table("t").expect("table");
             for index in 0..400 {
-                table.insert(&key(index), &generation.to_le_bytes()).expect("insert");
+                table
+                    .insert(&key(index), &generation.to_le_bytes())
+                    .expect("insert");
             }
         }
         write.commit().expect("commit");
@@ -247,7 +249,10 @@ fn concurrent_readers_always_see_one_whole_commit() {
             write_generation(generation);
         }
         stop.store(true, Ordering::Relaxed);
-        readers.into_iter().map(|reader| reader.join().expect("reader")).sum::<u64>()
+        readers
+            .into_iter()
+            .map(|reader| reader.join().expect("reader"))
+            .sum::<u64>()
     });
     assert!(snapshots_checked > 0);
     db.verify().expect("verify");
