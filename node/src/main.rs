@@ -27,6 +27,11 @@ enum Command {
         #[arg(long, default_value_t = 200_000)]
         relationships: u64,
     },
+    /// Checks a storage file's integrity and prints its tables and page counts.
+    Verify {
+        /// Database file to check (opened exclusively; stop the server first).
+        path: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
             path,
             relationships,
         } => demo(path, relationships),
+        Command::Verify { path } => verify(&path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,5 +101,32 @@ fn demo(path: Option<PathBuf>, relationships: u64) -> Result<(), Box<dyn std::er
         stats.file_size_bytes / 1024,
         table.depth()?
     );
+    Ok(())
+}
+
+fn verify(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    if !path.exists() {
+        return Err(format!("{}: no such file", path.display()).into());
+    }
+    let db = Database::open(path)?;
+    let report = db.verify()?;
+    let stats = db.stats()?;
+    println!(
+        "{}: ok at txn {} ({} KiB, {}-byte pages)",
+        path.display(),
+        report.txn,
+        stats.file_size_bytes / 1024,
+        stats.page_size
+    );
+    println!(
+        "pages: {} reachable, {} free, {} pending",
+        report.reachable_pages, report.free_pages, report.pending_pages
+    );
+    for (name, table) in &report.tables {
+        println!(
+            "table {name}: {} entries, depth {}, {} branch / {} leaf / {} overflow pages",
+            table.entries, table.depth, table.branch_pages, table.leaf_pages, table.overflow_pages
+        );
+    }
     Ok(())
 }

@@ -418,20 +418,50 @@ impl WriteState {
         let left_index = if index > 0 { index - 1 } else { index };
         let (left, right) = (branch.children[left_index], branch.children[left_index + 1]);
         let separator = branch.keys[left_index].clone();
+        // Decide on the encoded sizes first, so that a merge that cannot happen copies
+        // no sibling (deletes would otherwise rewrite a neighbour every time).
+        if !self.merge_fits(left, right, &separator)? {
+            return Ok(());
+        }
         let left = self.make_dirty(left)?;
         let right = self.make_dirty(right)?;
         let merged = self.merge_nodes(left, right, &separator)?;
+        assert!(
+            merged,
+            "merge_fits and merge_nodes agree on the merged size"
+        );
         let branch = self.dirty_branch(parent)?;
         branch.children[left_index] = left;
-        branch.children[left_index + 1] = right;
-        if !merged {
-            return Ok(());
-        }
         let separator = branch.keys.remove(left_index);
         branch.children.remove(left_index + 1);
         branch.size -= branch_entry_bytes(&separator);
         self.release(right);
         Ok(())
+    }
+
+    /// Whether siblings `left` and `right` (with `separator` between them) fit in one
+    /// page, computed without copying either.
+    fn merge_fits(
+        &self,
+        left: PageId,
+        right: PageId,
+        separator: &[u8],
+    ) -> Result<bool, StorageError> {
+        let (left_leaf, left_size) = self.node(left)?.encoded_size()?;
+        let (right_leaf, right_size) = self.node(right)?.encoded_size()?;
+        let merged = match (left_leaf, right_leaf) {
+            (true, true) => left_size + right_size - HEADER_BYTES,
+            (false, false) => {
+                left_size + right_size - HEADER_BYTES - 8 + branch_entry_bytes(separator)
+            }
+            _ => {
+                return Err(StorageError::corruption(
+                    right,
+                    "siblings at different depths",
+                ))
+            }
+        };
+        Ok(merged <= self.capacity())
     }
 
     /// Moves `right`'s entries into `left` if the result fits; returns whether it did.

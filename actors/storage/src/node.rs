@@ -421,6 +421,32 @@ impl<'a> NodeRef<'a> {
         }
     }
 
+    /// Whether the node is a leaf, and its encoded size in bytes (header included).
+    pub(crate) fn encoded_size(&self) -> Result<(bool, usize), StorageError> {
+        let mut size = HEADER_BYTES;
+        match self {
+            NodeRef::DirtyLeaf(leaf) => Ok((true, leaf.size)),
+            NodeRef::DirtyBranch(branch) => Ok((false, branch.size)),
+            NodeRef::Leaf(leaf) => {
+                for index in 0..leaf.len() {
+                    let stored = match leaf.value(index)? {
+                        ValueRef::Inline(bytes) => bytes.len(),
+                        ValueRef::Overflow { .. } => 8,
+                    };
+                    size += LEAF_ENTRY_OVERHEAD + leaf.key(index)?.len() + stored;
+                }
+                Ok((true, size))
+            }
+            NodeRef::Branch(branch) => {
+                size += 8;
+                for index in 0..branch.len() {
+                    size += branch_entry_bytes(branch.key(index)?);
+                }
+                Ok((false, size))
+            }
+        }
+    }
+
     /// Leaf binary search: `Ok(index)` if found, `Err(insert position)` otherwise.
     pub(crate) fn search(&self, key: &[u8]) -> Result<Result<usize, usize>, StorageError> {
         match self {
