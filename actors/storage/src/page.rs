@@ -208,3 +208,84 @@ impl Pages {
             .ok_or_else(|| StorageError::corruption(page, "page lies beyond the end of the file"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{MemoryIo, PageIo};
+
+    fn pages_with(pages: &[(PageId, PageKind)]) -> (Pages, MemoryIo) {
+        let page_size = 512;
+        let io = MemoryIo::default();
+        io.grow(8 * page_size as u64).unwrap();
+        for (id, kind) in pages {
+            let mut page = vec![0u8; page_size];
+            page[100] = *id as u8;
+            seal(*id, &mut page, *kind, 0, 1);
+            io.write(*id * page_size as u64, &page).unwrap();
+        }
+        let pages = Pages {
+            view: io.view().unwrap(),
+            verified: Arc::new(VerifiedPages::new(8)),
+            page_size,
+            page_count: 6,
+        };
+        (pages, io)
+    }
+
+    #[test]
+    fn reads_check_range_checksum_and_kind() {
+        let (pages, _io) = pages_with(&[(2, PageKind::Leaf), (3, PageKind::Branch)]);
+        assert_eq!(pages.page(2, PageKind::Leaf).unwrap()[100], 2);
+        assert!(matches!(
+            pages.page(1, PageKind::Leaf),
+            Err(StorageError::Corruption { page: 1, .. })
+        ));
+        assert!(matches!(
+            pages.page(6, PageKind::Leaf),
+            Err(StorageError::Corruption { page: 6, .. })
+        ));
+        let wrong_kind = pages.page(3, PageKind::Leaf).unwrap_err().to_string();
+        assert!(wrong_kind.contains("expected a Leaf page"), "{wrong_kind}");
+        assert_eq!(pages.kind(3).unwrap(), PageKind::Branch);
+        let never_written = pages.page(4, PageKind::Leaf).unwrap_err().to_string();
+        assert!(
+            never_written.contains("checksum mismatch"),
+            "{never_written}"
+        );
+    }
+
+    #[test]
+    fn a_page_is_verified_once_and_the_set_grows_keeping_its_bits() {
+        let (pages, _io) = pages_with(&[(2, PageKind::Leaf)]);
+        assert!(!pages.verified.is_set(2));
+        pages.page(2, PageKind::Leaf).unwrap();
+        assert!(
+            pages.verified.is_set(2),
+            "the first read records the verification"
+        );
+        let grown = pages.verified.grown(1000);
+        assert!(grown.capacity_pages() >= 1000);
+        assert!(grown.is_set(2) && !grown.is_set(3));
+        grown.set(999);
+        assert!(grown.is_set(999));
+    }
+
+    #[test]
+    fn checksums_cover_the_page_id_and_every_byte_after_the_checksum() {
+        let mut page = vec![0u8; 512];
+        seal(7, &mut page, PageKind::Overflow, 3, 9);
+        assert!(checksum_valid(7, &page));
+        assert!(
+            !checksum_valid(8, &page),
+            "a page at the wrong place is detected"
+        );
+        for offset in [16, 17, 200, 511] {
+            let mut damaged = page.clone();
+            damaged[offset] ^= 1;
+            assert!(!checksum_valid(7, &damaged), "flip at {offset} undetected");
+        }
+        assert_eq!(count(&page), 3);
+        assert_eq!(read_u64(&page, 24), 9);
+    }
+}
