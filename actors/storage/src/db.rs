@@ -689,7 +689,7 @@ impl WriteTransaction {
             return Err(StorageError::TransactionFailed);
         }
         if !self.has_changes() {
-            return Ok(());
+            return self.commit_unchanged();
         }
         self.write_catalog()?;
         let txn = self.txn_id();
@@ -721,6 +721,20 @@ impl WriteTransaction {
                 Err(error.into())
             }
         }
+    }
+
+    /// A transaction without changes writes no new commit, but an `Immediate` one still
+    /// promises that the state it saw is durable: sync earlier deferred commits.
+    fn commit_unchanged(self) -> Result<(), StorageError> {
+        let (durable_txn, slot) = {
+            let state = self.shared.state.lock();
+            (state.durable_txn, 1 - state.durable_slot)
+        };
+        if self.durability != Durability::Immediate || durable_txn == self.base.meta.txn {
+            return Ok(());
+        }
+        let result = self.shared.write_meta(&self.base.meta, slot, true);
+        self.shared.finish_durable(result, self.base.meta.txn, slot)
     }
 
     fn has_changes(&self) -> bool {

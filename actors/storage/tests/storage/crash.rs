@@ -265,3 +265,24 @@ fn deferred_commits_become_durable_at_sync_and_a_crash_before_loses_only_them() 
         "after the second sync",
     );
 }
+
+/// Regression (found by the model test): an `Immediate` transaction that changed nothing
+/// returned without writing, so commits deferred before it were lost in a crash although
+/// the caller had just been told its view was durable.
+#[test]
+fn an_unchanged_immediate_commit_makes_earlier_deferred_commits_durable() {
+    let io = Arc::new(MemoryIo::default());
+    let db = open_memory(&io, small_limits());
+    let deferred: Vec<Change> = vec![(key(0), Some(b"deferred".to_vec()))];
+    apply(&db, "t", &deferred, Durability::Deferred);
+    apply(&db, "t", &[(key(1), None)], Durability::Immediate);
+    let outcome = Outcome {
+        acknowledged: apply_to_model(&Model::new(), &deferred),
+        in_flight: None,
+    };
+    check_recovery(
+        io.crash_image(CrashMode::LoseUnsynced),
+        &outcome,
+        "empty immediate commit",
+    );
+}

@@ -1,10 +1,12 @@
 //! Model-based property test: random sequences of inserts, removes, point reads, range
-//! scans (both directions), commits, aborts and reopens run against the engine and
-//! against a `BTreeMap`, with readers holding old snapshots across later commits. Any
-//! divergence, or a failed `verify()`, is a bug; proptest shrinks it to a minimal case.
+//! scans (both directions), commits under every durability mode, aborts, syncs, clean
+//! reopens and crashes run against the engine and against a `BTreeMap`, with readers
+//! holding old snapshots across later commits. After a crash (unsynced writes lost) the
+//! engine must equal the last *durable* model state, which exercises page reuse between
+//! syncs. Any divergence, or a failed `verify()`, is a bug; proptest shrinks it.
 
 use crate::common::{dump, open_memory, small_limits, Model};
-use inferadb_storage::io::MemoryIo;
+use inferadb_storage::io::{CrashMode, MemoryIo};
 use inferadb_storage::{Database, Durability, ReadTransaction};
 use proptest::prelude::*;
 use std::ops::Bound;
@@ -20,10 +22,12 @@ enum Operation {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Transaction(Vec<Operation>, bool),
+    Transaction(Vec<Operation>, bool, Durability),
     HoldReader,
     ReleaseReader,
+    Sync,
     Reopen,
+    Crash,
 }
 
 fn key_of(index: u16) -> Vec<u8> {
@@ -50,11 +54,17 @@ fn operation() -> impl Strategy<Value = Operation> {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        8 => (prop::collection::vec(operation(), 1..120), prop::bool::weighted(0.8))
-            .prop_map(|(operations, commit)| Step::Transaction(operations, commit)),
+        8 => (
+            prop::collection::vec(operation(), 1..120),
+            prop::bool::weighted(0.8),
+            prop_oneof![Just(Durability::Immediate), Just(Durability::Deferred), Just(Durability::None)],
+        )
+            .prop_map(|(operations, commit, durability)| Step::Transaction(operations, commit, durability)),
         1 => Just(Step::HoldReader),
         1 => Just(Step::ReleaseReader),
+        1 => Just(Step::Sync),
         1 => Just(Step::Reopen),
+        1 => Just(Step::Crash),
     ]
 }
 
@@ -74,10 +84,11 @@ fn run_transaction(
     committed: &Model,
     operations: &[Operation],
     commit: bool,
+    durability: Durability,
 ) -> Model {
     let mut model = committed.clone();
     let mut write = db.begin_write().expect("begin write");
-    write.set_durability(Durability::None);
+    write.set_durability(durability);
     {
         let mut table = write.open_table("t").expect("open table");
         for operation in operations {
@@ -149,31 +160,96 @@ fn check_readers(readers: &[(ReadTransaction, Model)]) {
     }
 }
 
-fn run(steps: Vec<Step>) {
-    let limits = small_limits();
-    let mut io = Arc::new(MemoryIo::default());
-    let mut db = open_memory(&io, limits.clone());
-    let mut committed = Model::new();
-    let mut readers: Vec<(ReadTransaction, Model)> = Vec::new();
-    for step in steps {
+/// The engine under test and what the model says it holds.
+struct Harness {
+    io: Arc<MemoryIo>,
+    db: Database,
+    committed: Model,
+    /// What survives a crash: the state of the last `Immediate` commit or sync.
+    durable: Model,
+    readers: Vec<(ReadTransaction, Model)>,
+}
+
+impl Harness {
+    fn reopen(&mut self, image: Vec<u8>) {
+        self.readers.clear();
+        self.io = Arc::new(MemoryIo::from_image(image));
+        self.db = open_memory(&self.io, small_limits());
+    }
+
+    fn step(&mut self, step: Step) {
         match step {
-            Step::Transaction(operations, commit) => {
-                committed = run_transaction(&db, &committed, &operations, commit);
-                db.verify().expect("verify after transaction");
+            Step::Transaction(operations, commit, durability) => {
+                self.committed =
+                    run_transaction(&self.db, &self.committed, &operations, commit, durability);
+                if commit && durability == Durability::Immediate {
+                    self.durable = self.committed.clone();
+                }
+                self.db.verify().expect("verify after transaction");
             }
-            Step::HoldReader => readers.push((db.begin_read(), committed.clone())),
+            Step::HoldReader => self
+                .readers
+                .push((self.db.begin_read(), self.committed.clone())),
             Step::ReleaseReader => {
-                readers.pop();
+                self.readers.pop();
+            }
+            Step::Sync => {
+                self.db.sync().expect("sync");
+                self.durable = self.committed.clone();
             }
             Step::Reopen => {
-                readers.clear();
+                // A clean close makes deferred commits durable.
+                self.readers.clear();
+                let db = std::mem::replace(
+                    &mut self.db,
+                    open_memory(&Arc::new(MemoryIo::default()), small_limits()),
+                );
                 drop(db);
-                io = Arc::new(MemoryIo::from_image(io.image()));
-                db = open_memory(&io, limits.clone());
+                self.reopen(self.io.image());
+                self.durable = self.committed.clone();
+            }
+            Step::Crash => {
+                let image = self.io.crash_image(CrashMode::LoseUnsynced);
+                self.reopen(image);
+                self.committed = self.durable.clone();
+                self.db.verify().expect("verify after crash");
             }
         }
-        check_readers(&readers);
-        assert_eq!(dump(&db, "t"), committed);
+        check_readers(&self.readers);
+        assert_same(&dump(&self.db, "t"), &self.committed);
+    }
+}
+
+/// Compares the engine's contents with the model, naming the first difference (whole
+/// models are too large to print usefully).
+fn assert_same(actual: &Model, expected: &Model) {
+    if actual == expected {
+        return;
+    }
+    let differing = actual
+        .keys()
+        .chain(expected.keys())
+        .find(|key| actual.get(*key) != expected.get(*key))
+        .map(|key| String::from_utf8_lossy(key).into_owned());
+    panic!(
+        "engine holds {} entries, model {}; first difference at key {differing:?}",
+        actual.len(),
+        expected.len()
+    );
+}
+
+fn run(steps: Vec<Step>) {
+    let io = Arc::new(MemoryIo::default());
+    let db = open_memory(&io, small_limits());
+    let mut harness = Harness {
+        io,
+        db,
+        committed: Model::new(),
+        durable: Model::new(),
+        readers: Vec::new(),
+    };
+    for step in steps {
+        harness.step(step);
     }
 }
 
