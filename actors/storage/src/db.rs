@@ -92,6 +92,9 @@ pub struct DatabaseStats {
     pub page_size: usize,
     /// Pages in use by the page space (high-water mark), meta pages included.
     pub page_count: u64,
+    /// Pages reachable from the newest commit (trees, overflow chains, free-list chain;
+    /// meta pages excluded).
+    pub used_pages: u64,
     /// Pages free for reuse now.
     pub free_pages: u64,
     /// Pages released by recent commits, waiting for readers or durability.
@@ -346,6 +349,7 @@ impl Database {
             file_size_bytes: self.shared.io.len_bytes()?,
             page_size: current.pages.page_size,
             page_count: current.meta.page_count,
+            used_pages: current.meta.page_count - 2 - free.page_total() as u64,
             free_pages: current.free.free.len() as u64,
             pending_pages: pending,
             live_readers: state.readers.values().sum(),

@@ -104,3 +104,25 @@ fn an_old_reader_pins_pages_until_it_is_dropped() {
     );
     db.verify().expect("verify");
 }
+
+#[test]
+fn stats_account_for_every_page() {
+    let io = Arc::new(MemoryIo::default());
+    let db = open_memory(&io, small_limits());
+    let initial: Vec<_> = (0..500)
+        .map(|index| (key(index), Some(b"v".to_vec())))
+        .collect();
+    apply(&db, "t", &initial, Durability::Immediate);
+    overwrite_round(&db, 1);
+    let stats = db.stats().expect("stats");
+    let report = db.verify().expect("verify");
+    assert_eq!(stats.used_pages, report.reachable_pages);
+    assert_eq!(stats.free_pages, report.free_pages);
+    assert_eq!(stats.pending_pages, report.pending_pages);
+    assert_eq!(
+        stats.page_count,
+        2 + stats.used_pages + stats.free_pages + stats.pending_pages
+    );
+    assert_eq!(stats.committed_txn, stats.durable_txn);
+    assert!(stats.file_size_bytes >= stats.page_count * stats.page_size as u64);
+}
