@@ -47,6 +47,16 @@ pub(crate) fn resolve(source: &str, schema: &Schema, errors: &mut Vec<Diagnostic
             resolver.definition_mut(*relation).kind = RelationKind::Direct { allowed };
         }
     }
+    // Mark every computed member before resolving any expression, so that an arrow over a
+    // computed relation declared later is rejected instead of seeing the direct-relation
+    // placeholder. The empty union is replaced below; it survives only when resolving the
+    // body reported an error, and then the schema does not compile.
+    for (relation, member) in &members {
+        if let MemberBody::Computed(_) = &member.body {
+            resolver.definition_mut(*relation).kind =
+                RelationKind::Computed(Expr::Union(Vec::new()));
+        }
+    }
     // Expressions last: arrows need the allowed subjects of every direct relation.
     for (relation, member) in &members {
         if let MemberBody::Computed(expression) = &member.body {

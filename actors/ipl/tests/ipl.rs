@@ -6,6 +6,7 @@ mod ipl {
     mod errors;
     mod formatter;
     mod parser;
+    mod review;
     mod robustness;
     mod stratification;
 
