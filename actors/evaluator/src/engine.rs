@@ -10,9 +10,12 @@
 //! - `true` is final at once: all rules are monotone within a stratum, so a proof built
 //!   while assuming some facts false is still a proof.
 //! - `false` with a lowlink at or above its own stack position relied on nothing outside its
-//!   own evaluation: it is final, and so is every provisional `false` computed inside it (a
-//!   set of facts that are all false and whose rules all evaluate to false given that is a
-//!   post-fixpoint, so the least fixpoint has them false too).
+//!   own evaluation: it is final, and so is every provisional `false` computed inside it
+//!   that relied only on entries at or above that position (a set of facts that are all
+//!   false and whose rules all evaluate to false given that is a post-fixpoint, so the least
+//!   fixpoint has them false too). A provisional `false` inside it that relied on an entry
+//!   further down the stack may never have fed this answer (an intersection or exclusion
+//!   can short-circuit past it), so it stays provisional until that entry settles.
 //! - `false` with a lower lowlink is *provisional*: memoized only until the stack entry it
 //!   relied on settles. If that entry turns out true, the provisional answers are dropped
 //!   and recomputed when needed; if it settles false, they become final.
@@ -182,8 +185,20 @@ impl<R: RelationshipReader + ?Sized> Engine<'_, R> {
             return Outcome::TRUE;
         }
         if outcome.lowlink >= position {
-            for provisional in state.provisional.drain(provisional_start..) {
-                state.memo.insert(provisional, Slot::False);
+            // Only provisional answers that relied on nothing below this node are final
+            // now. One that assumed an entry further down the stack false may not have fed
+            // this node's answer at all (a short-circuited intersection or exclusion): it
+            // stays provisional until that entry settles.
+            let inside: Vec<NodeKey> = state.provisional.drain(provisional_start..).collect();
+            for provisional in inside {
+                match state.memo.get(&provisional) {
+                    Some(Slot::Provisional(lowlink)) if *lowlink < position => {
+                        state.provisional.push(provisional);
+                    }
+                    _ => {
+                        state.memo.insert(provisional, Slot::False);
+                    }
+                }
             }
             state.memo.insert(key, Slot::False);
             return Outcome::FALSE;
