@@ -67,6 +67,15 @@ pub enum EvaluationError {
         /// The module.
         module: String,
     },
+    /// Explain's trace and the check it was compared with disagree: a policy module that
+    /// answered differently between the two walks (modules must be deterministic).
+    #[error("explain and check disagree (trace: {trace_allowed}, check: {check_allowed}); is a policy module non-deterministic?")]
+    ExplainDiverged {
+        /// The trace's answer.
+        trace_allowed: bool,
+        /// The check's answer.
+        check_allowed: bool,
+    },
     /// A lookup cursor is not one this evaluator produced.
     #[error("cursor `{cursor}`: not a valid lookup cursor")]
     InvalidCursor {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use inferadb_ipl::{CompiledSchema, RelationId, TypeId};
 use inferadb_protocols::{ObjectRef, RelationName, Revision, SubjectRef};
 
-use crate::cache::{CacheKey, CachedDecision, DecisionCache};
+use crate::cache::{CacheKey, CachedDecision, DecisionCache, KeyParts};
 use crate::engine::Engine;
 use crate::error::EvaluationError;
 use crate::limits::EvaluatorLimits;
@@ -64,6 +64,16 @@ pub struct EvaluatorStats {
     pub memo_hits: u64,
     /// Sub-problems evaluated.
     pub memo_misses: u64,
+}
+
+/// What the decision cache said about a request, with the resolved names.
+struct Probe {
+    type_id: TypeId,
+    relation_id: RelationId,
+    /// The cache key, when the evaluator has a cache.
+    key: Option<CacheKey>,
+    /// The cached answer, if the cache had a valid one.
+    cached: Option<bool>,
 }
 
 /// Capacity of the decision cache unless configured.
@@ -141,8 +151,17 @@ impl Evaluator {
         view: &ReadView<'_, R>,
         request: &CheckRequest,
     ) -> Result<CheckResponse, EvaluationError> {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        // A cache hit needs no request state: probe before building one.
+        let probe = self.probe(view, request)?;
+        if let Some(allowed) = probe.cached {
+            return Ok(CheckResponse {
+                allowed,
+                revision: view.revision,
+            });
+        }
         let mut state = RequestState::new(self.limits.check_work_budget);
-        let result = self.check_in(view, &mut state, request);
+        let result = self.evaluate(view, &mut state, request, probe);
         self.record(&state);
         result
     }
@@ -158,53 +177,77 @@ impl Evaluator {
         let answers = requests
             .iter()
             .map(|request| {
+                self.checks.fetch_add(1, Ordering::Relaxed);
+                let probe = self.probe(view, request)?;
+                if let Some(allowed) = probe.cached {
+                    return Ok(CheckResponse {
+                        allowed,
+                        revision: view.revision,
+                    });
+                }
                 // Each item may spend one check's budget, and the batch its own total.
                 let budget = state
                     .work_used
                     .saturating_add(self.limits.check_work_budget);
                 state.work_budget = budget.min(self.limits.batch_work_budget);
-                self.check_in(view, &mut state, request)
+                self.evaluate(view, &mut state, request, probe)
             })
             .collect();
         self.record(&state);
         answers
     }
 
-    fn check_in<R: RelationshipReader + ?Sized>(
+    /// Resolves the request's names and asks the decision cache (if any).
+    fn probe<R: RelationshipReader + ?Sized>(
         &self,
         view: &ReadView<'_, R>,
-        state: &mut RequestState,
         request: &CheckRequest,
-    ) -> Result<CheckResponse, EvaluationError> {
-        self.checks.fetch_add(1, Ordering::Relaxed);
+    ) -> Result<Probe, EvaluationError> {
         let (type_id, relation_id) = self.resolve(&request.resource, &request.permission)?;
-        let cache_key = self.cache.as_ref().map(|_| CacheKey {
+        let Some(cache) = &self.cache else {
+            return Ok(Probe {
+                type_id,
+                relation_id,
+                key: None,
+                cached: None,
+            });
+        };
+        let key = CacheKey::new(&KeyParts {
             vault_id: view.vault_id,
             revision: view.revision.height(),
             schema_fingerprint: self.schema.fingerprint(),
             type_id: type_id.0,
             relation: relation_id.0,
-            resource_id: request.resource.object_id.as_str().into(),
-            subject: request.subject.clone(),
+            resource_id: request.resource.object_id.as_str(),
+            subject: &request.subject,
         });
-        if let (Some(cache), Some(key)) = (&self.cache, &cache_key) {
-            if let Some(allowed) = cache.get(key, view.now_ms) {
-                return Ok(CheckResponse {
-                    allowed,
-                    revision: view.revision,
-                });
-            }
-        }
+        let cached = cache.get(&key, view.now_ms);
+        Ok(Probe {
+            type_id,
+            relation_id,
+            key: Some(key),
+            cached,
+        })
+    }
+
+    /// Evaluates a request the cache could not answer, and caches the decision.
+    fn evaluate<R: RelationshipReader + ?Sized>(
+        &self,
+        view: &ReadView<'_, R>,
+        state: &mut RequestState,
+        request: &CheckRequest,
+        probe: Probe,
+    ) -> Result<CheckResponse, EvaluationError> {
         let subject = state.subject(&self.schema, &request.subject)?;
         let object = state.objects.intern(request.resource.object_id.as_str());
         let key = NodeKey {
             subject,
-            type_id: type_id.0,
-            relation: relation_id.0,
+            type_id: probe.type_id.0,
+            relation: probe.relation_id.0,
             object,
         };
         let allowed = self.engine(view, state).check(key)?;
-        if let (Some(cache), Some(key)) = (&self.cache, cache_key) {
+        if let (Some(cache), Some(key)) = (&self.cache, &probe.key) {
             cache.insert(
                 key,
                 CachedDecision {

@@ -15,7 +15,7 @@ use inferadb_protocols::Revision;
 
 use crate::error::EvaluationError;
 use crate::evaluator::{CheckRequest, Evaluator, ReadView};
-use crate::hashing::FxHashSet;
+use crate::hashing::{FxHashMap, FxHashSet};
 use crate::module::ModuleRequest;
 use crate::reader::{ObjectKey, RelationshipReader, SubjectFilter, SubjectKey, WILDCARD_ID};
 use crate::schema::SchemaIndex;
@@ -86,6 +86,13 @@ pub enum TraceStep {
         /// The forbid's name.
         name: String,
     },
+    /// A relation whose answer was already explained earlier in this trace.
+    Repeated {
+        /// The object, `type:id`.
+        resource: String,
+        /// The relation's name.
+        relation: String,
+    },
     /// A relation already being evaluated on this path: contributes nothing here.
     Cycle {
         /// The object, `type:id`.
@@ -114,6 +121,9 @@ impl fmt::Display for TraceStep {
             TraceStep::Arrow { text } => formatter.write_str(text),
             TraceStep::Module { name } => write!(formatter, "module({name:?})"),
             TraceStep::Forbid { name } => write!(formatter, "forbid {name} (denies when it holds)"),
+            TraceStep::Repeated { resource, relation } => {
+                write!(formatter, "{resource}#{relation}: explained above")
+            }
             TraceStep::Cycle { resource, relation } => {
                 write!(formatter, "{resource}#{relation}: cycle, adds nothing")
             }
@@ -173,6 +183,8 @@ impl Evaluator {
             state,
             subject,
             path: FxHashSet::default(),
+            explained: FxHashMap::default(),
+            cycle_cuts: 0,
             nodes: 0,
         };
         let trace = explainer.relation(
@@ -182,10 +194,14 @@ impl Evaluator {
             request.resource.object_id.as_str(),
         )?;
         let checked = self.check(view, request)?;
-        assert_eq!(
-            trace.allowed, checked.allowed,
-            "invariant: explain and check compute the same least fixpoint"
-        );
+        // Both compute the same least fixpoint; only a non-deterministic module can make
+        // them differ, and that is the module's fault, not a reason to crash.
+        if trace.allowed != checked.allowed {
+            return Err(EvaluationError::ExplainDiverged {
+                trace_allowed: trace.allowed,
+                check_allowed: checked.allowed,
+            });
+        }
         Ok(Explanation {
             allowed: trace.allowed,
             trace,
@@ -200,6 +216,12 @@ struct Explainer<'a> {
     state: RequestState,
     subject: Rc<Subject>,
     path: FxHashSet<(TypeId, RelationId, String)>,
+    /// Answers already explained whose subtree cut no cycle (so they hold on any path), as
+    /// check's memo would have them: repeated nodes render as a reference, which keeps
+    /// explain within the depth check needs.
+    explained: FxHashMap<(TypeId, RelationId, String), bool>,
+    /// Cycle cuts made so far; a subtree that added none is path-independent.
+    cycle_cuts: u64,
     nodes: u64,
 }
 
@@ -244,12 +266,20 @@ impl Explainer<'_> {
             });
         }
         let node = (type_id, relation_id, object_id.to_owned());
+        if let Some(allowed) = self.explained.get(&node) {
+            return Ok(TraceNode::leaf(
+                *allowed,
+                TraceStep::Repeated { resource, relation },
+            ));
+        }
         if self.path.contains(&node) {
+            self.cycle_cuts += 1;
             return Ok(TraceNode::leaf(
                 false,
                 TraceStep::Cycle { resource, relation },
             ));
         }
+        let cycle_cuts_before = self.cycle_cuts;
         let depth_max = self.evaluator.limits.depth_max;
         if self.path.len() >= depth_max as usize {
             return Err(EvaluationError::DepthLimitExceeded { depth_max });
@@ -270,6 +300,10 @@ impl Explainer<'_> {
         };
         self.path.remove(&node);
         let allowed = children.iter().all(|child| child.allowed) && !children.is_empty();
+        // A proof found under cycle assumptions is still a proof (rules are monotone).
+        if allowed || self.cycle_cuts == cycle_cuts_before {
+            self.explained.insert(node, allowed);
+        }
         Ok(TraceNode {
             allowed,
             step: TraceStep::Relation {

@@ -23,6 +23,7 @@ pub mod error;
 mod evaluator;
 mod expand;
 mod explain;
+mod front_cache;
 mod hashing;
 pub mod limits;
 mod lookup_resources;

@@ -33,3 +33,10 @@ impl Default for EvaluatorLimits {
         }
     }
 }
+
+/// Stack size evaluator worker threads must have. Check, expand and explain recurse once
+/// per expression level and once per relation on the evaluation path, so the worst case
+/// allowed by the limits (expression depth 64 in the compiler, `depth_max` 50) needs more
+/// than the 2 MiB Rust gives spawned threads in debug builds; 16 MiB leaves ample headroom
+/// in every build. The evaluator pool spawns its workers with it.
+pub const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;

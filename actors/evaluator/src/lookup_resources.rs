@@ -85,14 +85,18 @@ impl Evaluator {
     pub(crate) fn ensure_enumerable(&self, target: RelationRef) -> Result<(), EvaluationError> {
         match self.schema.generating_module(target) {
             None => Ok(()),
-            Some(module) => Err(EvaluationError::NotEnumerable {
-                type_name: self.schema.type_name(target.type_id).to_owned(),
-                relation: self
-                    .schema
-                    .relation_name(target.type_id, target.relation_id)
-                    .to_owned(),
-                module,
-            }),
+            Some(module) => Err(self.not_enumerable(target, module)),
+        }
+    }
+
+    pub(crate) fn not_enumerable(&self, target: RelationRef, module: String) -> EvaluationError {
+        EvaluationError::NotEnumerable {
+            type_name: self.schema.type_name(target.type_id).to_owned(),
+            relation: self
+                .schema
+                .relation_name(target.type_id, target.relation_id)
+                .to_owned(),
+            module,
         }
     }
 

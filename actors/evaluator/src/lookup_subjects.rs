@@ -54,7 +54,13 @@ impl Evaluator {
         request: &LookupSubjectsRequest,
     ) -> Result<LookupSubjectsResponse, EvaluationError> {
         let (type_id, relation_id) = self.resolve(&request.resource, &request.permission)?;
-        self.ensure_enumerable(RelationRef::new(type_id, relation_id))?;
+        let target = RelationRef::new(type_id, relation_id);
+        self.ensure_enumerable(target)?;
+        // The wildcard's answer stands in for every id no relationship names; a module
+        // may answer differently per id, so such a relation cannot be enumerated here.
+        if let Some(module) = self.schema.reachable_module(target) {
+            return Err(self.not_enumerable(target, module));
+        }
         let subject_type = self
             .schema
             .type_id(request.subject_type.as_str())

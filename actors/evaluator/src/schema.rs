@@ -10,7 +10,7 @@ use inferadb_ipl::{
 };
 use smallvec::SmallVec;
 
-use crate::hashing::{FxHashMap, FxHashSet};
+use crate::hashing::FxHashMap;
 
 /// The subject shapes a direct relation accepts, split by shape.
 #[derive(Clone, Debug, Default)]
@@ -102,6 +102,12 @@ pub struct SchemaIndex {
     object_uses: Vec<Vec<RelationRef>>,
     /// Direct relations accepting the wildcard of each type, indexed by subject type.
     wildcard_uses: Vec<Vec<RelationRef>>,
+    /// Per relation, a module through which it can hold for a subject that no
+    /// relationship names (so lookups cannot enumerate it).
+    generating_modules: Vec<Vec<Option<String>>>,
+    /// Per relation, a module anywhere in what its evaluation can reach (expressions,
+    /// arrow targets, stored usersets, forbids), whether or not it can grant on its own.
+    reachable_modules: Vec<Vec<Option<String>>>,
     fingerprint: u64,
 }
 
@@ -134,7 +140,11 @@ impl SchemaIndex {
         let reverse_edges = build_reverse_edges(&compiled, &plans);
         let (object_uses, wildcard_uses) = subject_uses(&compiled, &plans);
         let fingerprint = compiled.fingerprint().as_u64();
+        let generating_modules = generating_modules(&compiled);
+        let reachable_modules = reachable_modules(&compiled);
         Self {
+            generating_modules,
+            reachable_modules,
             compiled,
             type_ids,
             relation_ids,
@@ -194,55 +204,17 @@ impl SchemaIndex {
         &self.reverse_edges[relation.type_id.index()][relation.relation_id.index()]
     }
 
-    /// The module that can grant `relation` without any relationship, if any: such a
-    /// relation cannot be enumerated by lookups (a union with `module("m")` holds for
-    /// objects no relationship names).
+    /// The module that can grant `relation` to a subject no relationship names, if any:
+    /// such a relation cannot be enumerated by lookups (a union with `module("m")` holds for
+    /// objects no relationship names, directly, through a stored userset, or an arrow).
     pub fn generating_module(&self, relation: RelationRef) -> Option<String> {
-        let mut visited = FxHashSet::default();
-        self.generating_module_of_relation(relation, &mut visited)
+        self.generating_modules[relation.type_id.index()][relation.relation_id.index()].clone()
     }
 
-    fn generating_module_of_relation(
-        &self,
-        relation: RelationRef,
-        visited: &mut FxHashSet<RelationRef>,
-    ) -> Option<String> {
-        if !visited.insert(relation) {
-            return None;
-        }
-        let expression = self.compiled.relation(relation).expression()?;
-        self.generating_module_of_expression(relation.type_id, expression, visited)
-    }
-
-    fn generating_module_of_expression(
-        &self,
-        type_id: TypeId,
-        expression: &Expr,
-        visited: &mut FxHashSet<RelationRef>,
-    ) -> Option<String> {
-        match expression {
-            Expr::Module(name) => Some(name.clone()),
-            Expr::Relation(relation_id) => {
-                self.generating_module_of_relation(RelationRef::new(type_id, *relation_id), visited)
-            }
-            Expr::Union(children) => children
-                .iter()
-                .find_map(|child| self.generating_module_of_expression(type_id, child, visited)),
-            Expr::Intersection(children) => {
-                let mut found = None;
-                for child in children {
-                    found = Some(self.generating_module_of_expression(type_id, child, visited)?);
-                }
-                found
-            }
-            Expr::Exclusion { base, .. } => {
-                self.generating_module_of_expression(type_id, base, visited)
-            }
-            Expr::Arrow(arrow) => arrow.targets.iter().find_map(|target| {
-                let relation = RelationRef::new(target.subject_type, target.relation?);
-                self.generating_module_of_relation(relation, visited)
-            }),
-        }
+    /// A module the evaluation of `relation` can consult, if any: its answer may differ
+    /// per subject id, so lookup subjects cannot stand the wildcard in for unnamed ids.
+    pub fn reachable_module(&self, relation: RelationRef) -> Option<String> {
+        self.reachable_modules[relation.type_id.index()][relation.relation_id.index()].clone()
     }
 
     /// The expression as IPL text, for traces (`(edit | viewer | parent->view) - blocked`).
@@ -436,6 +408,158 @@ fn collect_expression_edges(
             }
         }
         Expr::Module(_) => {}
+    }
+}
+
+/// Which relations a module can make hold without a relationship naming the subject: the
+/// least fixpoint of "generates", iterated over every relation until nothing changes (values
+/// only go from `None` to `Some`, so at most one round per relation). Cycles therefore get
+/// the fixpoint answer, and a relation reached along several paths gets the same answer
+/// on each.
+fn generating_modules(compiled: &CompiledSchema) -> Vec<Vec<Option<String>>> {
+    let mut table: Vec<Vec<Option<String>>> = compiled
+        .types()
+        .iter()
+        .map(|definition| vec![None; definition.relations.len()])
+        .collect();
+    loop {
+        let mut changed = false;
+        for relation in compiled.relation_refs() {
+            if table[relation.type_id.index()][relation.relation_id.index()].is_some() {
+                continue;
+            }
+            let found = generating_module_of_relation(compiled, &table, relation);
+            if found.is_some() {
+                table[relation.type_id.index()][relation.relation_id.index()] = found;
+                changed = true;
+            }
+        }
+        if !changed {
+            return table;
+        }
+    }
+}
+
+fn generating_module_of_relation(
+    compiled: &CompiledSchema,
+    table: &[Vec<Option<String>>],
+    relation: RelationRef,
+) -> Option<String> {
+    let lookup = |relation: RelationRef| {
+        table[relation.type_id.index()][relation.relation_id.index()].clone()
+    };
+    let definition = compiled.relation(relation);
+    match definition.expression() {
+        Some(expression) => generating_module_of_expression(relation.type_id, expression, &lookup),
+        // A stored userset subject whose relation a module generates holds for subjects
+        // no relationship names.
+        None => definition
+            .allowed_subjects()
+            .iter()
+            .find_map(|allowed| match allowed {
+                AllowedSubject::Userset(type_id, relation_id) => {
+                    lookup(RelationRef::new(*type_id, *relation_id))
+                }
+                AllowedSubject::Object(_) | AllowedSubject::Wildcard(_) => None,
+            }),
+    }
+}
+
+fn generating_module_of_expression(
+    type_id: TypeId,
+    expression: &Expr,
+    lookup: &dyn Fn(RelationRef) -> Option<String>,
+) -> Option<String> {
+    match expression {
+        Expr::Module(name) => Some(name.clone()),
+        Expr::Relation(relation_id) => lookup(RelationRef::new(type_id, *relation_id)),
+        Expr::Union(children) => children
+            .iter()
+            .find_map(|child| generating_module_of_expression(type_id, child, lookup)),
+        Expr::Intersection(children) => {
+            let mut found = None;
+            for child in children {
+                found = Some(generating_module_of_expression(type_id, child, lookup)?);
+            }
+            found
+        }
+        Expr::Exclusion { base, .. } => generating_module_of_expression(type_id, base, lookup),
+        Expr::Arrow(arrow) => arrow
+            .targets
+            .iter()
+            .find_map(|target| lookup(RelationRef::new(target.subject_type, target.relation?))),
+    }
+}
+
+/// For every relation, a module reachable from it (see [`SchemaIndex::reachable_module`]).
+fn reachable_modules(compiled: &CompiledSchema) -> Vec<Vec<Option<String>>> {
+    compiled
+        .types()
+        .iter()
+        .map(|definition| {
+            (0..definition.relations.len())
+                .map(|index| {
+                    let start = RelationRef::new(definition.id, RelationId(index as u32));
+                    first_reachable_module(compiled, start)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Depth-first search over everything `start`'s evaluation can read.
+fn first_reachable_module(compiled: &CompiledSchema, start: RelationRef) -> Option<String> {
+    let mut visited = crate::hashing::FxHashSet::default();
+    let mut stack = vec![start];
+    while let Some(relation) = stack.pop() {
+        if !visited.insert(relation) {
+            continue;
+        }
+        let definition = compiled.relation(relation);
+        if let Some(expression) = definition.expression() {
+            if let Some(module) = push_expression(relation.type_id, expression, &mut stack) {
+                return Some(module);
+            }
+        }
+        for allowed in definition.allowed_subjects() {
+            if let AllowedSubject::Userset(type_id, relation_id) = allowed {
+                stack.push(RelationRef::new(*type_id, *relation_id));
+            }
+        }
+        if definition.is_filtered_by_forbids() {
+            let forbids = compiled.type_definition(relation.type_id).forbids.iter();
+            stack.extend(forbids.map(|forbid| RelationRef::new(relation.type_id, *forbid)));
+        }
+    }
+    None
+}
+
+/// Pushes the relations `expression` reads; returns a module it calls directly.
+fn push_expression(
+    type_id: TypeId,
+    expression: &Expr,
+    stack: &mut Vec<RelationRef>,
+) -> Option<String> {
+    match expression {
+        Expr::Module(name) => Some(name.clone()),
+        Expr::Relation(relation_id) => {
+            stack.push(RelationRef::new(type_id, *relation_id));
+            None
+        }
+        Expr::Union(children) | Expr::Intersection(children) => children
+            .iter()
+            .find_map(|child| push_expression(type_id, child, stack)),
+        Expr::Exclusion { base, subtract } => push_expression(type_id, base, stack)
+            .or_else(|| push_expression(type_id, subtract, stack)),
+        Expr::Arrow(arrow) => {
+            stack.push(RelationRef::new(type_id, arrow.tupleset));
+            let targets = arrow
+                .targets
+                .iter()
+                .filter_map(|target| Some(RelationRef::new(target.subject_type, target.relation?)));
+            stack.extend(targets);
+            None
+        }
     }
 }
 

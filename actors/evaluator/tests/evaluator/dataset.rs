@@ -3,9 +3,11 @@
 //! (`shared/bench/expected/`). Our batch check and lookup resources must reproduce both
 //! files exactly; it is the cheapest large-scale correctness check we have.
 
+use std::collections::HashSet;
 use std::io::BufRead;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 use inferadb_evaluator::{CheckRequest, Evaluator, InMemoryReader, LookupResourcesRequest};
 use inferadb_protocols::Relationship;
@@ -79,7 +81,7 @@ fn reference_dataset_matches_expected_answers() {
     let relationships: Vec<Relationship> = read_lines(&dataset.path("relationships.jsonl"));
     assert_eq!(relationships.len(), 381_275);
     let reader = InMemoryReader::from_relationships(&relationships);
-    let evaluator = Evaluator::new(schema);
+    let evaluator = Evaluator::new(Arc::clone(&schema));
 
     let checks: Vec<CheckRequest> = read_lines::<CheckLine>(&dataset.path("checks.jsonl"))
         .into_iter()
@@ -110,6 +112,12 @@ fn reference_dataset_matches_expected_answers() {
         checks.len()
     );
     assert_eq!(mismatches, 0);
+    cached_checks_match(
+        Evaluator::new(schema).with_cache(100_000),
+        &reader,
+        &checks,
+        &expected,
+    );
 
     let lookups: Vec<LookupLine> = read_lines(&dataset.path("lookups.jsonl"));
     let expected: Vec<ExpectedLookup> =
@@ -140,6 +148,38 @@ fn reference_dataset_matches_expected_answers() {
     }
     println!("dataset: 50 lookups match");
     paged_lookup_matches_one_page(&evaluator, &reader, &lookups[0]);
+}
+
+/// With the decision cache, every check answers the same when it is computed, when it is
+/// repeated on the same thread (per-thread front cache) and when another thread repeats
+/// it (shared moka cache); hits and misses are counted exactly.
+fn cached_checks_match(
+    evaluator: Evaluator,
+    reader: &InMemoryReader,
+    checks: &[CheckRequest],
+    expected: &[ExpectedCheck],
+) {
+    let pass = || {
+        let wrong = checks
+            .iter()
+            .zip(expected)
+            .filter(|(check, expected)| {
+                evaluator.check(&view(reader), check).unwrap().allowed != expected.allowed
+            })
+            .count();
+        assert_eq!(wrong, 0, "cached answers differ from the expected ones");
+    };
+    pass();
+    pass();
+    std::thread::scope(|scope| scope.spawn(pass).join().unwrap());
+    let distinct: HashSet<&CheckRequest> = checks.iter().collect();
+    let stats = evaluator.stats();
+    assert_eq!(stats.cache_misses, distinct.len() as u64);
+    assert_eq!(
+        stats.cache_hits + stats.cache_misses,
+        3 * checks.len() as u64
+    );
+    assert_eq!(stats.cache_entries, distinct.len() as u64);
 }
 
 /// Following cursors 97 ids at a time gives the same ids as one page, and only the last

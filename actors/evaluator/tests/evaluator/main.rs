@@ -9,4 +9,5 @@ mod common;
 mod conformance;
 mod dataset;
 mod properties;
+mod review;
 mod scenarios;
