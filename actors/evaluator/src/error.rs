@@ -76,11 +76,14 @@ pub enum EvaluationError {
         /// The check's answer.
         check_allowed: bool,
     },
-    /// A lookup cursor is not one this evaluator produced.
-    #[error("cursor `{cursor}`: not a valid lookup cursor")]
+    /// A lookup cursor that cannot continue this lookup: malformed, issued for another
+    /// lookup, or issued at another revision.
+    #[error("cursor `{cursor}`: {rule}")]
     InvalidCursor {
         /// The cursor as received.
         cursor: String,
+        /// Why it was refused.
+        rule: String,
     },
     /// Reading relationships failed.
     #[error(transparent)]

@@ -23,8 +23,11 @@ use crate::reader::{RelationshipReader, SubjectKey, WILDCARD_ID};
 use crate::schema::{Residual, ReverseEdge, ReverseVia, SchemaIndex};
 use crate::state::{NodeKey, RequestState, Slot, SubjectShape};
 
-/// The prefix that marks a lookup cursor (its rest is the last id returned).
-const CURSOR_PREFIX: &str = "after:";
+/// The version tag of lookup cursors: `v1:<revision>:<lookup fingerprint>:<last id>`. A
+/// cursor continues exactly the lookup it came from (same vault, schema, resource type,
+/// permission and subject) at the revision it was issued at, so pages never skip or repeat
+/// ids. Object ids never contain `:`, so the last field is the whole id.
+const CURSOR_VERSION: &str = "v1";
 
 /// Which resources of `resource_type` may `subject` have `permission` on?
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +68,12 @@ impl Evaluator {
             self.resolve_names(request.resource_type.as_str(), request.permission.as_str())?;
         let target = RelationRef::new(type_id, relation_id);
         self.ensure_enumerable(target)?;
-        let after = parse_cursor(request.cursor.as_deref())?;
+        let fingerprint = self.lookup_fingerprint(view, request);
+        let cursor = LookupCursor {
+            revision: view.revision.0,
+            fingerprint,
+        };
+        let after = cursor.parse(request.cursor.as_deref())?;
         // A page of zero ids could never make progress: it is read as one.
         let limit = request
             .limit
@@ -77,7 +85,12 @@ impl Evaluator {
         walk.run(&mut state)?;
         let mut candidates = walk.candidates(&mut state, target);
         candidates.sort_unstable_by(|left, right| left.id.cmp(&right.id));
-        let page = self.verify_page(view, &mut state, target, subject, &candidates, after, limit);
+        let scope = PageScope {
+            target,
+            subject,
+            cursor,
+        };
+        let page = self.verify_page(view, &mut state, &scope, &candidates, after, limit);
         self.record(&state);
         page
     }
@@ -100,17 +113,33 @@ impl Evaluator {
         }
     }
 
-    #[allow(clippy::too_many_arguments)] // One page's inputs; bundling them would only rename them.
+    /// Identifies a lookup for its cursors: vault, schema, resource type, permission and
+    /// subject (a stable hash: cursors survive a process restart).
+    fn lookup_fingerprint<R: RelationshipReader + ?Sized>(
+        &self,
+        view: &ReadView<'_, R>,
+        request: &LookupResourcesRequest,
+    ) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = crate::hashing::FxHasher::default();
+        view.vault_id.hash(&mut hasher);
+        self.schema.fingerprint().hash(&mut hasher);
+        request.resource_type.as_str().hash(&mut hasher);
+        request.permission.as_str().hash(&mut hasher);
+        request.subject.to_string().hash(&mut hasher);
+        hasher.finish()
+    }
+
     fn verify_page<R: RelationshipReader + ?Sized>(
         &self,
         view: &ReadView<'_, R>,
         state: &mut RequestState,
-        target: RelationRef,
-        subject: u32,
+        scope: &PageScope,
         candidates: &[Candidate],
         after: Option<&str>,
         limit: usize,
     ) -> Result<LookupResourcesPage, EvaluationError> {
+        let (target, subject) = (scope.target, scope.subject);
         let start = after.map_or(0, |after| {
             candidates.partition_point(|candidate| &*candidate.id <= after)
         });
@@ -120,7 +149,7 @@ impl Evaluator {
                 let complete = position == candidates.len();
                 let cursor = resource_ids
                     .last()
-                    .map(|last: &String| format!("{CURSOR_PREFIX}{last}"));
+                    .map(|last: &String| scope.cursor.format(last));
                 let revision = view.revision;
                 return Ok(LookupResourcesPage {
                     resource_ids,
@@ -190,15 +219,60 @@ impl Evaluator {
     }
 }
 
-fn parse_cursor(cursor: Option<&str>) -> Result<Option<&str>, EvaluationError> {
-    match cursor {
-        None => Ok(None),
-        Some(text) => match text.strip_prefix(CURSOR_PREFIX) {
-            Some(after) => Ok(Some(after)),
-            None => Err(EvaluationError::InvalidCursor {
-                cursor: text.to_owned(),
-            }),
-        },
+/// What a page is about: the relation looked up, the subject, and its cursor identity.
+struct PageScope {
+    target: RelationRef,
+    subject: u32,
+    cursor: LookupCursor,
+}
+
+/// The identity a cursor carries.
+#[derive(Clone, Copy)]
+struct LookupCursor {
+    revision: u64,
+    fingerprint: u64,
+}
+
+impl LookupCursor {
+    fn format(&self, last_id: &str) -> String {
+        format!(
+            "{CURSOR_VERSION}:{}:{:016x}:{last_id}",
+            self.revision, self.fingerprint
+        )
+    }
+
+    /// The last id of the previous page, if `cursor` continues this lookup.
+    fn parse<'c>(&self, cursor: Option<&'c str>) -> Result<Option<&'c str>, EvaluationError> {
+        let Some(text) = cursor else {
+            return Ok(None);
+        };
+        let refuse = |rule: String| EvaluationError::InvalidCursor {
+            cursor: text.to_owned(),
+            rule,
+        };
+        let mut parts = text.splitn(4, ':');
+        let (Some(CURSOR_VERSION), Some(revision), Some(fingerprint), Some(after)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(refuse("not a cursor this evaluator issued".to_owned()));
+        };
+        let revision: u64 = revision
+            .parse()
+            .map_err(|_| refuse("not a cursor this evaluator issued".to_owned()))?;
+        if fingerprint != format!("{:016x}", self.fingerprint) || after.is_empty() {
+            return Err(refuse(
+                "issued for another lookup (vault, schema, type, permission or subject differ)"
+                    .to_owned(),
+            ));
+        }
+        if revision != self.revision {
+            return Err(refuse(format!(
+                "issued at revision {revision}: continue the lookup at that revision (this \
+                 read is at revision {})",
+                self.revision
+            )));
+        }
+        Ok(Some(after))
     }
 }
 
