@@ -1,6 +1,10 @@
-//! The `inferadb` binary. Today it hosts the storage demo; the dev server and cluster
-//! membership arrive with the single-node vertical slice.
+//! The `inferadb` binary. Today it hosts the schema tools (`schema check`, `schema
+//! format`), local evaluation of checks against a relationships file (`check`), the
+//! storage demo and the storage integrity check; the dev server and cluster membership
+//! arrive with the single-node vertical slice.
 #![allow(clippy::disallowed_methods)] // the CLI reports wall-clock durations to a person
+
+mod local;
 
 use clap::{Parser, Subcommand};
 use inferadb_storage::{Database, Durability};
@@ -32,6 +36,25 @@ enum Command {
         /// Database file to check (opened exclusively; stop the server first).
         path: PathBuf,
     },
+    /// Schema tools.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Evaluates checks against a schema and a relationships file, in memory.
+    Check(local::CheckArguments),
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Compiles an IPL schema and prints every error and warning with its position.
+    Check {
+        /// The schema file.
+        path: PathBuf,
+    },
+    /// Prints the canonical formatting of an IPL schema.
+    Format {
+        /// The schema file.
+        path: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +65,9 @@ fn main() -> ExitCode {
             relationships,
         } => demo(path, relationships),
         Command::Verify { path } => verify(&path),
+        Command::Schema(SchemaCommand::Check { path }) => local::schema_check(&path),
+        Command::Schema(SchemaCommand::Format { path }) => local::schema_format(&path),
+        Command::Check(arguments) => local::check(&arguments),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
