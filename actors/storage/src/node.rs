@@ -150,13 +150,32 @@ impl<'a> LeafRef<'a> {
         Ok(Err(low))
     }
 
+    /// Decodes for modification, checking what the write path relies on (entries within
+    /// the size limits, keys strictly increasing, the node fits its page): a damaged page
+    /// whose checksum still passes must fail here, not in a split.
     pub(crate) fn decode(&self) -> Result<DirtyLeaf, StorageError> {
+        let page_size = self.bytes.len();
         let mut leaf = DirtyLeaf::default();
         for index in 0..self.len() {
             let key = self.key(index)?.to_vec();
             let value = self.value(index)?.to_owned();
+            let inline_too_long = matches!(&value, StoredValue::Inline(bytes)
+                if bytes.len() > crate::limits::inline_value_max(page_size));
+            if key.len() > crate::limits::key_size_max(page_size) || inline_too_long {
+                return Err(self.corrupt("leaf entry exceeds the size limits"));
+            }
+            if leaf
+                .entries
+                .last()
+                .is_some_and(|(previous, _)| *previous >= key)
+            {
+                return Err(self.corrupt("leaf keys out of order"));
+            }
             leaf.size += leaf_entry_bytes(&key, &value);
             leaf.entries.push((key, value));
+        }
+        if leaf.size > page_size {
+            return Err(self.corrupt("leaf entries overflow the page"));
         }
         Ok(leaf)
     }
@@ -229,10 +248,20 @@ impl<'a> BranchRef<'a> {
         for index in 0..=self.len() {
             branch.children.push(self.child(index)?);
         }
+        let page_size = self.bytes.len();
         for index in 0..self.len() {
             let key = self.key(index)?.to_vec();
+            if key.len() > crate::limits::key_size_max(page_size) {
+                return Err(self.corrupt("branch key exceeds the size limit"));
+            }
+            if branch.keys.last().is_some_and(|previous| *previous >= key) {
+                return Err(self.corrupt("branch keys out of order"));
+            }
             branch.size += branch_entry_bytes(&key);
             branch.keys.push(key);
+        }
+        if branch.size > page_size {
+            return Err(self.corrupt("branch entries overflow the page"));
         }
         Ok(branch)
     }
@@ -523,6 +552,34 @@ mod tests {
             assert_eq!(view.child_index(key).unwrap(), child);
             assert_eq!(branch.child_index(key), child);
         }
+    }
+
+    /// A leaf whose slots all point at one large entry passes its checksum once resealed,
+    /// but decoding it for a write must fail: splitting it would find no fitting cut.
+    #[test]
+    fn decoding_for_a_write_rejects_structures_the_write_path_cannot_handle() {
+        let big = vec![b'k'; crate::limits::key_size_max(512)];
+        let value = || StoredValue::Inline(vec![1; 10]);
+        let leaf = leaf_with(&[
+            (&big, value()),
+            (b"l", value()),
+            (b"m", value()),
+            (b"n", value()),
+        ]);
+        let mut page = vec![0u8; 512];
+        leaf.encode(&mut page);
+        let entry = read_u16(&page, HEADER_BYTES);
+        for slot in 0..4 {
+            write_u16(&mut page, HEADER_BYTES + 2 * slot, entry);
+        }
+        write_u16(&mut page, 18, 4);
+        let error = LeafRef::new(5, &page).decode().unwrap_err().to_string();
+        assert!(error.contains("out of order"), "{error}");
+        let branch = DirtyBranch::new(vec![b"b".to_vec(), b"a".to_vec()], vec![2, 3, 4]);
+        let mut page = vec![0u8; 512];
+        branch.encode(&mut page);
+        let error = BranchRef::new(6, &page).decode().unwrap_err().to_string();
+        assert!(error.contains("out of order"), "{error}");
     }
 
     #[test]
