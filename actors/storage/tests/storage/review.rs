@@ -419,7 +419,7 @@ fn a_poisoning_commit_wakes_every_waiting_writer() {
     );
     for waiter in 0..2 {
         let poisoned = receiver
-            .recv_timeout(Duration::from_secs(2))
+            .recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|_| panic!("waiter {waiter} never woke up (lost wake-up)"));
         assert!(poisoned, "a waiter got past a poisoned database");
     }
