@@ -499,7 +499,34 @@ fn agree_with_reference(seed: u64) {
         .map(|answer| answer.unwrap().allowed)
         .collect();
     assert_eq!(batch, all_expected, "batch check\n{schema}");
+    check_with_cache(&schema, &view, &all_requests, &all_expected);
     check_lookup_subjects(&evaluator, &view, &model, &schema);
+}
+
+/// A cached evaluator gives the same answers when it computes them (batched, so later
+/// items can hit entries the earlier ones stored) and when it serves them from its caches.
+fn check_with_cache(
+    schema: &str,
+    view: &ReadView<'_, InMemoryReader>,
+    requests: &[CheckRequest],
+    expected: &[bool],
+) {
+    let cached = Evaluator::new(compile(schema)).with_cache(10_000);
+    for pass in 0..2 {
+        let batch: Vec<bool> = cached
+            .batch_check(view, requests)
+            .into_iter()
+            .map(|answer| answer.unwrap().allowed)
+            .collect();
+        assert_eq!(batch, expected, "cached batch, pass {pass}\n{schema}");
+        for (request, expected) in requests.iter().zip(expected) {
+            let allowed = cached.check(view, request).unwrap().allowed;
+            assert_eq!(
+                allowed, *expected,
+                "cached check, pass {pass}: {request:?}\n{schema}"
+            );
+        }
+    }
 }
 
 fn check_lookup_resources(
