@@ -49,6 +49,29 @@ pub(crate) struct KeyParts<'a> {
     pub subject: &'a SubjectRef,
 }
 
+/// The parts of a sub-problem's key other than its subject.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SubproblemParts<'a> {
+    pub vault_id: u64,
+    pub revision: u64,
+    pub schema_fingerprint: u64,
+    pub type_id: u32,
+    pub relation: u32,
+    pub resource_id: &'a str,
+}
+
+/// A subject given by its parts (a sub-problem's subject is held interned, not as a
+/// `SubjectRef`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SubjectParts<'a> {
+    pub type_name: &'a str,
+    /// The id (ignored for a wildcard).
+    pub id: &'a str,
+    /// The userset relation, for userset subjects.
+    pub relation: Option<&'a str>,
+    pub wildcard: bool,
+}
+
 const SUBJECT_OBJECT: u64 = 0;
 const SUBJECT_USERSET: u64 = 1;
 const SUBJECT_WILDCARD: u64 = 2;
@@ -69,24 +92,68 @@ impl CacheKey {
         key.push_number(u64::from(parts.relation));
         key.push_text(parts.resource_id);
         match parts.subject {
-            SubjectRef::Object(object) => {
-                key.push_number(SUBJECT_OBJECT);
-                key.push_text(object.object_type.as_str());
-                key.push_text(object.object_id.as_str());
-            }
-            SubjectRef::Userset { object, relation } => {
-                key.push_number(SUBJECT_USERSET);
-                key.push_text(object.object_type.as_str());
-                key.push_text(object.object_id.as_str());
-                key.push_text(relation.as_str());
-            }
-            SubjectRef::Wildcard(type_name) => {
-                key.push_number(SUBJECT_WILDCARD);
-                key.push_text(type_name.as_str());
-            }
+            SubjectRef::Object(object) => key.push_subject(SubjectParts {
+                type_name: object.object_type.as_str(),
+                id: object.object_id.as_str(),
+                relation: None,
+                wildcard: false,
+            }),
+            SubjectRef::Userset { object, relation } => key.push_subject(SubjectParts {
+                type_name: object.object_type.as_str(),
+                id: object.object_id.as_str(),
+                relation: Some(relation.as_str()),
+                wildcard: false,
+            }),
+            SubjectRef::Wildcard(type_name) => key.push_subject(SubjectParts {
+                type_name: type_name.as_str(),
+                id: "",
+                relation: None,
+                wildcard: true,
+            }),
         }
         key.hash = FxBuildHasher::default().hash_one(key.as_bytes());
         key
+    }
+
+    /// The key of a sub-problem met inside an evaluation, from its parts: the same bytes
+    /// [`CacheKey::new`] gives for the equal `SubjectRef`, so a sub-problem cached inside
+    /// one check answers a later check of it, and the other way round.
+    pub fn for_subproblem(parts: &SubproblemParts<'_>, subject: SubjectParts<'_>) -> Self {
+        let mut key = Self {
+            inline: [0; KEY_INLINE_BYTES],
+            length: 0,
+            spilled: Vec::new(),
+            hash: 0,
+        };
+        key.push_number(parts.vault_id);
+        key.push_number(parts.revision);
+        key.push(&parts.schema_fingerprint.to_le_bytes());
+        key.push_number(u64::from(parts.type_id));
+        key.push_number(u64::from(parts.relation));
+        key.push_text(parts.resource_id);
+        key.push_subject(subject);
+        key.hash = FxBuildHasher::default().hash_one(key.as_bytes());
+        key
+    }
+
+    fn push_subject(&mut self, subject: SubjectParts<'_>) {
+        match (subject.wildcard, subject.relation) {
+            (true, _) => {
+                self.push_number(SUBJECT_WILDCARD);
+                self.push_text(subject.type_name);
+            }
+            (false, None) => {
+                self.push_number(SUBJECT_OBJECT);
+                self.push_text(subject.type_name);
+                self.push_text(subject.id);
+            }
+            (false, Some(relation)) => {
+                self.push_number(SUBJECT_USERSET);
+                self.push_text(subject.type_name);
+                self.push_text(subject.id);
+                self.push_text(relation);
+            }
+        }
     }
 
     /// The encoding.
@@ -179,6 +246,17 @@ pub(crate) struct DecisionCache {
     entries: moka::sync::Cache<Box<[u8]>, CachedDecision, FxBuildHasher>,
     hits: AtomicU64,
     misses: AtomicU64,
+    subproblem_hits: AtomicU64,
+    subproblem_misses: AtomicU64,
+}
+
+/// Which counters a lookup feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// A check (or batch item) as asked.
+    Check,
+    /// A sub-problem met inside an evaluation.
+    Subproblem,
 }
 
 impl DecisionCache {
@@ -191,6 +269,8 @@ impl DecisionCache {
             entries,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            subproblem_hits: AtomicU64::new(0),
+            subproblem_misses: AtomicU64::new(0),
         }
     }
 
@@ -198,6 +278,17 @@ impl DecisionCache {
     /// thread's front cache if it has it, else from the shared cache (and then kept in
     /// the front cache).
     pub fn get(&self, key: &CacheKey, now_ms: u64) -> Option<bool> {
+        self.get_decision(key, now_ms, Lookup::Check)
+            .map(|decision| decision.allowed)
+    }
+
+    /// Like [`DecisionCache::get`], with the decision's validity bounds, counted as `kind`.
+    pub fn get_decision(
+        &self,
+        key: &CacheKey,
+        now_ms: u64,
+        kind: Lookup,
+    ) -> Option<CachedDecision> {
         let found = front_cache::get(self.owner, key)
             .filter(|decision| decision.is_valid_at(now_ms))
             .or_else(|| {
@@ -205,13 +296,14 @@ impl DecisionCache {
                 front_cache::put(self.owner, key, shared);
                 Some(shared).filter(|decision| decision.is_valid_at(now_ms))
             });
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
+        let counter = match (kind, found.is_some()) {
+            (Lookup::Check, true) => &self.hits,
+            (Lookup::Check, false) => &self.misses,
+            (Lookup::Subproblem, true) => &self.subproblem_hits,
+            (Lookup::Subproblem, false) => &self.subproblem_misses,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        found.map(|decision| decision.allowed)
+        found
     }
 
     pub fn insert(&self, key: &CacheKey, decision: CachedDecision) {
@@ -225,6 +317,14 @@ impl DecisionCache {
 
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
+    }
+
+    pub fn subproblem_hits(&self) -> u64 {
+        self.subproblem_hits.load(Ordering::Relaxed)
+    }
+
+    pub fn subproblem_misses(&self) -> u64 {
+        self.subproblem_misses.load(Ordering::Relaxed)
     }
 
     pub fn entry_count(&self) -> u64 {

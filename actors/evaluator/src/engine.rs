@@ -28,6 +28,8 @@ use std::ops::ControlFlow;
 use inferadb_ipl::{Arrow, Expr, RelationKind, TypeId};
 use smallvec::SmallVec;
 
+use crate::cache::SubproblemParts;
+use crate::cache::{CacheKey, CachedDecision, DecisionCache, Lookup, SubjectParts};
 use crate::error::EvaluationError;
 use crate::limits::EvaluatorLimits;
 use crate::module::{ModuleRegistry, ModuleRequest};
@@ -76,6 +78,16 @@ pub(crate) struct Engine<'a, R: RelationshipReader + ?Sized> {
     pub limits: &'a EvaluatorLimits,
     pub now_ms: u64,
     pub state: &'a mut RequestState,
+    /// The cross-request cache, when the evaluator has one.
+    pub shared: Option<SharedSubproblems<'a>>,
+}
+
+/// Where sub-problems are shared across requests, and the identity of this snapshot.
+pub(crate) struct SharedSubproblems<'a> {
+    pub cache: &'a DecisionCache,
+    pub vault_id: u64,
+    pub revision: u64,
+    pub schema_fingerprint: u64,
 }
 
 impl<R: RelationshipReader + ?Sized> Engine<'_, R> {
@@ -147,6 +159,11 @@ impl<R: RelationshipReader + ?Sized> Engine<'_, R> {
             });
         }
         self.state.memo_misses += 1;
+        let shared_key = self.shared_key(key);
+        if let Some(outcome) = self.shared_answer(key, shared_key.as_ref()) {
+            return Ok(outcome);
+        }
+        let work_before = self.state.work_used;
         self.spend(1)?;
         let position = u32::try_from(self.state.stack.len())
             .expect("invariant: the stack is bounded by depth_max");
@@ -165,7 +182,77 @@ impl<R: RelationshipReader + ?Sized> Engine<'_, R> {
             Some(key),
             "invariant: evaluation is strictly nested"
         );
-        Ok(self.settle(key, position, provisional_start, outcome))
+        let settled = self.settle(key, position, provisional_start, outcome);
+        self.share(shared_key, settled, work_before);
+        Ok(settled)
+    }
+
+    /// The cross-request key of `key`, when it is a sub-problem worth sharing.
+    fn shared_key(&self, key: NodeKey) -> Option<CacheKey> {
+        let shared = self.shared.as_ref()?;
+        let disabled = self.limits.shared_subproblem_work_min == u64::MAX;
+        if disabled || !self.schema.is_userset_target(key.type_id, key.relation) {
+            return None;
+        }
+        let subject = &self.state.subjects[key.subject as usize];
+        let relation_name = match subject.shape {
+            SubjectShape::Userset(_) => subject.relation_name.as_deref(),
+            SubjectShape::Object | SubjectShape::Wildcard => None,
+        };
+        let resource_id = self.state.objects.name(key.object);
+        Some(CacheKey::for_subproblem(
+            &SubproblemParts {
+                vault_id: shared.vault_id,
+                revision: shared.revision,
+                schema_fingerprint: shared.schema_fingerprint,
+                type_id: key.type_id,
+                relation: key.relation,
+                resource_id: &resource_id,
+            },
+            SubjectParts {
+                type_name: &subject.type_name,
+                id: &subject.id,
+                relation: relation_name,
+                wildcard: subject.shape == SubjectShape::Wildcard,
+            },
+        ))
+    }
+
+    /// A shared answer for `key`, recorded in the memo; its validity bounds this request's.
+    fn shared_answer(&mut self, key: NodeKey, shared_key: Option<&CacheKey>) -> Option<Outcome> {
+        let cache = self.shared.as_ref()?.cache;
+        let decision = cache.get_decision(shared_key?, self.now_ms, Lookup::Subproblem)?;
+        if let Some(until) = decision.valid_until_ms {
+            let current = self.state.valid_until_ms.get_or_insert(until);
+            *current = (*current).min(until);
+        }
+        let (slot, outcome) = if decision.allowed {
+            (Slot::True, Outcome::TRUE)
+        } else {
+            (Slot::False, Outcome::FALSE)
+        };
+        self.state.memo.insert(key, slot);
+        Some(outcome)
+    }
+
+    /// Shares a final answer that was expensive enough to be worth a cache entry. Only
+    /// final answers qualify: a provisional one depends on this request's stack.
+    fn share(&self, shared_key: Option<CacheKey>, outcome: Outcome, work_before: u64) {
+        let (Some(shared), Some(shared_key)) = (self.shared.as_ref(), shared_key) else {
+            return;
+        };
+        let spent = self.state.work_used.saturating_sub(work_before);
+        if outcome.lowlink != SETTLED || spent < self.limits.shared_subproblem_work_min {
+            return;
+        }
+        let decision = CachedDecision {
+            allowed: outcome.allowed,
+            valid_from_ms: self.now_ms,
+            // Conservative: the earliest expiry among everything this request read so far,
+            // which includes everything this sub-problem read.
+            valid_until_ms: self.state.valid_until_ms,
+        };
+        shared.cache.insert(&shared_key, decision);
     }
 
     /// Records the answer of `key` and settles the provisional answers computed under it.

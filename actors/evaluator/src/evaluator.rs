@@ -8,7 +8,7 @@ use inferadb_ipl::{CompiledSchema, RelationId, TypeId};
 use inferadb_protocols::{ObjectRef, RelationName, Revision, SubjectRef};
 
 use crate::cache::{CacheKey, CachedDecision, DecisionCache, KeyParts};
-use crate::engine::Engine;
+use crate::engine::{Engine, SharedSubproblems};
 use crate::error::EvaluationError;
 use crate::limits::EvaluatorLimits;
 use crate::module::ModuleRegistry;
@@ -58,8 +58,12 @@ pub struct EvaluatorStats {
     pub cache_hits: u64,
     /// Checks the cross-request cache could not answer.
     pub cache_misses: u64,
-    /// Decisions in the cross-request cache.
+    /// Decisions in the cross-request cache (checks and shared sub-problems).
     pub cache_entries: u64,
+    /// Sub-problems met inside an evaluation that the cross-request cache answered.
+    pub subproblem_cache_hits: u64,
+    /// Shareable sub-problems the cross-request cache could not answer.
+    pub subproblem_cache_misses: u64,
     /// Sub-problems answered from a request's memo.
     pub memo_hits: u64,
     /// Sub-problems evaluated.
@@ -140,6 +144,8 @@ impl Evaluator {
             cache_hits: cache.map_or(0, DecisionCache::hits),
             cache_misses: cache.map_or(0, DecisionCache::misses),
             cache_entries: cache.map_or(0, DecisionCache::entry_count),
+            subproblem_cache_hits: cache.map_or(0, DecisionCache::subproblem_hits),
+            subproblem_cache_misses: cache.map_or(0, DecisionCache::subproblem_misses),
             memo_hits: self.memo_hits.load(Ordering::Relaxed),
             memo_misses: self.memo_misses.load(Ordering::Relaxed),
         }
@@ -268,6 +274,12 @@ impl Evaluator {
         view: &ReadView<'a, R>,
         state: &'a mut RequestState,
     ) -> Engine<'a, R> {
+        let shared = self.cache.as_ref().map(|cache| SharedSubproblems {
+            cache,
+            vault_id: view.vault_id,
+            revision: view.revision.height(),
+            schema_fingerprint: self.schema.fingerprint(),
+        });
         Engine {
             schema: &self.schema,
             reader: view.reader,
@@ -275,6 +287,7 @@ impl Evaluator {
             limits: &self.limits,
             now_ms: view.now_ms,
             state,
+            shared,
         }
     }
 

@@ -19,6 +19,13 @@ pub struct EvaluatorLimits {
     /// Most results one lookup-resources page may return (a larger requested limit is
     /// lowered to this).
     pub lookup_page_size_max: usize,
+    /// With the decision cache on, a sub-problem on a userset relation (a group membership,
+    /// say) whose evaluation spent at least this many work units is shared with later
+    /// requests through the cache, and every such sub-problem is first looked up there.
+    /// `u64::MAX` (the default) turns sharing off: on the reference dataset's uniformly
+    /// random checks, sharing cost about 5% at the median and doubled the p99 for 18 hits
+    /// in 64,000 probes, so it pays only where subjects recur (hot users, deep groups).
+    pub shared_subproblem_work_min: u64,
 }
 
 impl Default for EvaluatorLimits {
@@ -30,6 +37,7 @@ impl Default for EvaluatorLimits {
             lookup_work_budget: 20_000_000,
             tree_nodes_max: 100_000,
             lookup_page_size_max: 100_000,
+            shared_subproblem_work_min: u64::MAX,
         }
     }
 }

@@ -108,6 +108,9 @@ pub struct SchemaIndex {
     /// Per relation, a module anywhere in what its evaluation can reach (expressions,
     /// arrow targets, stored usersets, forbids), whether or not it can grant on its own.
     reachable_modules: Vec<Vec<Option<String>>>,
+    /// Per relation, whether some direct relation stores usersets of it (`group#member`):
+    /// its sub-problems recur across requests, so they are worth sharing.
+    userset_targets: Vec<Vec<bool>>,
     fingerprint: u64,
 }
 
@@ -142,7 +145,9 @@ impl SchemaIndex {
         let fingerprint = compiled.fingerprint().as_u64();
         let generating_modules = generating_modules(&compiled);
         let reachable_modules = reachable_modules(&compiled);
+        let userset_targets = userset_targets(&compiled);
         Self {
+            userset_targets,
             generating_modules,
             reachable_modules,
             compiled,
@@ -215,6 +220,15 @@ impl SchemaIndex {
     /// per subject id, so lookup subjects cannot stand the wildcard in for unnamed ids.
     pub fn reachable_module(&self, relation: RelationRef) -> Option<String> {
         self.reachable_modules[relation.type_id.index()][relation.relation_id.index()].clone()
+    }
+
+    /// Whether some direct relation stores usersets of `type_id#relation_id`.
+    pub(crate) fn is_userset_target(&self, type_id: u32, relation_id: u32) -> bool {
+        self.userset_targets
+            .get(type_id as usize)
+            .and_then(|relations| relations.get(relation_id as usize))
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The expression as IPL text, for traces (`(edit | viewer | parent->view) - blocked`).
@@ -409,6 +423,23 @@ fn collect_expression_edges(
         }
         Expr::Module(_) => {}
     }
+}
+
+/// For every relation, whether some direct relation allows usersets of it.
+fn userset_targets(compiled: &CompiledSchema) -> Vec<Vec<bool>> {
+    let mut table: Vec<Vec<bool>> = compiled
+        .types()
+        .iter()
+        .map(|definition| vec![false; definition.relations.len()])
+        .collect();
+    for relation in compiled.relation_refs() {
+        for allowed in compiled.relation(relation).allowed_subjects() {
+            if let AllowedSubject::Userset(type_id, relation_id) = allowed {
+                table[type_id.index()][relation_id.index()] = true;
+            }
+        }
+    }
+    table
 }
 
 /// Which relations a module can make hold without a relationship naming the subject: the

@@ -112,13 +112,25 @@ fn reference_dataset_matches_expected_answers() {
         checks.len()
     );
     assert_eq!(mismatches, 0);
+    // Sub-problem sharing on, so the cross-request path is checked at scale too.
+    let sharing = inferadb_evaluator::EvaluatorLimits {
+        shared_subproblem_work_min: 16,
+        ..Default::default()
+    };
     cached_checks_match(
-        Evaluator::new(schema).with_cache(100_000),
+        Evaluator::new(schema)
+            .with_limits(sharing)
+            .with_cache(100_000),
         &reader,
         &checks,
         &expected,
     );
 
+    lookups_match(&evaluator, &reader, &dataset);
+}
+
+/// Every lookup of the dataset returns exactly the expected resources.
+fn lookups_match(evaluator: &Evaluator, reader: &InMemoryReader, dataset: &Dataset) {
     let lookups: Vec<LookupLine> = read_lines(&dataset.path("lookups.jsonl"));
     let expected: Vec<ExpectedLookup> =
         read_lines(&shared_dir().join("bench/expected/lookup_resources.jsonl"));
@@ -133,7 +145,7 @@ fn reference_dataset_matches_expected_answers() {
             limit: usize::MAX,
         };
         let page = evaluator
-            .lookup_resources(&view(&reader), &request)
+            .lookup_resources(&view(reader), &request)
             .unwrap();
         assert!(page.complete);
         let mut found: Vec<String> = page
@@ -147,7 +159,7 @@ fn reference_dataset_matches_expected_answers() {
         assert_eq!(found, wanted, "lookup for {}", lookup.subject);
     }
     println!("dataset: 50 lookups match");
-    paged_lookup_matches_one_page(&evaluator, &reader, &lookups[0]);
+    paged_lookup_matches_one_page(evaluator, reader, &lookups[0]);
 }
 
 /// With the decision cache, every check answers the same when it is computed, when it is
@@ -179,7 +191,12 @@ fn cached_checks_match(
         stats.cache_hits + stats.cache_misses,
         3 * checks.len() as u64
     );
-    assert_eq!(stats.cache_entries, distinct.len() as u64);
+    // Expensive sub-problems (group memberships) are shared through the cache too.
+    assert!(stats.cache_entries >= distinct.len() as u64);
+    assert!(
+        stats.subproblem_cache_misses > 0,
+        "sub-problems were offered to the cache"
+    );
 }
 
 /// Following cursors 97 ids at a time gives the same ids as one page, and only the last

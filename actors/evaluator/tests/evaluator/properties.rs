@@ -13,8 +13,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use inferadb_evaluator::{
-    CheckRequest, Evaluator, InMemoryReader, LookupResourcesRequest, LookupSubjectsRequest,
-    ReadView,
+    CheckRequest, Evaluator, EvaluatorLimits, InMemoryReader, LookupResourcesRequest,
+    LookupSubjectsRequest, ReadView,
 };
 use inferadb_protocols::{Relationship, Revision, SubjectRef};
 use proptest::prelude::*;
@@ -503,29 +503,44 @@ fn agree_with_reference(seed: u64) {
     check_lookup_subjects(&evaluator, &view, &model, &schema);
 }
 
-/// A cached evaluator gives the same answers when it computes them (batched, so later
-/// items can hit entries the earlier ones stored) and when it serves them from its caches.
+/// A cached evaluator gives the same answers when it computes them (reusing sub-problems
+/// earlier requests shared) and when it serves them from its caches.
 fn check_with_cache(
     schema: &str,
     view: &ReadView<'_, InMemoryReader>,
     requests: &[CheckRequest],
     expected: &[bool],
 ) {
-    let cached = Evaluator::new(compile(schema)).with_cache(10_000);
-    for pass in 0..2 {
-        let batch: Vec<bool> = cached
-            .batch_check(view, requests)
-            .into_iter()
-            .map(|answer| answer.unwrap().allowed)
-            .collect();
-        assert_eq!(batch, expected, "cached batch, pass {pass}\n{schema}");
-        for (request, expected) in requests.iter().zip(expected) {
-            let allowed = cached.check(view, request).unwrap().allowed;
-            assert_eq!(
-                allowed, *expected,
-                "cached check, pass {pass}: {request:?}\n{schema}"
-            );
-        }
+    // Share every userset sub-problem, however cheap, so the cross-request path is
+    // exercised on every generated schema.
+    let limits = EvaluatorLimits {
+        shared_subproblem_work_min: 0,
+        ..EvaluatorLimits::default()
+    };
+    let cached = Evaluator::new(compile(schema))
+        .with_limits(limits)
+        .with_cache(10_000);
+    // First every check as its own request: later ones reuse the sub-problems earlier
+    // ones shared. Then a batch and single checks again, answered from the caches.
+    for (request, expected) in requests.iter().zip(expected) {
+        let allowed = cached.check(view, request).unwrap().allowed;
+        assert_eq!(
+            allowed, *expected,
+            "computed with shared sub-problems: {request:?}\n{schema}"
+        );
+    }
+    let batch: Vec<bool> = cached
+        .batch_check(view, requests)
+        .into_iter()
+        .map(|answer| answer.unwrap().allowed)
+        .collect();
+    assert_eq!(batch, expected, "cached batch\n{schema}");
+    for (request, expected) in requests.iter().zip(expected) {
+        let allowed = cached.check(view, request).unwrap().allowed;
+        assert_eq!(
+            allowed, *expected,
+            "served from the cache: {request:?}\n{schema}"
+        );
     }
 }
 

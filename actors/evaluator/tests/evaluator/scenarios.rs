@@ -554,3 +554,49 @@ fn lookup_cursors_are_bound_to_their_lookup_and_revision() {
         "{error}"
     );
 }
+
+/// With sub-problem sharing on, a later request reuses a group membership an earlier one
+/// computed (a deep nesting chain), and its answers stay exact.
+#[test]
+fn shared_subproblems_are_reused_across_requests() {
+    let schema = "type user {}\ntype group {\n relation member: user | group#member\n}\n\
+                  type doc {\n relation viewer: user | group#member\n \
+                  permission view = viewer\n}\n";
+    let mut relationships = vec!["group:g9#member@user:ann".to_owned()];
+    for level in 0..9 {
+        relationships.push(format!("group:g{level}#member@group:g{}#member", level + 1));
+    }
+    for document in 0..5 {
+        relationships.push(format!("doc:d{document}#viewer@group:g0#member"));
+    }
+    let texts: Vec<&str> = relationships.iter().map(String::as_str).collect();
+    let data = reader(&texts);
+    let limits = inferadb_evaluator::EvaluatorLimits {
+        shared_subproblem_work_min: 4,
+        ..Default::default()
+    };
+    let evaluator = Evaluator::new(compile(schema))
+        .with_limits(limits)
+        .with_cache(1_000);
+    for document in 0..5 {
+        assert!(check(
+            &evaluator,
+            &data,
+            &format!("doc:d{document}#view@user:ann")
+        ));
+        assert!(!check(
+            &evaluator,
+            &data,
+            &format!("doc:d{document}#view@user:bob")
+        ));
+    }
+    let stats = evaluator.stats();
+    assert!(stats.subproblem_cache_hits >= 8, "{stats:?}");
+    let sharing_off = Evaluator::new(compile(schema)).with_cache(1_000);
+    assert!(check(&sharing_off, &data, "doc:d1#view@user:ann"));
+    assert_eq!(
+        sharing_off.stats().subproblem_cache_misses,
+        0,
+        "no probes when off"
+    );
+}
