@@ -144,9 +144,7 @@ fn lookups_match(evaluator: &Evaluator, reader: &InMemoryReader, dataset: &Datas
             cursor: None,
             limit: usize::MAX,
         };
-        let page = evaluator
-            .lookup_resources(&view(reader), &request)
-            .unwrap();
+        let page = evaluator.lookup_resources(&view(reader), &request).unwrap();
         assert!(page.complete);
         let mut found: Vec<String> = page
             .resource_ids
