@@ -1,11 +1,14 @@
-//! Lookup subjects: every object of a type that has a permission on one resource.
+//! Lookup subjects: every object of a type (or every userset `type:id#relation`) that has
+//! a permission on one resource.
 //!
 //! A forward walk from `resource#permission` collects every object of the wanted type that
 //! any reachable relationship names (on every branch, subtracted and forbid ones included,
 //! so that denied subjects are found too), then a check decides each candidate, sharing one
 //! memo. An object that no reachable relationship names behaves exactly like the wildcard
 //! subject `type:*` (only wildcard relationships can match it), so one check of `type:*`
-//! answers for all of them at once.
+//! answers for all of them at once. Usersets have no such stand-in (a wildcard grants
+//! objects only): the candidates are the usersets of the wanted type and relation the walk
+//! reaches (stored as subjects, or the resource itself), each decided by a check.
 
 use std::ops::ControlFlow;
 
@@ -28,15 +31,19 @@ pub struct LookupSubjectsRequest {
     pub permission: RelationName,
     /// The type of the subjects to return.
     pub subject_type: TypeName,
+    /// With a relation, return usersets `subject_type:id#relation` instead of objects.
+    pub subject_relation: Option<RelationName>,
 }
 
 /// The answer to a [`LookupSubjectsRequest`]: a subject of the type has the permission iff
 /// it is in `subject_ids`, or `wildcard` is true and it is not in `excluded_ids`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LookupSubjectsResponse {
-    /// Ids named by relationships that have the permission, ascending.
+    /// Ids named by relationships that have the permission, ascending (for a userset
+    /// lookup, the ids of the usersets that have it).
     pub subject_ids: Vec<String>,
-    /// Whether every other id of the type (including ids no relationship names) has it.
+    /// Whether every other id of the type (including ids no relationship names) has it;
+    /// always false for a userset lookup.
     pub wildcard: bool,
     /// When `wildcard`: the ids named by relationships that do not have it, ascending.
     pub excluded_ids: Vec<String>,
@@ -61,23 +68,30 @@ impl Evaluator {
         if let Some(module) = self.schema.reachable_module(target) {
             return Err(self.not_enumerable(target, module));
         }
-        let subject_type = self
-            .schema
-            .type_id(request.subject_type.as_str())
-            .ok_or_else(|| EvaluationError::UnknownType {
-                part: "subject type",
-                name: request.subject_type.to_string(),
-            })?;
+        let (subject_type, subject_relation) = self.subject_shape(request)?;
         let mut state = RequestState::new(self.limits.lookup_work_budget);
         let object = state.objects.intern(request.resource.object_id.as_str());
         let mut walk = ForwardWalk {
             schema: &self.schema,
             subject_type,
+            subject_relation,
             found: FxHashSet::default(),
         };
         walk.run(view, &mut state, (type_id, relation_id, object))?;
         let mut found: Vec<String> = walk.found.into_iter().collect();
         found.sort_unstable();
+        if let Some(relation) = &request.subject_relation {
+            let target = (type_id, relation_id, object);
+            let subject_ids =
+                self.decide_usersets(view, &mut state, request, relation, found, target)?;
+            self.record(&state);
+            return Ok(LookupSubjectsResponse {
+                subject_ids,
+                wildcard: false,
+                excluded_ids: Vec::new(),
+                revision: view.revision,
+            });
+        }
         let decide =
             |subject: SubjectRef, state: &mut RequestState| -> Result<bool, EvaluationError> {
                 let subject = state.subject(&self.schema, &subject)?;
@@ -116,6 +130,66 @@ impl Evaluator {
     }
 }
 
+impl Evaluator {
+    /// The candidate usersets `subject_type:id#relation` that hold on the target.
+    fn decide_usersets<R: RelationshipReader + ?Sized>(
+        &self,
+        view: &ReadView<'_, R>,
+        state: &mut RequestState,
+        request: &LookupSubjectsRequest,
+        relation: &RelationName,
+        candidates: Vec<String>,
+        (type_id, relation_id, object): WalkNode,
+    ) -> Result<Vec<String>, EvaluationError> {
+        let mut subject_ids = Vec::new();
+        for id in candidates {
+            let userset = SubjectRef::Userset {
+                object: ObjectRef::new(
+                    request.subject_type.clone(),
+                    id.parse().map_err(|_| invalid_id(&id))?,
+                ),
+                relation: relation.clone(),
+            };
+            let subject = state.subject(&self.schema, &userset)?;
+            let key = NodeKey {
+                subject,
+                type_id: type_id.0,
+                relation: relation_id.0,
+                object,
+            };
+            if self.engine(view, state).check(key)? {
+                subject_ids.push(id);
+            }
+        }
+        Ok(subject_ids)
+    }
+
+    /// The wanted subject type and, for a userset lookup, its relation.
+    fn subject_shape(
+        &self,
+        request: &LookupSubjectsRequest,
+    ) -> Result<(TypeId, Option<RelationId>), EvaluationError> {
+        let subject_type = self
+            .schema
+            .type_id(request.subject_type.as_str())
+            .ok_or_else(|| EvaluationError::UnknownType {
+                part: "subject type",
+                name: request.subject_type.to_string(),
+            })?;
+        let Some(relation) = &request.subject_relation else {
+            return Ok((subject_type, None));
+        };
+        self.schema
+            .relation_id(subject_type, relation.as_str())
+            .map(|relation_id| (subject_type, Some(relation_id)))
+            .ok_or_else(|| EvaluationError::UnknownRelation {
+                part: "subject relation",
+                type_name: request.subject_type.to_string(),
+                relation: relation.to_string(),
+            })
+    }
+}
+
 fn invalid_id(id: &str) -> EvaluationError {
     EvaluationError::Read(crate::reader::ReadError {
         message: format!("stored subject id `{id}` is not a valid id"),
@@ -126,6 +200,9 @@ fn invalid_id(id: &str) -> EvaluationError {
 struct ForwardWalk<'a> {
     schema: &'a SchemaIndex,
     subject_type: TypeId,
+    /// For a userset lookup, the wanted relation: reached usersets of `subject_type` with
+    /// it are the candidates, instead of objects.
+    subject_relation: Option<RelationId>,
     found: FxHashSet<String>,
 }
 
@@ -144,6 +221,11 @@ impl ForwardWalk<'_> {
             }
             state.spend(1)?;
             let (type_id, relation_id, object) = node;
+            // A reached userset of the wanted shape (the start included: a userset always
+            // has itself) is a candidate.
+            if type_id == self.subject_type && Some(relation_id) == self.subject_relation {
+                self.found.insert(state.objects.name(object).to_string());
+            }
             let definition = self
                 .schema
                 .compiled()
@@ -181,6 +263,7 @@ impl ForwardWalk<'_> {
         let mut visited = 0_u64;
         let found = &mut self.found;
         let subject_type = self.subject_type;
+        let want_objects = self.subject_relation.is_none();
         let objects = &mut state.objects;
         let mut visit = |subject: crate::reader::SubjectKey<'_>, _expires_at_ms: Option<u64>| {
             visited += 1;
@@ -188,7 +271,7 @@ impl ForwardWalk<'_> {
                 return ControlFlow::Continue(());
             };
             match subject.subject_relation {
-                None if type_id == subject_type && !subject.is_wildcard() => {
+                None if want_objects && type_id == subject_type && !subject.is_wildcard() => {
                     found.insert(subject.subject_id.to_owned());
                 }
                 None => {}

@@ -179,6 +179,7 @@ fn agree_on_one_check(
             resource: request.resource.clone(),
             permission: request.permission.clone(),
             subject_type: subject.object_type.clone(),
+            subject_relation: None,
         };
         let response = evaluator.lookup_subjects(&view, &lookup).unwrap();
         let id = subject.object_id.as_str();

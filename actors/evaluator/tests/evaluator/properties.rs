@@ -603,6 +603,7 @@ fn check_lookup_subjects(
                     resource: format!("{}:{id}", type_name(type_index)).parse().unwrap(),
                     permission: NAMES[relation].parse().unwrap(),
                     subject_type: "user".parse().unwrap(),
+                    subject_relation: None,
                 };
                 let response = evaluator.lookup_subjects(view, &request).unwrap();
                 for (user, facts) in &user_facts {
@@ -617,6 +618,54 @@ fn check_lookup_subjects(
                         answer, expected,
                         "lookup subjects {}#{} for {user}: {response:?}\n{schema}",
                         request.resource, NAMES[relation]
+                    );
+                }
+            }
+        }
+    }
+    check_userset_lookups(evaluator, view, model, schema);
+}
+
+/// Userset lookups (`subject_relation`) list exactly the usersets the model says hold.
+fn check_userset_lookups(
+    evaluator: &Evaluator,
+    view: &ReadView<'_, InMemoryReader>,
+    model: &Model,
+    schema: &str,
+) {
+    for (subject_type, subject_relation) in [(1, D0), (model.direct.len() - 1, C0)] {
+        let facts: Vec<(&str, Facts)> = IDS
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    reference(model, &Subject::Userset(subject_type, id, subject_relation)),
+                )
+            })
+            .collect();
+        for type_index in 1..model.direct.len() {
+            for relation in relations_of(model, type_index) {
+                for id in IDS {
+                    let request = LookupSubjectsRequest {
+                        resource: format!("{}:{id}", type_name(type_index)).parse().unwrap(),
+                        permission: NAMES[relation].parse().unwrap(),
+                        subject_type: type_name(subject_type).parse().unwrap(),
+                        subject_relation: Some(NAMES[subject_relation].parse().unwrap()),
+                    };
+                    let response = evaluator.lookup_subjects(view, &request).unwrap();
+                    let expected: Vec<String> = facts
+                        .iter()
+                        .filter(|(_, facts)| facts.contains(&(type_index, id, relation)))
+                        .map(|(userset, _)| (*userset).to_owned())
+                        .collect();
+                    assert_eq!(
+                        response.subject_ids,
+                        expected,
+                        "userset lookup {}#{} for {}#{}\n{schema}",
+                        request.resource,
+                        NAMES[relation],
+                        type_name(subject_type),
+                        NAMES[subject_relation]
                     );
                 }
             }

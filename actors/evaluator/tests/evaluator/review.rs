@@ -258,6 +258,7 @@ fn exclusion_and_intersection_with_wildcards_apply_per_subject() {
                     resource: format!("doc:{id}").parse().unwrap(),
                     permission: permission.parse().unwrap(),
                     subject_type: "user".parse().unwrap(),
+                    subject_relation: None,
                 },
             )
             .unwrap()
@@ -472,6 +473,7 @@ fn limits_fail_lookups_expand_and_explain_instead_of_shortening_answers() {
         resource: "node:n29".parse().unwrap(),
         permission: "reach".parse().unwrap(),
         subject_type: "user".parse().unwrap(),
+        subject_relation: None,
     };
     assert!(evaluator.lookup_subjects(&view(&data), &subjects).is_err());
     let request = request("node:n29#reach@user:ann");
@@ -649,6 +651,7 @@ fn lookup_subjects_does_not_stand_in_the_wildcard_for_module_decisions() {
             resource: "doc:1".parse().unwrap(),
             permission: "view".parse().unwrap(),
             subject_type: "user".parse().unwrap(),
+            subject_relation: None,
         },
     );
     match answer {
@@ -783,6 +786,7 @@ fn a_provisional_answer_is_not_finalized_by_an_unrelated_short_circuit() {
                 resource: "node:n".parse().unwrap(),
                 permission: "top".parse().unwrap(),
                 subject_type: "user".parse().unwrap(),
+                subject_relation: None,
             },
         )
         .unwrap();

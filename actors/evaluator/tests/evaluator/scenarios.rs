@@ -455,6 +455,7 @@ fn lookups_walk_back_from_the_subject_and_report_wildcards() {
         resource: "document:3".parse().unwrap(),
         permission: "view".parse().unwrap(),
         subject_type: "user".parse().unwrap(),
+        subject_relation: None,
     };
     let response = evaluator.lookup_subjects(&view(&data), &subjects).unwrap();
     assert!(response.wildcard);
@@ -599,4 +600,35 @@ fn shared_subproblems_are_reused_across_requests() {
         0,
         "no probes when off"
     );
+}
+
+/// Userset lookups list the usersets that hold (stored ones and the resource's own), and an
+/// unknown subject relation is an error naming it.
+#[test]
+fn lookup_subjects_lists_usersets_on_request() {
+    let schema = "type user {}\ntype group {\n relation member: user | group#member\n}\n\
+                  type doc {\n relation viewer: user | group#member\n relation blocked: user | group#member\n \
+                  permission view = viewer - blocked\n}\n";
+    let evaluator = Evaluator::new(compile(schema));
+    let data = reader(&[
+        "doc:1#viewer@group:eng#member",
+        "doc:1#viewer@group:ops#member",
+        "doc:1#blocked@group:ops#member",
+        "group:eng#member@group:sub#member",
+    ]);
+    let request = |relation: &str| LookupSubjectsRequest {
+        resource: "doc:1".parse().unwrap(),
+        permission: "view".parse().unwrap(),
+        subject_type: "group".parse().unwrap(),
+        subject_relation: Some(relation.parse().unwrap()),
+    };
+    let response = evaluator
+        .lookup_subjects(&view(&data), &request("member"))
+        .unwrap();
+    assert_eq!(response.subject_ids, ["eng", "sub"], "ops is blocked");
+    assert!(!response.wildcard);
+    let error = evaluator
+        .lookup_subjects(&view(&data), &request("owner"))
+        .unwrap_err();
+    assert!(error.to_string().contains("owner"), "{error}");
 }
