@@ -11,6 +11,7 @@ use crate::cache::{CacheKey, CachedDecision, DecisionCache, KeyParts};
 use crate::engine::{Engine, SharedSubproblems};
 use crate::error::EvaluationError;
 use crate::limits::EvaluatorLimits;
+use crate::lookup_resources::CandidateSet;
 use crate::module::ModuleRegistry;
 use crate::reader::RelationshipReader;
 use crate::schema::SchemaIndex;
@@ -89,9 +90,21 @@ pub struct Evaluator {
     pub(crate) modules: ModuleRegistry,
     pub(crate) limits: EvaluatorLimits,
     cache: Option<DecisionCache>,
+    /// Candidate sets of lookups that have more pages, for their next pages.
+    pub(crate) lookup_candidates: CandidateCache,
     checks: AtomicU64,
     memo_hits: AtomicU64,
     memo_misses: AtomicU64,
+}
+
+/// Lookup candidate sets by (lookup fingerprint, revision).
+pub(crate) type CandidateCache = moka::sync::Cache<(u64, u64), Arc<CandidateSet>>;
+
+fn candidate_cache(limits: &EvaluatorLimits) -> CandidateCache {
+    moka::sync::Cache::builder()
+        .max_capacity(limits.lookup_candidates_kept_max)
+        .weigher(|_, set: &Arc<CandidateSet>| set.weight())
+        .build()
 }
 
 impl Evaluator {
@@ -102,6 +115,7 @@ impl Evaluator {
             modules: ModuleRegistry::new(),
             limits: EvaluatorLimits::default(),
             cache: None,
+            lookup_candidates: candidate_cache(&EvaluatorLimits::default()),
             checks: AtomicU64::new(0),
             memo_hits: AtomicU64::new(0),
             memo_misses: AtomicU64::new(0),
@@ -110,6 +124,7 @@ impl Evaluator {
 
     /// Replaces the limits.
     pub fn with_limits(mut self, limits: EvaluatorLimits) -> Self {
+        self.lookup_candidates = candidate_cache(&limits);
         self.limits = limits;
         self
     }

@@ -26,6 +26,9 @@ pub struct EvaluatorLimits {
     /// random checks, sharing cost about 5% at the median and doubled the p99 for 18 hits
     /// in 64,000 probes, so it pays only where subjects recur (hot users, deep groups).
     pub shared_subproblem_work_min: u64,
+    /// Most lookup candidates (summed over lookups) kept between the pages of lookups
+    /// that have more pages, so that continuing one does not walk the graph again.
+    pub lookup_candidates_kept_max: u64,
 }
 
 impl Default for EvaluatorLimits {
@@ -38,6 +41,7 @@ impl Default for EvaluatorLimits {
             tree_nodes_max: 100_000,
             lookup_page_size_max: 100_000,
             shared_subproblem_work_min: u64::MAX,
+            lookup_candidates_kept_max: 1_000_000,
         }
     }
 }

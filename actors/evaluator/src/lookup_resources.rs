@@ -80,19 +80,75 @@ impl Evaluator {
             .clamp(1, self.limits.lookup_page_size_max.max(1));
         let mut state = RequestState::new(self.limits.lookup_work_budget);
         let subject = state.subject(&self.schema, &request.subject)?;
-        let mut walk = ReverseWalk::new(&self.schema, view, subject);
-        walk.seed(&mut state)?;
-        walk.run(&mut state)?;
-        let mut candidates = walk.candidates(&mut state, target);
-        candidates.sort_unstable_by(|left, right| left.id.cmp(&right.id));
+        // A continued lookup reuses the candidates its first page found: paging through a
+        // large answer walks the graph once, not once per page.
+        let kept = after.and_then(|_| self.kept_candidates(&cursor, view.now_ms));
+        let (candidates, fresh) = match kept {
+            Some(kept) => (kept.intern(&mut state), false),
+            None => (
+                self.walk_candidates(view, &mut state, subject, target)?,
+                true,
+            ),
+        };
         let scope = PageScope {
             target,
             subject,
             cursor,
         };
-        let page = self.verify_page(view, &mut state, &scope, &candidates, after, limit);
+        let page = self.verify_page(view, &mut state, &scope, &candidates, after, limit)?;
+        if fresh && !page.complete {
+            self.keep_candidates(&cursor, &candidates, view.now_ms, state.valid_until_ms);
+        }
         self.record(&state);
-        page
+        Ok(page)
+    }
+
+    /// Walks back from the subject and returns the sorted candidates of `target`.
+    fn walk_candidates<R: RelationshipReader + ?Sized>(
+        &self,
+        view: &ReadView<'_, R>,
+        state: &mut RequestState,
+        subject: u32,
+        target: RelationRef,
+    ) -> Result<Vec<Candidate>, EvaluationError> {
+        let mut walk = ReverseWalk::new(&self.schema, view, subject);
+        walk.seed(state)?;
+        walk.run(state)?;
+        let mut candidates = walk.candidates(state, target);
+        candidates.sort_unstable_by(|left, right| left.id.cmp(&right.id));
+        Ok(candidates)
+    }
+
+    fn kept_candidates(&self, cursor: &LookupCursor, now_ms: u64) -> Option<Arc<CandidateSet>> {
+        let kept = self
+            .lookup_candidates
+            .get(&(cursor.fingerprint, cursor.revision))?;
+        let valid =
+            kept.valid_from_ms <= now_ms && kept.valid_until_ms.is_none_or(|until| now_ms < until);
+        valid.then_some(kept)
+    }
+
+    fn keep_candidates(
+        &self,
+        cursor: &LookupCursor,
+        candidates: &[Candidate],
+        now_ms: u64,
+        valid_until_ms: Option<u64>,
+    ) {
+        let set = CandidateSet {
+            candidates: candidates
+                .iter()
+                .map(|candidate| KeptCandidate {
+                    id: Box::from(&*candidate.id),
+                    exact: candidate.exact,
+                    residuals: candidate.residuals.clone(),
+                })
+                .collect(),
+            valid_from_ms: now_ms,
+            valid_until_ms,
+        };
+        self.lookup_candidates
+            .insert((cursor.fingerprint, cursor.revision), Arc::new(set));
     }
 
     pub(crate) fn ensure_enumerable(&self, target: RelationRef) -> Result<(), EvaluationError> {
@@ -300,6 +356,46 @@ struct Candidate {
     residuals: Vec<Arc<Residual>>,
 }
 
+/// The sorted candidates of a lookup, kept between its pages (per lookup fingerprint and
+/// revision), with the times they are valid between: a relationship the walk read expires
+/// at `valid_until_ms`.
+pub(crate) struct CandidateSet {
+    candidates: Vec<KeptCandidate>,
+    valid_from_ms: u64,
+    valid_until_ms: Option<u64>,
+}
+
+struct KeptCandidate {
+    id: Box<str>,
+    exact: bool,
+    residuals: Vec<Arc<Residual>>,
+}
+
+impl CandidateSet {
+    /// Candidates for a new request: ids interned into its state.
+    fn intern(&self, state: &mut RequestState) -> Vec<Candidate> {
+        self.candidates
+            .iter()
+            .map(|kept| {
+                let object = state.objects.intern(&kept.id);
+                Candidate {
+                    id: state.objects.name(object),
+                    object,
+                    exact: kept.exact,
+                    residuals: kept.residuals.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// The weight a set has in its cache: its number of candidates.
+    pub(crate) fn weight(&self) -> u32 {
+        u32::try_from(self.candidates.len())
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+}
+
 /// The backward walk from a subject to every object-relation that may hold it.
 struct ReverseWalk<'a, R: ?Sized> {
     schema: &'a SchemaIndex,
@@ -405,7 +501,10 @@ impl<'a, R: RelationshipReader + ?Sized> ReverseWalk<'a, R> {
     ) -> Result<(), EvaluationError> {
         let schema = self.schema;
         let mut found = Vec::new();
-        let mut visit = |resource_id: &str, _expires_at_ms: Option<u64>| {
+        let mut visit = |resource_id: &str, expires_at_ms: Option<u64>| {
+            // Kept candidate sets are valid only until a relationship they came from
+            // expires.
+            state.note_expiry(expires_at_ms);
             found.push(state.objects.intern(resource_id));
             ControlFlow::Continue(())
         };

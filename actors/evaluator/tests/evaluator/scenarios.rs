@@ -632,3 +632,39 @@ fn lookup_subjects_lists_usersets_on_request() {
         .unwrap_err();
     assert!(error.to_string().contains("owner"), "{error}");
 }
+
+/// A continued lookup reuses the candidates its first page found, but never past the
+/// expiry of a relationship they came from: the next page must not list a document whose
+/// only grant has expired since (with a plain union, a kept candidate needs no check).
+#[test]
+fn kept_lookup_candidates_expire_with_their_relationships() {
+    let evaluator = Evaluator::new(compile(
+        "type user {}\ntype doc {\n relation owner: user\n permission view = owner\n}\n",
+    ));
+    let data = reader(&[
+        "doc:1#owner@user:ann",
+        "doc:2#owner@user:ann",
+        "doc:3#owner@user:ann[expires_at_ms:10]",
+    ]);
+    let first = LookupResourcesRequest {
+        resource_type: "doc".parse().unwrap(),
+        permission: "view".parse().unwrap(),
+        subject: "user:ann".parse().unwrap(),
+        cursor: None,
+        limit: 2,
+    };
+    let page = evaluator.lookup_resources(&view(&data), &first).unwrap();
+    assert_eq!(page.resource_ids, ["1", "2"]);
+    let next = LookupResourcesRequest {
+        cursor: page.cursor,
+        ..first
+    };
+    let same_time = evaluator.lookup_resources(&view(&data), &next).unwrap();
+    assert_eq!(same_time.resource_ids, ["3"]);
+    let later = ReadView {
+        now_ms: 20,
+        ..view(&data)
+    };
+    let page = evaluator.lookup_resources(&later, &next).unwrap();
+    assert!(page.resource_ids.is_empty() && page.complete, "{page:?}");
+}
