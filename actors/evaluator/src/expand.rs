@@ -244,14 +244,8 @@ struct Expander<'a> {
 
 impl Expander<'_> {
     fn count(&mut self) -> Result<(), EvaluationError> {
-        self.nodes += 1;
-        let limits = &self.evaluator.limits;
-        if self.nodes > limits.tree_nodes_max {
-            return Err(EvaluationError::TreeTooLarge {
-                tree_nodes_max: limits.tree_nodes_max,
-            });
-        }
-        self.state.spend(1)
+        let tree_nodes_max = self.evaluator.limits.tree_nodes_max;
+        self.state.spend_tree_node(&mut self.nodes, tree_nodes_max)
     }
 
     fn relation<R: RelationshipReader + ?Sized>(

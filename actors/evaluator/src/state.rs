@@ -234,6 +234,20 @@ impl RequestState {
         Ok(())
     }
 
+    /// Counts one more node of an expand tree or explain trace (`nodes` so far), within
+    /// both the tree size limit and the work budget.
+    pub fn spend_tree_node(
+        &mut self,
+        nodes: &mut u64,
+        tree_nodes_max: u64,
+    ) -> Result<(), EvaluationError> {
+        *nodes += 1;
+        if *nodes > tree_nodes_max {
+            return Err(EvaluationError::TreeTooLarge { tree_nodes_max });
+        }
+        self.spend(1)
+    }
+
     /// Records that an answer depends on a relationship expiring at `expires_at_ms`.
     pub fn note_expiry(&mut self, expires_at_ms: Option<u64>) {
         if let Some(expires_at_ms) = expires_at_ms {

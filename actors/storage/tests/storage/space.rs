@@ -18,14 +18,20 @@ fn overwrite_round(db: &inferadb_storage::Database, round: u64) {
     apply(db, "t", &changes, Durability::Immediate);
 }
 
-#[test]
-fn a_steady_overwrite_workload_plateaus() {
+/// An in-memory database whose table `t` holds `count` keys.
+fn with_keys(count: u64) -> inferadb_storage::Database {
     let io = Arc::new(MemoryIo::default());
     let db = open_memory(&io, small_limits());
-    let initial: Vec<_> = (0..2000)
+    let initial: Vec<_> = (0..count)
         .map(|index| (key(index), Some(b"initial".to_vec())))
         .collect();
     apply(&db, "t", &initial, Durability::Immediate);
+    db
+}
+
+#[test]
+fn a_steady_overwrite_workload_plateaus() {
+    let db = with_keys(2000);
     for round in 0..100 {
         overwrite_round(&db, round);
     }
@@ -52,12 +58,7 @@ fn a_steady_overwrite_workload_plateaus() {
 
 #[test]
 fn an_old_reader_pins_pages_until_it_is_dropped() {
-    let io = Arc::new(MemoryIo::default());
-    let db = open_memory(&io, small_limits());
-    let initial: Vec<_> = (0..2000)
-        .map(|index| (key(index), Some(b"initial".to_vec())))
-        .collect();
-    apply(&db, "t", &initial, Durability::Immediate);
+    let db = with_keys(2000);
     for round in 0..50 {
         overwrite_round(&db, round);
     }
@@ -107,12 +108,7 @@ fn an_old_reader_pins_pages_until_it_is_dropped() {
 
 #[test]
 fn stats_account_for_every_page() {
-    let io = Arc::new(MemoryIo::default());
-    let db = open_memory(&io, small_limits());
-    let initial: Vec<_> = (0..500)
-        .map(|index| (key(index), Some(b"v".to_vec())))
-        .collect();
-    apply(&db, "t", &initial, Durability::Immediate);
+    let db = with_keys(500);
     overwrite_round(&db, 1);
     let stats = db.stats().expect("stats");
     let report = db.verify().expect("verify");
