@@ -1,10 +1,18 @@
-//! The `inferadb` binary. Today it hosts the schema tools (`schema check`, `schema
-//! format`), local evaluation of checks against a relationships file (`check`), the
-//! storage demo and the storage integrity check; the dev server and cluster membership
-//! arrive with the single-node vertical slice.
+//! The `inferadb` binary: the node (`dev`, `start`), operator commands against a running
+//! node (`actors`), the schema tools (`schema check`, `schema format`), local evaluation
+//! (`check`), the storage demo and integrity check (`demo`, `verify`) and `version`.
+//!
+//! The node is an actor tree: a root supervisor starts storage, the vault registry (one vault
+//! state actor per vault), the evaluator pool and the gateway (HTTP). See `docs/node.md`.
 #![allow(clippy::disallowed_methods)] // the CLI reports wall-clock durations to a person
 
+mod actors;
+mod client;
+mod config;
+mod context;
 mod local;
+mod server;
+mod supervision;
 
 use clap::{Parser, Subcommand};
 use inferadb_storage::{Database, Durability};
@@ -22,6 +30,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs a single-node development server: embedded storage in `./data`, no
+    /// authentication, HTTP on 127.0.0.1:8080, operator restarts allowed.
+    Dev(NodeFlags),
+    /// Runs a node from a configuration file (plus `INFERADB__…` environment variables and
+    /// flags, which win).
+    Start {
+        /// The TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        flags: NodeFlags,
+    },
+    /// Prints the live supervision tree of a running node.
+    Actors {
+        /// The node's HTTP address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+    /// Prints the version.
+    Version,
     /// Writes, reads and verifies a relationship-shaped dataset in the storage engine.
     Demo {
         /// Database file (default: a fresh temporary file).
@@ -43,6 +71,31 @@ enum Command {
     Check(local::CheckArguments),
 }
 
+/// Flags shared by `dev` and `start`.
+#[derive(clap::Args, Clone, Debug, Default)]
+struct NodeFlags {
+    /// Directory of the data file.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address (`127.0.0.1:0` picks a free port).
+    #[arg(long)]
+    http_addr: Option<String>,
+    /// Evaluator worker threads (0: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+impl NodeFlags {
+    fn overrides(&self, dev: bool) -> config::Overrides {
+        config::Overrides {
+            data_dir: self.data_dir.clone(),
+            http_addr: self.http_addr.clone(),
+            workers: self.workers,
+            dev,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum SchemaCommand {
     /// Compiles an IPL schema and prints every error and warning with its position.
@@ -60,6 +113,19 @@ enum SchemaCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Dev(flags) => config::load(None, &flags.overrides(true))
+            .map_err(Into::into)
+            .and_then(server::run),
+        Command::Start { config, flags } => {
+            config::load(config.as_deref(), &flags.overrides(false))
+                .map_err(Into::into)
+                .and_then(server::run)
+        }
+        Command::Actors { addr } => print_actors(&addr),
+        Command::Version => {
+            println!("inferadb {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
         Command::Demo {
             path,
             relationships,
@@ -155,4 +221,48 @@ fn verify(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+fn print_actors(address: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime
+        .block_on(client::NodeClient::new(address).call("GET", "/v1/admin/actors", None))
+        .map_err(|error| format!("{address}: {error}"))?;
+    if answer.status != 200 {
+        return Err(format!("{address}: HTTP {} {}", answer.status, answer.body).into());
+    }
+    let roots = answer.body["actors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for root in &roots {
+        print_actor(root, 0);
+    }
+    Ok(())
+}
+
+fn print_actor(actor: &serde_json::Value, depth: usize) {
+    let text = |key: &str| actor[key].as_str().unwrap_or("").to_string();
+    let number = |key: &str| actor[key].as_u64().unwrap_or(0);
+    let mut line = format!(
+        "{}{} [{}] {} id={} up={}s restarts={} handled={} mailbox={}",
+        "  ".repeat(depth),
+        text("name"),
+        text("kind"),
+        text("status"),
+        number("id"),
+        number("uptime_ms") / 1000,
+        number("restarts"),
+        number("messages_handled"),
+        number("mailbox_depth"),
+    );
+    if let Some(failure) = actor["last_failure"].as_str() {
+        line.push_str(&format!(" last_failure={failure:?}"));
+    }
+    println!("{line}");
+    for child in actor["children"].as_array().into_iter().flatten() {
+        print_actor(child, depth + 1);
+    }
 }

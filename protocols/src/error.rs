@@ -136,6 +136,12 @@ pub enum ParseError {
         /// The offending text (shortened when long).
         value: String,
     },
+    /// A vault id is not 16 lowercase hexadecimal digits.
+    #[error("vault id `{value}`: must be 16 lowercase hexadecimal digits")]
+    InvalidVaultId {
+        /// The offending text (shortened when long).
+        value: String,
+    },
     /// A revision is not a non-negative integer.
     #[error("revision `{value}`: must be a decimal integer in 0..=18446744073709551615")]
     InvalidRevision {

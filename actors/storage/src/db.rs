@@ -498,6 +498,33 @@ impl Drop for ReadTransaction {
     }
 }
 
+/// A table of one committed snapshot, looked up once: its root page and entry count, and
+/// the commit it belongs to. Made by [`ReadTransaction::table_handle`]; valid only with a
+/// read transaction on that same commit (any reader of it, since commits are immutable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableHandle {
+    root: Option<PageId>,
+    entries: u64,
+    txn: u64,
+}
+
+impl TableHandle {
+    /// The commit (transaction id) whose catalog the handle was read from.
+    pub fn txn_id(&self) -> u64 {
+        self.txn
+    }
+
+    /// Number of entries of the table in that commit.
+    pub fn len(&self) -> u64 {
+        self.entries
+    }
+
+    /// Whether the table had no entries in that commit.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+}
+
 /// Root and size of one table, as recorded in the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct TableState {
@@ -587,6 +614,41 @@ impl ReadTransaction {
     /// Names of every table, sorted.
     pub fn list_tables(&self) -> Result<Vec<String>, StorageError> {
         catalog_names(&*self.snapshot, self.snapshot.meta.catalog_root)
+    }
+
+    /// Looks a table up once and returns a [`TableHandle`] that
+    /// [`ReadTransaction::open_handle`] turns into a [`crate::ReadTable`] without another
+    /// catalog lookup. A long-lived reader (a vault snapshot serving many evaluator reads)
+    /// cannot keep a `ReadTable` beside the transaction it borrows from; it keeps handles.
+    pub fn table_handle(&self, name: &str) -> Result<TableHandle, StorageError> {
+        validate_table_name(name, self.snapshot.pages.page_size)?;
+        let state = catalog_lookup(&*self.snapshot, self.snapshot.meta.catalog_root, name)?
+            .ok_or_else(|| StorageError::TableNotFound(name.to_string()))?;
+        Ok(TableHandle {
+            root: state.root,
+            entries: state.entries,
+            txn: self.snapshot.meta.txn,
+        })
+    }
+
+    /// Opens the table a [`TableHandle`] of this snapshot names (no catalog lookup).
+    ///
+    /// # Panics
+    ///
+    /// When the handle was made by a transaction on another commit: its root page may have
+    /// been reused since, so reading through it could return another table's bytes. The
+    /// check is one integer comparison and stays on in release builds.
+    pub fn open_handle(&self, handle: &TableHandle) -> crate::table::ReadTable<'_> {
+        assert_eq!(
+            handle.txn, self.snapshot.meta.txn,
+            "invariant: a table handle is used only with a transaction on the commit that made it"
+        );
+        let state = TableState {
+            root: handle.root,
+            entries: handle.entries,
+            changed: false,
+        };
+        crate::table::ReadTable::new(&self.snapshot, state)
     }
 
     pub(crate) fn snapshot(&self) -> &Committed {

@@ -26,7 +26,9 @@ mod table;
 mod verify;
 
 pub use btree::{Range, Value};
-pub use db::{Builder, Database, DatabaseStats, Durability, ReadTransaction, WriteTransaction};
+pub use db::{
+    Builder, Database, DatabaseStats, Durability, ReadTransaction, TableHandle, WriteTransaction,
+};
 pub use error::{IoError, OpenError, StorageError};
 pub use io::PageIo;
 pub use limits::{inline_value_max, key_size_max, StorageLimits};

@@ -258,3 +258,44 @@ fn concurrent_readers_always_see_one_whole_commit() {
     db.verify().expect("verify");
     assert_eq!(db.stats().expect("stats").live_readers, 0);
 }
+
+#[test]
+fn table_handles_open_tables_of_their_own_commit_without_a_lookup() {
+    let db = Database::builder()
+        .open_with_io(std::sync::Arc::new(inferadb_storage::io::MemoryIo::default()))
+        .expect("create");
+    let mut write = db.begin_write().expect("write");
+    write
+        .open_table("t")
+        .expect("table")
+        .insert(b"a", b"1")
+        .expect("insert");
+    write.commit().expect("commit");
+    let read = db.begin_read();
+    let handle = read.table_handle("t").expect("handle");
+    assert_eq!((handle.len(), handle.txn_id()), (1, read.txn_id()));
+    assert!(matches!(
+        read.table_handle("missing"),
+        Err(StorageError::TableNotFound(_))
+    ));
+    // Another reader of the same commit may use the handle too.
+    let same_commit = db.begin_read();
+    for reader in [&read, &same_commit] {
+        let table = reader.open_handle(&handle);
+        assert_eq!(table.get(b"a").expect("get").as_deref(), Some(&b"1"[..]));
+    }
+    let mut write = db.begin_write().expect("write");
+    write
+        .open_table("t")
+        .expect("table")
+        .insert(b"b", b"2")
+        .expect("insert");
+    write.commit().expect("commit");
+    // A reader of a newer commit refuses the stale handle instead of reading freed pages.
+    let newer = db.begin_read();
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        newer.open_handle(&handle).len()
+    }));
+    assert!(refused.is_err());
+    assert_eq!(newer.open_handle(&newer.table_handle("t").expect("handle")).len(), 2);
+}

@@ -1,0 +1,207 @@
+//! The node catalog: which vaults exist on this node, and the node's token secret.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use inferadb_protocols::VaultId;
+use inferadb_storage::{io::PageIo, Database};
+
+use crate::error::{CatalogError, DatabaseError};
+use crate::ledger::Reader;
+use crate::limits::VAULT_NAME_MAX;
+use crate::tables;
+
+/// The page size of the node's database: 16 KiB pages allow 4,080-byte keys, and a
+/// relationship key can reach about 2,300 bytes (names ≤ 64 bytes, ids ≤ 1,024 bytes).
+pub const PAGE_SIZE: usize = 16384;
+
+fn checked(db: Database) -> Result<Database, DatabaseError> {
+    let found = db.limits().page_size;
+    if found != PAGE_SIZE {
+        return Err(DatabaseError::PageSize {
+            expected: PAGE_SIZE,
+            found,
+        });
+    }
+    Ok(db)
+}
+
+/// Opens (creating if missing) the node's database file with [`PAGE_SIZE`] pages.
+pub fn open_database(path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
+    checked(Database::builder().page_size(PAGE_SIZE).open(path)?)
+}
+
+/// Opens the node's database over any [`PageIo`] (tests use `MemoryIo`).
+pub fn open_database_with_io(io: Arc<dyn PageIo>) -> Result<Database, DatabaseError> {
+    checked(Database::builder().page_size(PAGE_SIZE).open_with_io(io)?)
+}
+
+/// One vault as the catalog records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultRecord {
+    /// The vault's id.
+    pub id: VaultId,
+    /// Its unique name.
+    pub name: String,
+    /// When it was created (caller's clock).
+    pub created_at_ms: u64,
+}
+
+impl VaultRecord {
+    /// Encoding: `u64 id ‖ u64 created_at_ms ‖ name bytes` (big-endian).
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.name.len());
+        out.extend_from_slice(&self.id.0.to_be_bytes());
+        out.extend_from_slice(&self.created_at_ms.to_be_bytes());
+        out.extend_from_slice(self.name.as_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CatalogError> {
+        let corrupt = || CatalogError::Corrupt {
+            what: "vault record".into(),
+        };
+        let mut reader = Reader::new(bytes);
+        let id = VaultId(reader.u64().ok_or_else(corrupt)?);
+        let created_at_ms = reader.u64().ok_or_else(corrupt)?;
+        let name = std::str::from_utf8(&bytes[16..]).map_err(|_| corrupt())?;
+        Ok(Self {
+            id,
+            name: name.to_owned(),
+            created_at_ms,
+        })
+    }
+}
+
+/// Checks a vault name: 1 to 128 bytes, no control characters.
+pub fn validate_vault_name(name: &str) -> Result<(), CatalogError> {
+    let rule = if name.is_empty() || name.len() > VAULT_NAME_MAX {
+        "must be 1 to 128 bytes long"
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(CatalogError::NameInvalid { rule })
+}
+
+/// The vaults of a node, over the node's shared database.
+pub struct NodeCatalog {
+    db: Arc<Database>,
+    token_secret: [u8; 32],
+}
+
+impl NodeCatalog {
+    /// Opens the catalog, creating its tables on first use and storing `fresh_secret` as the
+    /// token secret when none is stored (the caller draws it, so this stays deterministic).
+    pub fn open(db: Arc<Database>, fresh_secret: [u8; 32]) -> Result<Self, CatalogError> {
+        let mut write = db.begin_write()?;
+        write.open_table(tables::VAULTS)?;
+        let token_secret = {
+            let mut node = write.open_table(tables::NODE)?;
+            let stored = node
+                .get(tables::TOKEN_SECRET_KEY)?
+                .map(|value| value.to_vec());
+            match stored {
+                Some(bytes) => bytes.try_into().map_err(|_| CatalogError::Corrupt {
+                    what: "token_secret is not 32 bytes".into(),
+                })?,
+                None => {
+                    node.insert(tables::TOKEN_SECRET_KEY, &fresh_secret)?;
+                    fresh_secret
+                }
+            }
+        };
+        write.commit()?;
+        Ok(Self { db, token_secret })
+    }
+
+    /// The shared database.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// The secret that authenticates revision tokens.
+    pub fn token_secret(&self) -> [u8; 32] {
+        self.token_secret
+    }
+
+    /// Every vault, by id.
+    pub fn list_vaults(&self) -> Result<Vec<VaultRecord>, CatalogError> {
+        let read = self.db.begin_read();
+        let table = read.open_table(tables::VAULTS)?;
+        let mut vaults = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            vaults.push(VaultRecord::decode(&value)?);
+        }
+        Ok(vaults)
+    }
+
+    /// One vault's record.
+    pub fn get(&self, id: VaultId) -> Result<Option<VaultRecord>, CatalogError> {
+        let read = self.db.begin_read();
+        let table = read.open_table(tables::VAULTS)?;
+        let value = table.get(&id.0.to_be_bytes())?;
+        value.map(|bytes| VaultRecord::decode(&bytes)).transpose()
+    }
+
+    /// Creates a vault and its (empty) tables in one transaction.
+    pub fn create_vault(
+        &self,
+        id: VaultId,
+        name: &str,
+        now_ms: u64,
+    ) -> Result<VaultRecord, CatalogError> {
+        validate_vault_name(name)?;
+        let mut write = self.db.begin_write()?;
+        let record = VaultRecord {
+            id,
+            name: name.to_owned(),
+            created_at_ms: now_ms,
+        };
+        {
+            let mut vaults = write.open_table(tables::VAULTS)?;
+            if vaults.get(&id.0.to_be_bytes())?.is_some() {
+                return Err(CatalogError::IdTaken { id });
+            }
+            // Names are unique; a node holds few enough vaults that a scan is fine.
+            for entry in vaults.prefix(b"")? {
+                let (_, value) = entry?;
+                let existing = VaultRecord::decode(&value)?;
+                if existing.name == name {
+                    return Err(CatalogError::NameTaken {
+                        name: name.to_owned(),
+                        existing: existing.id,
+                    });
+                }
+            }
+            vaults.insert(&id.0.to_be_bytes(), &record.encode())?;
+        }
+        for table in tables::all(id) {
+            write.open_table(&table)?;
+        }
+        write.commit()?;
+        Ok(record)
+    }
+
+    /// Deletes a vault's record and every one of its tables in one transaction.
+    pub fn delete_vault(&self, id: VaultId) -> Result<(), CatalogError> {
+        let mut write = self.db.begin_write()?;
+        if write
+            .open_table(tables::VAULTS)?
+            .remove(&id.0.to_be_bytes())?
+            .is_none()
+        {
+            return Err(CatalogError::VaultNotFound { id });
+        }
+        let prefix = format!("v/{id}/");
+        for table in write.list_tables()? {
+            if table.starts_with(&prefix) {
+                write.delete_table(&table)?;
+            }
+        }
+        write.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! Unit properties: key encodings, the Merkle root, bucket arithmetic, block encoding and
+//! revision tokens.
+
+use inferadb_protocols::{Relationship, Revision, VaultId};
+use inferadb_vault::keys::{decode_forward, decode_reverse, forward_key, reverse_key};
+use inferadb_vault::ledger::{
+    bucket_of, decode_operation, encode_operation, merkle_root, sha256, Block, Operation,
+    StateBuckets,
+};
+use inferadb_vault::{RevisionToken, TokenError};
+use proptest::prelude::*;
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9_]{0,6}"
+}
+
+fn id() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_./+=|@-]{1,12}"
+}
+
+fn relationship() -> impl Strategy<Value = Relationship> {
+    let subject = prop_oneof![
+        (name(), id()).prop_map(|(t, i)| format!("{t}:{i}")),
+        (name(), id(), name()).prop_map(|(t, i, r)| format!("{t}:{i}#{r}")),
+        name().prop_map(|t| format!("{t}:*")),
+    ];
+    (
+        name(),
+        id(),
+        name(),
+        subject,
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(|(t, i, r, s, expiry)| {
+            let mut relationship: Relationship = format!("{t}:{i}#{r}@{s}").parse().unwrap();
+            relationship.expires_at_ms = expiry;
+            relationship
+        })
+}
+
+proptest! {
+    #[test]
+    fn keys_round_trip_and_order_like_components(a in relationship(), b in relationship()) {
+        prop_assert_eq!(decode_forward(&forward_key(&a), a.expires_at_ms), Some(a.clone()));
+        prop_assert_eq!(decode_reverse(&reverse_key(&a), a.expires_at_ms), Some(a.clone()));
+        let components = |r: &Relationship| {
+            (r.resource.object_type.to_string(), r.resource.object_id.to_string(), r.relation.to_string())
+        };
+        // Forward key order is the order of the leading components.
+        if components(&a) < components(&b) {
+            prop_assert!(forward_key(&a) < forward_key(&b));
+        }
+        if forward_key(&a) == forward_key(&b) {
+            prop_assert_eq!(reverse_key(&a), reverse_key(&b));
+        }
+    }
+
+    #[test]
+    fn operations_and_blocks_round_trip(ops in proptest::collection::vec(relationship(), 0..6), flag in any::<bool>()) {
+        let operations: Vec<Operation> = ops
+            .into_iter()
+            .map(|r| if flag { Operation::Insert(r) } else { Operation::Remove(r) })
+            .chain([Operation::SchemaDeployed { version: 3, text_sha256: sha256(b"x") }])
+            .collect();
+        for operation in &operations {
+            prop_assert_eq!(decode_operation(&encode_operation(operation)), Some(operation.clone()));
+        }
+        let block = Block {
+            height: 4,
+            previous_hash: [1; 32],
+            timestamp_ms: 99,
+            operations_root: [2; 32],
+            state_root: [3; 32],
+            operations,
+            hash: [4; 32],
+        };
+        prop_assert_eq!(Block::decode(&block.encode()), Some(block));
+    }
+
+    #[test]
+    fn buckets_are_an_order_independent_multiset_hash(
+        rels in proptest::collection::vec(relationship(), 1..12),
+        seed in any::<u64>(),
+    ) {
+        let mut forward = StateBuckets::default();
+        for r in &rels {
+            forward.insert(r);
+        }
+        let mut shuffled = rels.clone();
+        let len = shuffled.len();
+        shuffled.rotate_left((seed as usize) % len);
+        shuffled.reverse();
+        let mut backward = StateBuckets::default();
+        for r in &shuffled {
+            backward.insert(r);
+        }
+        prop_assert_eq!(forward.root(), backward.root());
+        // Removing everything returns to the empty state; one bucket per relationship.
+        let changed = forward.insert(&rels[0]);
+        prop_assert_eq!(changed, bucket_of(&rels[0]));
+        forward.remove(&rels[0]);
+        for r in &rels {
+            forward.remove(r);
+        }
+        prop_assert_eq!(forward.root(), StateBuckets::default().root());
+    }
+
+    #[test]
+    fn tokens_round_trip_and_refuse_tampering(
+        vault in any::<u64>(), height in any::<u64>(), other in any::<u64>(), position in 3usize..51,
+    ) {
+        let secret = [9; 32];
+        let token = RevisionToken::encode(&secret, VaultId(vault), Revision(height));
+        prop_assert!(token.is_ascii() && token.len() == 51);
+        prop_assert_eq!(RevisionToken::decode(&secret, VaultId(vault), &token), Ok(Revision(height)));
+        prop_assert_eq!(RevisionToken::decode(&[8; 32], VaultId(vault), &token), Err(TokenError::Forged));
+        if other != vault {
+            let refused = RevisionToken::decode(&secret, VaultId(other), &token);
+            prop_assert_eq!(refused, Err(TokenError::OtherVault { expected: VaultId(other), found: VaultId(vault) }));
+        }
+        // Changing any hex digit is either another vault or a forgery, never accepted.
+        let mut bytes = token.into_bytes();
+        bytes[position] = if bytes[position] == b'0' { b'1' } else { b'0' };
+        let altered = String::from_utf8(bytes).unwrap();
+        prop_assert!(RevisionToken::decode(&secret, VaultId(vault), &altered).is_err());
+    }
+}
+
+#[test]
+fn merkle_root_follows_the_documented_shape() {
+    let leaf = |bytes: &[u8]| sha256(&[&[0u8][..], bytes].concat());
+    let node = |l: [u8; 32], r: [u8; 32]| sha256(&[&[1u8][..], &l, &r].concat());
+    assert_eq!(merkle_root(&[]), sha256(b""));
+    let ops: Vec<Vec<u8>> = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
+    assert_eq!(merkle_root(&ops[..1]), leaf(b"a"));
+    // Three leaves: (a, b) pair up, c is promoted, then the two join.
+    let expected = node(node(leaf(b"a"), leaf(b"b")), leaf(b"c"));
+    assert_eq!(merkle_root(&ops), expected);
+}
+
+#[test]
+fn malformed_tokens_say_why() {
+    let secret = [1; 32];
+    for bad in [
+        "",
+        "r2_00",
+        "r1_zz",
+        "r1_0123",
+        &format!("r1_{}", "A".repeat(48)),
+    ] {
+        assert!(
+            matches!(
+                RevisionToken::decode(&secret, VaultId(1), bad),
+                Err(TokenError::Malformed { .. })
+            ),
+            "{bad}"
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! [`GatewayContext`]: everything the handlers share.
+
+use std::sync::Arc;
+
+use inferadb_messages::{
+    ActorDirectory, EvaluatorMsg, Mailbox, NodeMsg, RegistryMsg, StorageMsg, VaultDirectory,
+};
+use inferadb_protocols::Clock;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Named limits of the HTTP front end.
+#[derive(Clone, Debug)]
+pub struct GatewayLimits {
+    /// Listen address.
+    pub http_addr: String,
+    /// Largest accepted request body.
+    pub request_body_max_bytes: usize,
+    /// Longest a request may run before it is answered 503.
+    pub request_timeout_ms: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_ms: u64,
+    /// Most checks in one batch check.
+    pub batch_check_max: usize,
+    /// Longest a read waits for an `at_least_as_fresh` revision.
+    pub consistency_wait_max_ms: u64,
+    /// Largest lookup page.
+    pub lookup_page_max: usize,
+}
+
+/// What the gateway's handlers share.
+pub struct GatewayContext {
+    /// Limits.
+    pub limits: GatewayLimits,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Live actor records (for `/v1/admin/actors` and `/metrics`).
+    pub actors: ActorDirectory,
+    /// Published vault routes.
+    pub vaults: VaultDirectory,
+    /// The root supervisor.
+    pub node: Mailbox<NodeMsg>,
+    /// The storage actor.
+    pub storage: Mailbox<StorageMsg>,
+    /// The vault registry.
+    pub registry: Mailbox<RegistryMsg>,
+    /// The evaluator pool.
+    pub evaluator: Mailbox<EvaluatorMsg>,
+    /// The key revision tokens are authenticated with.
+    pub token_secret: [u8; 32],
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// The gateway actor's stable name.
+    pub gateway_name: String,
+    /// The HTTP actor's stable name.
+    pub http_name: String,
+    /// The root supervisor's stable name.
+    pub root_name: String,
+}
+
+impl GatewayContext {
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}

@@ -1,0 +1,109 @@
+//! The router and the helpers every handler shares.
+
+mod errors;
+mod evaluate;
+mod ledger;
+mod ops;
+mod relationships;
+mod vaults;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{BoxError, Router};
+use inferadb_messages::VaultRoute;
+use inferadb_protocols::VaultId;
+use tower::ServiceBuilder;
+
+use crate::context::GatewayContext;
+use crate::problem::Problem;
+
+pub use errors::mailbox_problem;
+
+/// Shared state of every handler.
+pub type Context = Arc<GatewayContext>;
+
+/// The whole HTTP API.
+pub fn router(context: Arc<GatewayContext>) -> Router {
+    let limits = context.limits.clone();
+    let api = Router::new()
+        .route("/v1/vaults", post(vaults::create).get(vaults::list))
+        .route("/v1/vaults/{id}", get(vaults::get).delete(vaults::delete))
+        .route(
+            "/v1/vaults/{id}/schema",
+            get(vaults::schema).put(vaults::deploy_schema),
+        )
+        .route(
+            "/v1/vaults/{id}/schema/versions",
+            get(vaults::schema_versions),
+        )
+        .route("/v1/vaults/{id}/relationships", post(relationships::write))
+        .route(
+            "/v1/vaults/{id}/relationships/read",
+            post(relationships::read),
+        )
+        .route(
+            "/v1/vaults/{id}/relationships/delete",
+            post(relationships::delete),
+        )
+        .route("/v1/vaults/{id}/check", post(evaluate::check))
+        .route("/v1/vaults/{id}/check/batch", post(evaluate::batch_check))
+        .route("/v1/vaults/{id}/expand", post(evaluate::expand))
+        .route(
+            "/v1/vaults/{id}/lookup/resources",
+            post(evaluate::lookup_resources),
+        )
+        .route(
+            "/v1/vaults/{id}/lookup/subjects",
+            post(evaluate::lookup_subjects),
+        )
+        .route("/v1/vaults/{id}/blocks", get(ledger::blocks))
+        .route("/v1/vaults/{id}/blocks/{height}", get(ledger::block))
+        .route("/v1/vaults/{id}/ledger/verify", get(ledger::verify))
+        .route("/v1/admin/actors", get(ops::actors))
+        .route("/v1/admin/actors/{*name}", post(ops::restart_actor))
+        .route("/livez", get(ops::livez))
+        .route("/readyz", get(ops::readyz))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .with_state(context);
+    api.layer(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(crate::metrics_layer::record))
+            .layer(HandleErrorLayer::new(timeout_problem))
+            .timeout(Duration::from_millis(limits.request_timeout_ms))
+            .layer(DefaultBodyLimit::max(limits.request_body_max_bytes)),
+    )
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no-route", "no such endpoint; see docs/api.md")
+}
+
+async fn timeout_problem(error: BoxError) -> axum::response::Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        Problem::unavailable("the request exceeded http.request_timeout_ms").into_response()
+    } else {
+        Problem::internal(error.to_string()).into_response()
+    }
+}
+
+/// Parses a vault id from the path.
+pub fn vault_id(text: &str) -> Result<VaultId, Problem> {
+    text.parse::<VaultId>()
+        .map_err(|error| Problem::invalid_field("path.id", error))
+}
+
+/// The route to an existing vault, or 404.
+pub fn vault_route(context: &GatewayContext, text: &str) -> Result<(VaultId, VaultRoute), Problem> {
+    let id = vault_id(text)?;
+    let route = context.vaults.get(id).ok_or_else(|| {
+        Problem::not_found("vault-not-found", format!("vault `{id}` does not exist"))
+    })?;
+    Ok((id, route))
+}

@@ -1,0 +1,191 @@
+//! Operations: health, metrics and the live supervision tree.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use inferadb_messages::{ActorStatus, AdminError, EvaluatorMsg, NodeMsg, StorageMsg};
+use serde_json::{json, Value};
+
+use super::{mailbox_problem, Context};
+use crate::problem::Problem;
+
+/// How long the operational endpoints wait for an actor.
+const PROBE_TIMEOUT_MS: u64 = 2_000;
+
+/// `GET /livez`: the process is up and serving HTTP.
+pub async fn livez() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Every actor that must run for the node to serve, with its status.
+fn core_statuses(context: &Context) -> Vec<(String, ActorStatus)> {
+    context
+        .actors
+        .records()
+        .iter()
+        .filter(|record| record.kind != "evaluator_worker")
+        .map(|record| (record.name.clone(), record.status()))
+        .collect()
+}
+
+/// `GET /readyz`: every actor is running (503 while one is restarting or stopped).
+pub async fn readyz(State(context): State<Context>) -> impl IntoResponse {
+    let not_running: Vec<String> = core_statuses(&context)
+        .into_iter()
+        .filter(|(_, status)| *status != ActorStatus::Running)
+        .map(|(name, _)| name)
+        .collect();
+    let status = if not_running.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if not_running.is_empty() { "ready" } else { "not_ready" },
+        "not_running": not_running,
+    });
+    (status, Json(body))
+}
+
+/// `GET /healthz`: readiness plus storage and evaluator figures.
+pub async fn healthz(State(context): State<Context>) -> impl IntoResponse {
+    let storage = context
+        .storage
+        .call(|reply| StorageMsg::Stats { reply }, PROBE_TIMEOUT_MS)
+        .await;
+    let queue_depth = context
+        .evaluator
+        .call(|reply| EvaluatorMsg::QueueDepth { reply }, PROBE_TIMEOUT_MS)
+        .await
+        .ok();
+    let actors: Vec<Value> = core_statuses(&context)
+        .into_iter()
+        .map(|(name, status)| json!({ "name": name, "status": status }))
+        .collect();
+    let storage_json = match storage {
+        Ok(Ok(stats)) => json!({
+            "status": "ok",
+            "file_size_bytes": stats.file_size_bytes,
+            "used_pages": stats.used_pages,
+            "free_pages": stats.free_pages,
+            "live_readers": stats.live_readers,
+        }),
+        Ok(Err(error)) => json!({ "status": "failed", "error": error.to_string() }),
+        Err(error) => json!({ "status": "unavailable", "error": error.to_string() }),
+    };
+    let healthy =
+        storage_json["status"] == "ok" && actors.iter().all(|actor| actor["status"] == "running");
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if healthy { "healthy" } else { "unhealthy" },
+        "storage": storage_json,
+        "evaluator_queue_depth": queue_depth,
+        "vaults": context.vaults.routes().len(),
+        "actors": actors,
+    });
+    (status, Json(body))
+}
+
+/// `GET /metrics`: Prometheus text. Gauges that mirror live state are refreshed first.
+pub async fn metrics(State(context): State<Context>) -> impl IntoResponse {
+    refresh_gauges(&context).await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        context.metrics.render(),
+    )
+}
+
+async fn refresh_gauges(context: &Context) {
+    for record in context.actors.records() {
+        let name = record.name.clone();
+        metrics::gauge!("inferadb_actor_messages_handled", "actor" => name.clone())
+            .set(record.messages_handled() as f64);
+        metrics::gauge!("inferadb_actor_mailbox_depth", "actor" => name.clone())
+            .set(record.mailbox_depth() as f64);
+        metrics::gauge!("inferadb_actor_restarts", "actor" => name).set(record.restarts() as f64);
+    }
+    if let Ok(depth) = context
+        .evaluator
+        .call(|reply| EvaluatorMsg::QueueDepth { reply }, PROBE_TIMEOUT_MS)
+        .await
+    {
+        metrics::gauge!("inferadb_evaluator_queue_depth").set(depth as f64);
+    }
+    let (mut hits, mut misses) = (0u64, 0u64);
+    for route in context.vaults.routes() {
+        if let Some(snapshot) = route.snapshots.borrow().as_ref() {
+            if let Some(schema) = snapshot.schema() {
+                let stats = schema.evaluator.stats();
+                hits += stats.cache_hits;
+                misses += stats.cache_misses;
+            }
+        }
+    }
+    metrics::gauge!("inferadb_decision_cache_hits").set(hits as f64);
+    metrics::gauge!("inferadb_decision_cache_misses").set(misses as f64);
+    let ratio = if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    };
+    metrics::gauge!("inferadb_decision_cache_hit_ratio").set(ratio);
+    if let Ok(Ok(stats)) = context
+        .storage
+        .call(|reply| StorageMsg::Stats { reply }, PROBE_TIMEOUT_MS)
+        .await
+    {
+        metrics::gauge!("inferadb_storage_file_size_bytes").set(stats.file_size_bytes as f64);
+        metrics::gauge!("inferadb_storage_used_pages").set(stats.used_pages as f64);
+        metrics::gauge!("inferadb_storage_free_pages").set(stats.free_pages as f64);
+        metrics::gauge!("inferadb_storage_live_readers").set(stats.live_readers as f64);
+    }
+}
+
+/// `GET /v1/admin/actors`: the live supervision tree.
+pub async fn actors(State(context): State<Context>) -> Json<Value> {
+    let tree = context.actors.tree(context.now_ms());
+    Json(json!({ "actors": tree }))
+}
+
+/// `POST /v1/admin/actors/{name}/restart`: the name contains slashes
+/// (`node/1/vault/…`), so the route captures the rest of the path and strips `/restart`.
+pub async fn restart_actor(
+    State(context): State<Context>,
+    Path(rest): Path<String>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let Some(name) = rest.strip_suffix("/restart") else {
+        return Err(Problem::not_found(
+            "no-route",
+            "use POST /v1/admin/actors/{name}/restart",
+        ));
+    };
+    let name = name.to_string();
+    let answer = context
+        .node
+        .call(
+            |reply| NodeMsg::RestartActor {
+                name: name.clone(),
+                reply,
+            },
+            PROBE_TIMEOUT_MS,
+        )
+        .await
+        .map_err(mailbox_problem)?;
+    match answer {
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(json!({ "restarting": name })))),
+        Err(error @ AdminError::UnknownActor { .. }) => {
+            Err(Problem::not_found("actor-not-found", error.to_string()))
+        }
+        Err(error) => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "restart-refused",
+            "Forbidden",
+            error.to_string(),
+        )),
+    }
+}

@@ -1,0 +1,245 @@
+//! The root supervisor: starts storage, the vault registry, the evaluator pool and the
+//! gateway, in that order; restarts a failed child under its restart intensity; escalates
+//! (stops the node) when a child fails too often; shuts down in reverse order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferadb_gateway::{GatewayActor, GatewayContext};
+use inferadb_messages::{AdminError, NodeMsg};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
+
+use crate::actors::pool::EvaluatorPool;
+use crate::actors::registry::VaultRegistry;
+use crate::actors::storage::StorageActor;
+use crate::context::NodeContext;
+use crate::supervision::{RestartDecision, RestartTracker};
+
+/// The root children, in start order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChildKind {
+    Storage,
+    Registry,
+    Evaluator,
+    Gateway,
+}
+
+const START_ORDER: [ChildKind; 4] = [
+    ChildKind::Storage,
+    ChildKind::Registry,
+    ChildKind::Evaluator,
+    ChildKind::Gateway,
+];
+
+impl ChildKind {
+    fn leaf(self) -> &'static str {
+        match self {
+            ChildKind::Storage => "storage",
+            ChildKind::Registry => "vaults",
+            ChildKind::Evaluator => "evaluator",
+            ChildKind::Gateway => "gateway",
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            ChildKind::Storage => "storage",
+            ChildKind::Registry => "vault_registry",
+            ChildKind::Evaluator => "evaluator_pool",
+            ChildKind::Gateway => "gateway",
+        }
+    }
+}
+
+/// Arguments of the root supervisor.
+pub struct RootArguments {
+    /// The node's shared context.
+    pub context: Arc<NodeContext>,
+    /// The gateway's context (built by the node from the same parts).
+    pub gateway: Arc<GatewayContext>,
+}
+
+/// The root supervisor actor.
+pub struct RootSupervisor;
+
+/// The root's state.
+pub struct RootState {
+    arguments: RootArguments,
+    trackers: Vec<(ChildKind, String, RestartTracker)>,
+    shutting_down: bool,
+}
+
+async fn spawn_child(
+    kind: ChildKind,
+    name: String,
+    arguments: &RootArguments,
+    supervisor: ActorCell,
+) -> Result<ActorCell, SpawnErr> {
+    let context = Arc::clone(&arguments.context);
+    let cell = match kind {
+        ChildKind::Storage => Actor::spawn_linked(Some(name), StorageActor, context, supervisor)
+            .await?
+            .0
+            .get_cell(),
+        ChildKind::Registry => Actor::spawn_linked(Some(name), VaultRegistry, context, supervisor)
+            .await?
+            .0
+            .get_cell(),
+        ChildKind::Evaluator => Actor::spawn_linked(Some(name), EvaluatorPool, context, supervisor)
+            .await?
+            .0
+            .get_cell(),
+        ChildKind::Gateway => {
+            let gateway = Arc::clone(&arguments.gateway);
+            Actor::spawn_linked(Some(name), GatewayActor, gateway, supervisor)
+                .await?
+                .0
+                .get_cell()
+        }
+    };
+    Ok(cell)
+}
+
+impl Actor for RootSupervisor {
+    type Msg = NodeMsg;
+    type State = RootState;
+    type Arguments = RootArguments;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        arguments: RootArguments,
+    ) -> Result<RootState, ActorProcessingErr> {
+        let context = Arc::clone(&arguments.context);
+        let root_name = context.names.root();
+        let record = context.actors.record(&root_name, None, "node");
+        let supervision = &context.config.supervision;
+        let mut trackers = Vec::new();
+        for kind in START_ORDER {
+            let name = context.names.child(kind.leaf());
+            context.actors.record(&name, Some(&root_name), kind.kind());
+            spawn_child(kind, name.clone(), &arguments, myself.get_cell()).await?;
+            let tracker = RestartTracker::new(supervision.max_restarts, supervision.within_ms);
+            trackers.push((kind, name, tracker));
+        }
+        record.started(myself.get_id().pid(), context.now_ms());
+        Ok(RootState {
+            arguments,
+            trackers,
+            shutting_down: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        message: NodeMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        let context = Arc::clone(&state.arguments.context);
+        if let Some(record) = context.actors.get(&context.names.root()) {
+            record.handled_one();
+        }
+        match message {
+            NodeMsg::RestartActor { name, reply } => {
+                let _ = reply.send(restart_actor(&context, &name));
+            }
+            NodeMsg::Shutdown { reply } => {
+                shut_down(state).await;
+                let _ = reply.send(());
+                myself.stop(Some("shutdown".to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        event: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some((cell, reason)) = abnormal_stop(event) else {
+            return Ok(());
+        };
+        if state.shutting_down {
+            return Ok(());
+        }
+        let context = Arc::clone(&state.arguments.context);
+        let Some(name) = cell.get_name() else {
+            return Ok(());
+        };
+        let now_ms = context.now_ms();
+        let Some((kind, _, tracker)) = state.trackers.iter_mut().find(|(_, n, _)| *n == name)
+        else {
+            return Ok(());
+        };
+        let kind = *kind;
+        let record = context
+            .actors
+            .record(&name, Some(&context.names.root()), kind.kind());
+        match tracker.on_failure(now_ms) {
+            RestartDecision::Restart => {
+                tracing::warn!(actor = %name, %reason, "restarting failed actor");
+                record.restarting(reason);
+                record.reset_mailbox();
+                spawn_child(kind, name, &state.arguments, myself.get_cell()).await?;
+                Ok(())
+            }
+            RestartDecision::Escalate => {
+                record.failed_for_good(reason.clone());
+                Err(format!("`{name}` failed too often (last: {reason}); stopping the node").into())
+            }
+        }
+    }
+}
+
+/// The child and reason of an abnormal stop; `None` for starts and normal stops.
+pub fn abnormal_stop(event: SupervisionEvent) -> Option<(ActorCell, String)> {
+    match event {
+        SupervisionEvent::ActorFailed(cell, error) => Some((cell, format!("failed: {error}"))),
+        SupervisionEvent::ActorTerminated(cell, _, reason) => match reason.as_deref() {
+            Some("killed") => Some((cell, "killed by an operator".to_string())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn restart_actor(context: &NodeContext, name: &str) -> Result<(), AdminError> {
+    if !context.config.admin.allow_restart {
+        return Err(AdminError::RestartDisabled);
+    }
+    if name == context.names.root() {
+        return Err(AdminError::RootNotRestartable {
+            name: name.to_string(),
+        });
+    }
+    let cell =
+        ractor::registry::where_is(name.to_string()).ok_or_else(|| AdminError::UnknownActor {
+            name: name.to_string(),
+        })?;
+    cell.kill();
+    Ok(())
+}
+
+/// Stops the children in reverse start order, each waiting for its own children; the
+/// storage actor syncs the database as it stops.
+async fn shut_down(state: &mut RootState) {
+    state.shutting_down = true;
+    let grace =
+        Duration::from_millis(state.arguments.context.config.http.shutdown_grace_ms + 5_000);
+    for (_, name, _) in state.trackers.iter().rev() {
+        if let Some(cell) = ractor::registry::where_is(name.clone()) {
+            if let Err(error) = cell
+                .stop_and_wait(Some("shutdown".to_string()), Some(grace))
+                .await
+            {
+                tracing::warn!(actor = %name, %error, "child did not stop in time");
+            }
+        }
+        if let Some(record) = state.arguments.context.actors.get(name) {
+            record.set_status(inferadb_messages::ActorStatus::Stopped);
+        }
+    }
+}

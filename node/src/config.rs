@@ -1,0 +1,377 @@
+//! Node configuration: defaults, then a TOML file, then `INFERADB__…` environment variables,
+//! then command-line flags (later sources win), validated once at startup.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything a node is configured with.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's id (part of every actor name: `node/<id>/…`).
+    pub node_id: u64,
+    /// Directory holding the data file (`inferadb.db`).
+    pub data_dir: PathBuf,
+    /// Development mode: no authentication, operator restarts allowed, fault injection on.
+    pub dev: bool,
+    /// HTTP front end.
+    pub http: HttpConfig,
+    /// Evaluator pool.
+    pub evaluator: EvaluatorConfig,
+    /// Vault limits.
+    pub vault: VaultConfig,
+    /// Restart policy of supervised actors.
+    pub supervision: SupervisionConfig,
+    /// Operator endpoints.
+    pub admin: AdminConfig,
+}
+
+/// The HTTP front end.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address (`127.0.0.1:0` picks a free port; the bound address is printed).
+    pub addr: String,
+    /// Largest accepted request body.
+    pub request_body_max_bytes: usize,
+    /// Requests running longer are answered 503.
+    pub request_timeout_ms: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_ms: u64,
+    /// Most checks in one batch check request.
+    pub batch_check_max: usize,
+    /// Longest a read waits for the vault to reach an `at_least_as_fresh` revision.
+    pub consistency_wait_max_ms: u64,
+    /// Largest page of a lookup.
+    pub lookup_page_max: usize,
+}
+
+/// The evaluator pool.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluatorConfig {
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Jobs waiting for a worker before requests are refused with 429.
+    pub queue_max: usize,
+    /// The `Retry-After` given with a 429, in seconds.
+    pub retry_after_s: u64,
+    /// Entries of each schema version's decision cache (0 turns it off).
+    pub decision_cache_entries: u64,
+}
+
+/// Vault limits.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultConfig {
+    /// Most mutations in one write request.
+    pub write_batch_max: usize,
+    /// Largest page of a relationship read.
+    pub read_page_max: usize,
+    /// Most relationships one delete-by-filter may remove.
+    pub delete_by_filter_max: u64,
+}
+
+/// Restart intensity: at most `max_restarts` restarts within `within_ms`, then escalate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    /// Restarts allowed within the window.
+    pub max_restarts: u32,
+    /// The window.
+    pub within_ms: u64,
+}
+
+/// Operator endpoints.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Whether `POST /v1/admin/actors/{name}/restart` is accepted (on in dev mode).
+    pub allow_restart: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node_id: 1,
+            data_dir: PathBuf::from("./data"),
+            dev: false,
+            http: HttpConfig::default(),
+            evaluator: EvaluatorConfig::default(),
+            vault: VaultConfig::default(),
+            supervision: SupervisionConfig::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: "127.0.0.1:8080".to_string(),
+            request_body_max_bytes: 8 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+            batch_check_max: 1_000,
+            consistency_wait_max_ms: 5_000,
+            lookup_page_max: 1_000,
+        }
+    }
+}
+
+impl Default for EvaluatorConfig {
+    fn default() -> Self {
+        EvaluatorConfig {
+            workers: 0,
+            queue_max: 1_024,
+            retry_after_s: 1,
+            decision_cache_entries: 1_000_000,
+        }
+    }
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        VaultConfig {
+            write_batch_max: 1_000,
+            read_page_max: 1_000,
+            delete_by_filter_max: 100_000,
+        }
+    }
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            max_restarts: 5,
+            within_ms: 10_000,
+        }
+    }
+}
+
+/// Flags that override the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--http-addr`.
+    pub http_addr: Option<String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `dev`.
+    pub dev: bool,
+}
+
+/// A configuration that could not be loaded or breaks a rule.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, an environment variable or a flag has the wrong shape.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// The configuration file does not exist.
+    #[error("configuration file `{path}` does not exist")]
+    FileMissing {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A value breaks a rule.
+    #[error("configuration `{field}`: {rule} (got {value})")]
+    Invalid {
+        /// The dotted field name.
+        field: &'static str,
+        /// The rule.
+        rule: &'static str,
+        /// The value given.
+        value: String,
+    },
+}
+
+/// Loads defaults, the optional file, the environment and the flags, then validates.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<NodeConfig, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::FileMissing {
+                path: path.to_path_buf(),
+            });
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    figment = figment.merge(Env::prefixed("INFERADB__").split("__"));
+    let mut config: NodeConfig = figment.extract().map_err(Box::new)?;
+    apply(&mut config, overrides);
+    validate(&config)?;
+    Ok(config)
+}
+
+fn apply(config: &mut NodeConfig, overrides: &Overrides) {
+    if let Some(data_dir) = &overrides.data_dir {
+        config.data_dir = data_dir.clone();
+    }
+    if let Some(addr) = &overrides.http_addr {
+        config.http.addr = addr.clone();
+    }
+    if let Some(workers) = overrides.workers {
+        config.evaluator.workers = workers;
+    }
+    if overrides.dev {
+        config.dev = true;
+        config.admin.allow_restart = true;
+    }
+}
+
+fn invalid(field: &'static str, rule: &'static str, value: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        rule,
+        value: value.to_string(),
+    }
+}
+
+fn check_range(
+    field: &'static str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+    rule: &'static str,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(field, rule, value))
+    }
+}
+
+/// Checks every rule a configuration must meet.
+pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
+    if config.http.addr.parse::<SocketAddr>().is_err() {
+        return Err(invalid(
+            "http.addr",
+            "must be an IP address and port such as 127.0.0.1:8080",
+            &config.http.addr,
+        ));
+    }
+    let as_u64 = |value: usize| value as u64;
+    check_range(
+        "node_id",
+        config.node_id,
+        1..=u64::MAX,
+        "must be at least 1",
+    )?;
+    check_range(
+        "http.request_body_max_bytes",
+        as_u64(config.http.request_body_max_bytes),
+        1024..=1 << 30,
+        "must be between 1 KiB and 1 GiB",
+    )?;
+    check_range(
+        "http.batch_check_max",
+        as_u64(config.http.batch_check_max),
+        1..=100_000,
+        "must be between 1 and 100000",
+    )?;
+    check_range(
+        "http.lookup_page_max",
+        as_u64(config.http.lookup_page_max),
+        1..=100_000,
+        "must be between 1 and 100000",
+    )?;
+    check_range(
+        "evaluator.workers",
+        as_u64(config.evaluator.workers),
+        0..=1024,
+        "must be between 0 (one per core) and 1024",
+    )?;
+    check_range(
+        "evaluator.queue_max",
+        as_u64(config.evaluator.queue_max),
+        1..=1_000_000,
+        "must be between 1 and 1000000",
+    )?;
+    check_range(
+        "vault.write_batch_max",
+        as_u64(config.vault.write_batch_max),
+        1..=100_000,
+        "must be between 1 and 100000",
+    )?;
+    check_range(
+        "vault.read_page_max",
+        as_u64(config.vault.read_page_max),
+        1..=100_000,
+        "must be between 1 and 100000",
+    )?;
+    check_range(
+        "supervision.max_restarts",
+        u64::from(config.supervision.max_restarts),
+        0..=1_000,
+        "must be between 0 and 1000",
+    )?;
+    check_range(
+        "supervision.within_ms",
+        config.supervision.within_ms,
+        1..=86_400_000,
+        "must be between 1 ms and one day",
+    )?;
+    Ok(())
+}
+
+impl NodeConfig {
+    /// The number of evaluator workers after resolving 0 to the core count.
+    pub fn evaluator_workers(&self) -> usize {
+        match self.evaluator.workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            workers => workers,
+        }
+    }
+
+    /// The data file's path.
+    pub fn data_file(&self) -> PathBuf {
+        self.data_dir.join("inferadb.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_name_the_field() {
+        assert!(validate(&NodeConfig::default()).is_ok());
+        let mut config = NodeConfig::default();
+        config.http.addr = "localhost".into();
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(error.contains("http.addr"), "{error}");
+        let mut config = NodeConfig::default();
+        config.evaluator.queue_max = 0;
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(error.contains("evaluator.queue_max"), "{error}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type
+    fn files_environment_and_flags_layer_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "node.toml",
+                "node_id = 7\n[http]\naddr = \"127.0.0.1:9000\"\n[evaluator]\nqueue_max = 5\n",
+            )?;
+            jail.set_env("INFERADB__EVALUATOR__QUEUE_MAX", "9");
+            let overrides = Overrides {
+                http_addr: Some("127.0.0.1:9001".into()),
+                ..Overrides::default()
+            };
+            let config =
+                load(Some(Path::new("node.toml")), &overrides).map_err(|e| e.to_string())?;
+            assert_eq!(config.node_id, 7);
+            assert_eq!(config.evaluator.queue_max, 9);
+            assert_eq!(config.http.addr, "127.0.0.1:9001");
+            jail.create_file("bad.toml", "[http]\nadr = \"x\"\n")?;
+            let error = load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+            assert!(error.to_string().contains("adr"), "{error}");
+            Ok(())
+        });
+    }
+}

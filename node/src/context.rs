@@ -1,0 +1,82 @@
+//! What every actor of a node shares: configuration, the clock, the database, the live
+//! actor records and the published vault routes, and the stable names.
+
+use std::sync::Arc;
+
+use inferadb_messages::{ActorDirectory, VaultDirectory};
+use inferadb_protocols::{Clock, VaultId};
+use inferadb_storage::Database;
+
+use crate::config::NodeConfig;
+
+/// The wall clock. The only place a node reads the system time.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the shell's one wall-clock read, injected everywhere
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64)
+    }
+}
+
+/// Stable actor names: `node/<id>/…`.
+#[derive(Clone, Debug)]
+pub struct Names {
+    node_id: u64,
+}
+
+impl Names {
+    /// The names of node `node_id`.
+    pub fn new(node_id: u64) -> Names {
+        Names { node_id }
+    }
+
+    /// The root supervisor.
+    pub fn root(&self) -> String {
+        format!("node/{}", self.node_id)
+    }
+
+    /// A direct child of the root.
+    pub fn child(&self, leaf: &str) -> String {
+        format!("node/{}/{leaf}", self.node_id)
+    }
+
+    /// A vault state actor.
+    pub fn vault(&self, id: VaultId) -> String {
+        format!("node/{}/vault/{id}", self.node_id)
+    }
+
+    /// An evaluator worker.
+    pub fn worker(&self, index: usize) -> String {
+        format!("node/{}/evaluator/worker/{index}", self.node_id)
+    }
+}
+
+/// Everything the actors of one node share.
+pub struct NodeContext {
+    /// The validated configuration.
+    pub config: NodeConfig,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The node's database (all vaults).
+    pub database: Arc<Database>,
+    /// Live actor records.
+    pub actors: ActorDirectory,
+    /// Published vault routes.
+    pub vaults: VaultDirectory,
+    /// Stable names.
+    pub names: Names,
+    /// The key revision tokens are authenticated with.
+    pub token_secret: [u8; 32],
+    /// The Prometheus exporter's handle (renders `/metrics`).
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl NodeContext {
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}

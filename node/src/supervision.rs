@@ -1,0 +1,97 @@
+//! Restart intensity, as a pure type: at most `max_restarts` restarts within `within_ms`,
+//! then the supervisor gives up on the child and escalates (fails itself).
+
+use std::collections::VecDeque;
+
+/// What a supervisor does about a child that stopped abnormally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartDecision {
+    /// Start the child again.
+    Restart,
+    /// Too many restarts in the window: give up and fail the supervisor.
+    Escalate,
+}
+
+/// Counts one child's recent restarts against its restart intensity.
+#[derive(Clone, Debug)]
+pub struct RestartTracker {
+    max_restarts: u32,
+    within_ms: u64,
+    recent_ms: VecDeque<u64>,
+}
+
+impl RestartTracker {
+    /// A tracker allowing `max_restarts` restarts within any `within_ms` window.
+    pub fn new(max_restarts: u32, within_ms: u64) -> RestartTracker {
+        RestartTracker {
+            max_restarts,
+            within_ms,
+            recent_ms: VecDeque::new(),
+        }
+    }
+
+    /// Decides what to do about a failure at `now_ms`, and counts the restart if it is one.
+    pub fn on_failure(&mut self, now_ms: u64) -> RestartDecision {
+        while let Some(&oldest) = self.recent_ms.front() {
+            if now_ms.saturating_sub(oldest) >= self.within_ms {
+                self.recent_ms.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.recent_ms.len() >= self.max_restarts as usize {
+            return RestartDecision::Escalate;
+        }
+        self.recent_ms.push_back(now_ms);
+        RestartDecision::Restart
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn restarts_until_the_window_is_full_then_escalates() {
+        let mut tracker = RestartTracker::new(3, 1_000);
+        assert_eq!(tracker.on_failure(0), RestartDecision::Restart);
+        assert_eq!(tracker.on_failure(10), RestartDecision::Restart);
+        assert_eq!(tracker.on_failure(20), RestartDecision::Restart);
+        assert_eq!(tracker.on_failure(30), RestartDecision::Escalate);
+        // Once the first restart leaves the window, one more is allowed.
+        assert_eq!(tracker.on_failure(1_000), RestartDecision::Restart);
+    }
+
+    #[test]
+    fn zero_restarts_always_escalates() {
+        let mut tracker = RestartTracker::new(0, 1_000);
+        assert_eq!(tracker.on_failure(5), RestartDecision::Escalate);
+    }
+
+    proptest! {
+        /// Against a direct count: a failure is restarted exactly when fewer than
+        /// `max_restarts` granted restarts lie within the window before it.
+        #[test]
+        fn matches_a_direct_count(
+            max_restarts in 0u32..5,
+            within_ms in 1u64..100,
+            gaps in proptest::collection::vec(0u64..60, 1..40),
+        ) {
+            let mut tracker = RestartTracker::new(max_restarts, within_ms);
+            let mut granted: Vec<u64> = Vec::new();
+            let mut now = 0;
+            for gap in gaps {
+                now += gap;
+                let in_window = granted.iter().filter(|&&at| now - at < within_ms).count();
+                let expected = if in_window < max_restarts as usize {
+                    granted.push(now);
+                    RestartDecision::Restart
+                } else {
+                    RestartDecision::Escalate
+                };
+                prop_assert_eq!(tracker.on_failure(now), expected);
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The mailbox protocol of every actor of a node: one message enum per actor, plus the small
+//! shared handles the gateway and the node use to reach actors by their stable names.
+//!
+//! This crate owns *what* actors say to each other, never *how* they do it: it holds no actor
+//! implementation, performs no I/O and starts nothing. It sits above the pure cores (storage,
+//! evaluator, vault) because messages carry their request and answer types, and below the
+//! shells (`node/`, `gateway/`) that implement and call the actors.
+//!
+//! - [`node`]: [`NodeMsg`], the root supervisor.
+//! - [`storage`]: [`StorageMsg`], the storage actor that owns the node's database.
+//! - [`registry`]: [`RegistryMsg`], the vault registry (create, list, delete vaults).
+//! - [`vault`]: [`VaultMsg`], one vault's state actor (schema deploys and writes).
+//! - [`evaluator`]: [`EvaluatorMsg`], the evaluator pool (checks, lookups, expand).
+//! - [`gateway`]: [`GatewayMsg`], the gateway tree.
+//! - [`mailbox`]: [`Mailbox`], a typed handle that finds an actor by its stable name and
+//!   counts what is sent to it, and [`ActorDirectory`], the live introspection records.
+//! - [`directory`]: [`VaultDirectory`], the published routes to each vault's snapshots.
+
+pub mod directory;
+pub mod evaluator;
+pub mod gateway;
+pub mod mailbox;
+pub mod node;
+pub mod registry;
+pub mod storage;
+pub mod vault;
+
+pub use directory::{VaultDirectory, VaultRoute};
+pub use evaluator::{EvaluationJob, EvaluationOutput, EvaluatorMsg, EvaluatorRejection};
+pub use gateway::{GatewayMsg, HttpMsg};
+pub use mailbox::{ActorDirectory, ActorRecord, ActorStatus, ActorTreeNode, Mailbox, MailboxError};
+pub use node::{AdminError, NodeMsg};
+pub use registry::{RegistryError, RegistryMsg};
+pub use storage::StorageMsg;
+pub use vault::VaultMsg;
