@@ -22,6 +22,10 @@ pub struct GatewayState {
     context: Arc<GatewayContext>,
     http: ActorRef<HttpMsg>,
     address: SocketAddr,
+    /// The listening socket. The gateway owns it and hands a duplicate to each incarnation
+    /// of the HTTP actor, so restarting the listener actor never closes the port: clients
+    /// queue in the backlog instead of being refused, and the address never changes.
+    listener: std::net::TcpListener,
 }
 
 impl Actor for GatewayActor {
@@ -38,12 +42,22 @@ impl Actor for GatewayActor {
             context
                 .actors
                 .record(&context.gateway_name, Some(&context.root_name), "gateway");
-        let (http, address) = start_http(&context, &myself).await?;
+        // A restarted gateway binds the address its first incarnation got (which matters
+        // when the configuration asked for port 0).
+        let wanted = context.bound_address.lock().map_or_else(
+            || context.limits.http_addr.clone(),
+            |bound| bound.to_string(),
+        );
+        let listener = bind(&wanted).await?.into_std()?;
+        let address = listener.local_addr()?;
+        *context.bound_address.lock() = Some(address);
+        let http = start_http(&context, &myself, &listener).await?;
         record.started(myself.get_id().pid(), context.now_ms());
         Ok(GatewayState {
             context,
             http,
             address,
+            listener,
         })
     }
 
@@ -94,9 +108,7 @@ impl Actor for GatewayActor {
         );
         record.restarting(reason);
         record.reset_mailbox();
-        let (http, address) = start_http(&state.context, &myself).await?;
-        state.http = http;
-        state.address = address;
+        state.http = start_http(&state.context, &myself, &state.listener).await?;
         Ok(())
     }
 
@@ -117,16 +129,27 @@ impl Actor for GatewayActor {
 async fn start_http(
     context: &Arc<GatewayContext>,
     gateway: &ActorRef<GatewayMsg>,
-) -> Result<(ActorRef<HttpMsg>, SocketAddr), ActorProcessingErr> {
+    listener: &std::net::TcpListener,
+) -> Result<ActorRef<HttpMsg>, ActorProcessingErr> {
+    let arguments = HttpArguments {
+        context: Arc::clone(context),
+        listener: listener.try_clone()?,
+    };
     let (http, _) = Actor::spawn_linked(
         Some(context.http_name.clone()),
         HttpActor,
-        Arc::clone(context),
+        arguments,
         gateway.get_cell(),
     )
     .await?;
-    let address = ractor::call!(http, |reply| HttpMsg::Address { reply })?;
-    Ok((http, address))
+    Ok(http)
+}
+
+/// What each incarnation of the HTTP actor starts from.
+pub struct HttpArguments {
+    context: Arc<GatewayContext>,
+    /// A duplicate of the gateway's listening socket.
+    listener: std::net::TcpListener,
 }
 
 /// How often, and how far apart, a restarted listener retries binding its address while the
@@ -164,14 +187,16 @@ pub struct HttpState {
 impl Actor for HttpActor {
     type Msg = HttpMsg;
     type State = HttpState;
-    type Arguments = Arc<GatewayContext>;
+    type Arguments = HttpArguments;
 
     async fn pre_start(
         &self,
         myself: ActorRef<HttpMsg>,
-        context: Arc<GatewayContext>,
+        arguments: HttpArguments,
     ) -> Result<HttpState, ActorProcessingErr> {
-        let listener = bind(&context.limits.http_addr).await?;
+        let HttpArguments { context, listener } = arguments;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let address = listener.local_addr()?;
         let (shutdown, mut stopped) = watch::channel(false);
         let app = router(Arc::clone(&context));

@@ -55,6 +55,11 @@ pub struct GatewayContext {
     pub http_name: String,
     /// The root supervisor's stable name.
     pub root_name: String,
+    /// Whether operators may inject failures (`POST /v1/admin/actors/{name}/fail`): dev
+    /// mode only.
+    pub fault_injection: bool,
+    /// The address the gateway bound first; restarts bind it again.
+    pub bound_address: parking_lot::Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl GatewayContext {

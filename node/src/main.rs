@@ -1,12 +1,14 @@
 //! The `inferadb` binary: the node (`dev`, `start`), operator commands against a running
 //! node (`actors`), the schema tools (`schema check`, `schema format`), local evaluation
-//! (`check`), the storage demo and integrity check (`demo`, `verify`) and `version`.
+//! (`check`), the storage demo and integrity check (`demo`, `verify`), the HTTP load
+//! generator (`bench`) and `version`.
 //!
 //! The node is an actor tree: a root supervisor starts storage, the vault registry (one vault
 //! state actor per vault), the evaluator pool and the gateway (HTTP). See `docs/node.md`.
 #![allow(clippy::disallowed_methods)] // the CLI reports wall-clock durations to a person
 
 mod actors;
+mod bench;
 mod client;
 mod config;
 mod context;
@@ -69,6 +71,9 @@ enum Command {
     Schema(SchemaCommand),
     /// Evaluates checks against a schema and a relationships file, in memory.
     Check(local::CheckArguments),
+    /// Load generator over a running node's HTTP API: bulk load, checks, writes.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Flags shared by `dev` and `start`.
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
         Command::Schema(SchemaCommand::Check { path }) => local::schema_check(&path),
         Command::Schema(SchemaCommand::Format { path }) => local::schema_format(&path),
         Command::Check(arguments) => local::check(&arguments),
+        Command::Bench(command) => bench::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

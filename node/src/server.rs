@@ -74,6 +74,8 @@ fn gateway_context(context: &NodeContext) -> GatewayContext {
         gateway_name: names.child("gateway"),
         http_name: names.child("gateway/http"),
         root_name: names.root(),
+        fault_injection: config.dev,
+        bound_address: parking_lot::Mutex::new(None),
     }
 }
 

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use inferadb_messages::{ActorStatus, AdminError, EvaluatorMsg, NodeMsg, StorageMsg};
+use inferadb_messages::{ActorStatus, AdminError, EvaluatorMsg, NodeMsg, StorageMsg, VaultMsg};
 use serde_json::{json, Value};
 
 use super::{mailbox_problem, Context};
@@ -158,10 +158,13 @@ pub async fn restart_actor(
     State(context): State<Context>,
     Path(rest): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
+    if let Some(name) = rest.strip_suffix("/fail") {
+        return inject_failure(&context, name);
+    }
     let Some(name) = rest.strip_suffix("/restart") else {
         return Err(Problem::not_found(
             "no-route",
-            "use POST /v1/admin/actors/{name}/restart",
+            "use POST /v1/admin/actors/{name}/restart (or /fail in dev mode)",
         ));
     };
     let name = name.to_string();
@@ -188,4 +191,37 @@ pub async fn restart_actor(
             error.to_string(),
         )),
     }
+}
+
+/// `POST /v1/admin/actors/{name}/fail` (dev mode): makes a vault actor panic while handling
+/// a message, so its supervisor's restart path runs for real.
+fn inject_failure(context: &Context, name: &str) -> Result<(StatusCode, Json<Value>), Problem> {
+    if !context.fault_injection {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "fault-injection-disabled",
+            "Forbidden",
+            "fault injection is only available in dev mode (inferadb dev)",
+        ));
+    }
+    let route = name
+        .rsplit_once("/vault/")
+        .and_then(|(_, id)| id.parse::<inferadb_protocols::VaultId>().ok())
+        .and_then(|id| context.vaults.get(id))
+        .filter(|route| route.mailbox.name() == name)
+        .ok_or_else(|| {
+            Problem::not_found(
+                "actor-not-found",
+                format!(
+                    "`{name}` is not a running vault actor (fault injection targets vault actors)"
+                ),
+            )
+        })?;
+    route
+        .mailbox
+        .cast(VaultMsg::InjectFailure {
+            reason: "requested by an operator".to_string(),
+        })
+        .map_err(mailbox_problem)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "failing": name }))))
 }

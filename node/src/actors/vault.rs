@@ -135,7 +135,9 @@ impl Actor for VaultActor {
                 let _ = reply.send(state.vault.schema_versions().to_vec());
             }
             VaultMsg::Flush => flush(state)?,
-            VaultMsg::InjectFailure { reason } => return Err(reason.into()),
+            // A real panic, so the runtime's panic capture and the supervisor's restart path
+            // run exactly as they would for a bug.
+            VaultMsg::InjectFailure { reason } => panic!("injected failure: {reason}"),
         }
         Ok(())
     }

@@ -262,7 +262,9 @@ fn concurrent_readers_always_see_one_whole_commit() {
 #[test]
 fn table_handles_open_tables_of_their_own_commit_without_a_lookup() {
     let db = Database::builder()
-        .open_with_io(std::sync::Arc::new(inferadb_storage::io::MemoryIo::default()))
+        .open_with_io(std::sync::Arc::new(
+            inferadb_storage::io::MemoryIo::default(),
+        ))
         .expect("create");
     let mut write = db.begin_write().expect("write");
     write
@@ -297,5 +299,10 @@ fn table_handles_open_tables_of_their_own_commit_without_a_lookup() {
         newer.open_handle(&handle).len()
     }));
     assert!(refused.is_err());
-    assert_eq!(newer.open_handle(&newer.table_handle("t").expect("handle")).len(), 2);
+    assert_eq!(
+        newer
+            .open_handle(&newer.table_handle("t").expect("handle"))
+            .len(),
+        2
+    );
 }

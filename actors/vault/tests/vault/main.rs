@@ -2,6 +2,9 @@
 //! a reference model, scenarios (validation, atomicity, preconditions, orphans, expiry,
 //! tampering, the catalog) and the reference dataset.
 
+// Helpers outside #[test] functions unwrap too: a test's failure is its panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod dataset;
 mod model;

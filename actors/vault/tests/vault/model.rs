@@ -96,7 +96,10 @@ fn apply(model: &Model, mutations: &[Mutation], now_ms: u64) -> Option<(Model, b
         match mutation {
             Mutation::Create(r) => {
                 let key = forward_key(r);
-                if next.get(&key).is_some_and(|stored| stored.is_live_at(now_ms)) {
+                if next
+                    .get(&key)
+                    .is_some_and(|stored| stored.is_live_at(now_ms))
+                {
                     return None;
                 }
                 next.insert(key, r.clone());
@@ -173,6 +176,16 @@ fn reader_matches(snapshot: &VaultSnapshot, model: &Model, now_ms: u64) {
         }
     }
     assert_eq!(seen, live);
+    point_and_reverse_reads_match(snapshot, model, &live, now_ms);
+}
+
+/// `contains` and `for_each_resource` against the model, for every possible relationship.
+fn point_and_reverse_reads_match(
+    snapshot: &VaultSnapshot,
+    model: &Model,
+    live: &BTreeSet<String>,
+    now_ms: u64,
+) {
     for text in crate::model::universe() {
         let r: Relationship = text.parse().unwrap();
         let resource = ObjectKey {

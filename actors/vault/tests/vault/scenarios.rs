@@ -13,10 +13,12 @@ use inferadb_vault::{
 
 use crate::common::{batch, catalog, creates, memory_db, rel, vault_with_schema, SCHEMA, VAULT};
 
-#[test]
-fn validation_errors_name_the_mutation_and_field() {
-    let (_db, mut vault) = vault_with_schema();
-    let cases: Vec<(&str, Box<dyn Fn(&WriteError) -> bool>)> = vec![
+type Predicate = Box<dyn Fn(&WriteError) -> bool>;
+
+/// Each invalid relationship (written as mutation 1) and the error it must get.
+#[allow(clippy::too_many_lines)] // A table of cases; rustfmt spreads each pattern over lines.
+fn validation_cases() -> Vec<(&'static str, Predicate)> {
+    vec![
         (
             "file:1#owner@user:a",
             Box::new(|e| {
@@ -92,13 +94,29 @@ fn validation_errors_name_the_mutation_and_field() {
                 )
             }),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn validation_errors_name_the_mutation_and_field() {
+    let (_db, mut vault) = vault_with_schema();
+    let cases = validation_cases();
     for (text, expected) in cases {
         let error = vault
             .write(creates(&["doc:1#owner@user:ok", text]), 50)
             .unwrap_err();
         assert!(expected(&error), "{text}: {error:?}");
     }
+    assert_eq!(
+        vault.revision(),
+        Revision(1),
+        "no refused batch made a block"
+    );
+}
+
+#[test]
+fn subject_and_size_errors_say_what_is_allowed() {
+    let (_db, mut vault) = vault_with_schema();
     let error = vault
         .write(
             creates(&["doc:1#viewer@group:g#member", "doc:1#viewer@doc:1#owner"]),

@@ -1,0 +1,388 @@
+//! The HTTP contract, end to end: one node, one walkthrough per area, and every error case
+//! with its status and a message that names the field.
+
+use std::time::Duration;
+
+use inferadb_tests::{wait_until, Node};
+use serde_json::json;
+
+use crate::{check, vault_with_schema, write};
+
+fn node() -> (tempfile::TempDir, Node) {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let node = Node::start(directory.path());
+    (directory, node)
+}
+
+#[test]
+fn vaults_are_created_listed_fetched_and_deleted() {
+    let (_directory, node) = node();
+    let created = node.post("/v1/vaults", &json!({"name": "acme"}));
+    assert_eq!(created.status, 201);
+    let id = created.json["id"].as_str().unwrap().to_string();
+    assert_eq!(created.json["name"], "acme");
+    assert!(created.json["created_at"].as_str().unwrap().ends_with('Z'));
+    let taken = node.post("/v1/vaults", &json!({"name": "acme"}));
+    assert_eq!(taken.status, 409, "{}", taken.text);
+    let listed = node.get("/v1/vaults");
+    assert_eq!(listed.json["vaults"].as_array().unwrap().len(), 1);
+    assert_eq!(node.get(&format!("/v1/vaults/{id}")).json["name"], "acme");
+    assert_eq!(node.delete(&format!("/v1/vaults/{id}")).status, 204);
+    let gone = node.get(&format!("/v1/vaults/{id}"));
+    assert_eq!(gone.status, 404);
+    assert_eq!(
+        gone.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(node.get("/v1/vaults").json["vaults"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn schema_deploys_report_every_error_and_refuse_orphans() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "schemas");
+    let bad = node.put(
+        &format!("/v1/vaults/{id}/schema"),
+        &json!({"schema": "type user {}\ntype doc {\n relation owner: usr\n permission view = owner | nobody\n}"}),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    let errors = bad.json["errors"].as_array().unwrap();
+    assert!(errors.len() >= 2, "{}", bad.text);
+    assert!(errors
+        .iter()
+        .all(|error| error["line"].as_u64().unwrap() >= 3));
+    assert!(errors
+        .iter()
+        .any(|error| error["message"].as_str().unwrap().contains("usr")));
+    write(&node, &id, &[("document:1", "owner", "user:ann")]);
+    let orphaning = node.put(
+        &format!("/v1/vaults/{id}/schema"),
+        &json!({"schema": "type user {}\ntype document { relation viewer: user }"}),
+    );
+    assert_eq!(orphaning.status, 409, "{}", orphaning.text);
+    assert_eq!(orphaning.json["orphans"][0]["subject"], "user:ann");
+    let current = node.get(&format!("/v1/vaults/{id}/schema"));
+    assert_eq!(current.json["version"], 1);
+    assert!(current.json["schema"]
+        .as_str()
+        .unwrap()
+        .contains("type document"));
+    let extended = format!("{}\ntype team {{}}\n", crate::SCHEMA);
+    let second = node.put(
+        &format!("/v1/vaults/{id}/schema"),
+        &json!({"schema": extended}),
+    );
+    assert_eq!(second.json["version"], 2, "{}", second.text);
+    let versions = node.get(&format!("/v1/vaults/{id}/schema/versions"));
+    assert_eq!(versions.json["versions"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn checks_batches_lookups_expand_and_explain_agree() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "evaluate");
+    let token = write(
+        &node,
+        &id,
+        &[
+            ("group:eng", "member", "user:ann"),
+            ("folder:root", "viewer", "group:eng#member"),
+            ("folder:docs", "parent", "folder:root"),
+            ("document:a", "parent", "folder:docs"),
+            ("document:b", "owner", "user:bob"),
+            ("document:c", "parent", "folder:docs"),
+            ("document:c", "blocked", "user:ann"),
+        ],
+    );
+    let fresh = json!({"at_least_as_fresh": token});
+    let explained = node.post(
+        &format!("/v1/vaults/{id}/check"),
+        &json!({"resource": "document:a", "permission": "view", "subject": "user:ann",
+            "consistency": fresh, "explain": true}),
+    );
+    assert_eq!(explained.json["allowed"], true, "{}", explained.text);
+    let text = explained.json["explanation"]["text"].as_str().unwrap();
+    assert!(text.contains("group:eng#member@user:ann"), "{text}");
+    assert!(!check(&node, &id, "document:c", "view", "user:ann"));
+    let batch = node.post(
+        &format!("/v1/vaults/{id}/check/batch"),
+        &json!({"checks": [
+            {"resource": "document:a", "permission": "view", "subject": "user:ann"},
+            {"resource": "document:b", "permission": "view", "subject": "user:ann"},
+            {"resource": "document:b", "permission": "nothing", "subject": "user:ann"},
+            {"resource": "document:b", "permission": "edit", "subject": "user:bob"},
+        ], "consistency": "fully_consistent"}),
+    );
+    let results = batch.json["results"].as_array().unwrap();
+    assert_eq!(results[0]["allowed"], true);
+    assert_eq!(results[1]["allowed"], false);
+    assert_eq!(results[2]["error"]["status"], 400);
+    assert_eq!(results[3]["allowed"], true);
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let mut body = json!({"resource_type": "document", "permission": "view",
+            "subject": "user:ann", "limit": 1});
+        if let Some(cursor) = &cursor {
+            body["cursor"] = json!(cursor);
+        }
+        let page = node.post(&format!("/v1/vaults/{id}/lookup/resources"), &body);
+        assert_eq!(page.status, 200, "{}", page.text);
+        for resource in page.json["resources"].as_array().unwrap() {
+            found.push(resource.as_str().unwrap().to_string());
+        }
+        cursor = page.json["cursor"].as_str().map(str::to_string);
+        if page.json["complete"] == true {
+            break;
+        }
+    }
+    assert_eq!(found, vec!["document:a".to_string()]);
+    let subjects = node.post(
+        &format!("/v1/vaults/{id}/lookup/subjects"),
+        &json!({"resource": "document:a", "permission": "view", "subject_type": "user"}),
+    );
+    assert_eq!(
+        subjects.json["subjects"],
+        json!(["user:ann"]),
+        "{}",
+        subjects.text
+    );
+    let expanded = node.post(
+        &format!("/v1/vaults/{id}/expand"),
+        &json!({"resource": "document:b", "permission": "edit"}),
+    );
+    assert!(expanded.text.contains("user:bob"), "{}", expanded.text);
+}
+
+#[test]
+fn tokens_preconditions_deletes_and_expiry() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "writes");
+    let other = vault_with_schema(&node, "other");
+    let token = write(&node, &id, &[("document:1", "owner", "user:ann")]);
+    let at_token = node.post(
+        &format!("/v1/vaults/{id}/check"),
+        &json!({"resource": "document:1", "permission": "view", "subject": "user:ann",
+            "consistency": {"at_least_as_fresh": token}}),
+    );
+    assert_eq!(at_token.json["allowed"], true);
+    let foreign = node.post(
+        &format!("/v1/vaults/{other}/check"),
+        &json!({"resource": "document:1", "permission": "view", "subject": "user:ann",
+            "consistency": {"at_least_as_fresh": token}}),
+    );
+    assert_eq!(foreign.status, 400, "{}", foreign.text);
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('0') { '1' } else { '0' });
+    let forged = node.post(
+        &format!("/v1/vaults/{id}/check"),
+        &json!({"resource": "document:1", "permission": "view", "subject": "user:ann",
+            "consistency": {"at_least_as_fresh": forged}}),
+    );
+    assert_eq!(forged.status, 400, "{}", forged.text);
+    let refused = node.post(
+        &format!("/v1/vaults/{id}/relationships"),
+        &json!({"writes": [{"resource": "document:2", "relation": "owner", "subject": "user:bob"}],
+            "preconditions": [{"operation": "must_not_match",
+                "filter": {"resource_type": "document", "resource_id": "1"}}]}),
+    );
+    assert_eq!(refused.status, 412, "{}", refused.text);
+    assert!(!check(&node, &id, "document:2", "view", "user:bob"));
+    let accepted = node.post(
+        &format!("/v1/vaults/{id}/relationships"),
+        &json!({"writes": [{"resource": "document:2", "relation": "owner", "subject": "user:bob"}],
+            "preconditions": [{"operation": "must_match",
+                "filter": {"resource_type": "document", "resource_id": "1"}}]}),
+    );
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+    let deleted = node.post(
+        &format!("/v1/vaults/{id}/relationships/delete"),
+        &json!({"filter": {"subject_type": "user", "subject_id": "ann"}}),
+    );
+    assert_eq!(deleted.json["removed"], 1, "{}", deleted.text);
+    assert!(!check(&node, &id, "document:1", "view", "user:ann"));
+    assert!(check(&node, &id, "document:2", "view", "user:bob"));
+    let soon = std::time::SystemTime::now() + Duration::from_millis(1_500);
+    let soon = humantime::format_rfc3339_millis(soon).to_string();
+    let expiring = node.post(
+        &format!("/v1/vaults/{id}/relationships"),
+        &json!({"writes": [{"resource": "document:3", "relation": "viewer", "subject": "user:cy",
+            "expires_at": soon}]}),
+    );
+    assert_eq!(expiring.status, 200, "{}", expiring.text);
+    assert!(check(&node, &id, "document:3", "view", "user:cy"));
+    assert!(wait_until(Duration::from_secs(10), || !check(
+        &node,
+        &id,
+        "document:3",
+        "view",
+        "user:cy"
+    )));
+    let read = node.post(
+        &format!("/v1/vaults/{id}/relationships/read"),
+        &json!({"filter": {"resource_type": "document"}}),
+    );
+    assert_eq!(
+        read.json["relationships"].as_array().unwrap().len(),
+        1,
+        "{}",
+        read.text
+    );
+    let verified = node.get(&format!("/v1/vaults/{id}/ledger/verify"));
+    assert_eq!(verified.json["holds"], true, "{}", verified.text);
+    let blocks = node.get(&format!("/v1/vaults/{id}/blocks?from=1&limit=2"));
+    assert_eq!(blocks.json["blocks"].as_array().unwrap().len(), 2);
+    let block = node.get(&format!("/v1/vaults/{id}/blocks/2"));
+    assert_eq!(
+        block.json["previous_hash"],
+        blocks.json["blocks"][0]["hash"]
+    );
+}
+
+#[test]
+fn bad_requests_get_problems_that_name_the_field() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "errors");
+    let malformed = node.post_raw(&format!("/v1/vaults/{id}/check"), b"{\"resource\": ");
+    assert_eq!(malformed.status, 400);
+    assert_eq!(
+        malformed.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(malformed.json["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("malformed-json"));
+    let unknown = node.post(
+        "/v1/vaults/0000000000000001/check",
+        &json!({"resource": "document:1", "permission": "view", "subject": "user:a"}),
+    );
+    assert_eq!(unknown.status, 404);
+    let bad_id = node.get("/v1/vaults/not-an-id");
+    assert_eq!(bad_id.status, 400);
+    let bad_subject = node.post(
+        &format!("/v1/vaults/{id}/relationships"),
+        &json!({"writes": [{"resource": "document:1", "relation": "owner", "subject": "user"}]}),
+    );
+    assert_eq!(bad_subject.status, 400);
+    assert!(bad_subject.json["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("writes[0].subject"));
+    let not_allowed = node.post(
+        &format!("/v1/vaults/{id}/relationships"),
+        &json!({"writes": [
+            {"resource": "document:1", "relation": "owner", "subject": "user:a"},
+            {"resource": "document:1", "relation": "owner", "subject": "group:eng#member"}]}),
+    );
+    assert_eq!(not_allowed.status, 400, "{}", not_allowed.text);
+    assert_eq!(not_allowed.json["field"], "writes[1].subject");
+    assert!(
+        !check(&node, &id, "document:1", "view", "user:a"),
+        "a refused batch wrote nothing"
+    );
+    let computed = node.post(
+        &format!("/v1/vaults/{id}/relationships"),
+        &json!({"writes": [{"resource": "document:1", "relation": "view", "subject": "user:a"}]}),
+    );
+    assert_eq!(computed.status, 400);
+    assert_eq!(computed.json["field"], "writes[0].relation");
+    let checks: Vec<_> = (0..1_001)
+        .map(|_| json!({"resource": "document:1", "permission": "view", "subject": "user:a"}))
+        .collect();
+    let oversized = node.post(
+        &format!("/v1/vaults/{id}/check/batch"),
+        &json!({"checks": checks}),
+    );
+    assert_eq!(oversized.status, 413);
+    assert!(oversized.json["detail"]
+        .as_str()
+        .unwrap()
+        .contains("batch_check_max"));
+    let writes: Vec<_> = (0..1_001)
+        .map(|index| json!({"resource": format!("document:{index}"), "relation": "owner", "subject": "user:a"}))
+        .collect();
+    let too_many = node.post(
+        &format!("/v1/vaults/{id}/relationships"),
+        &json!({"writes": writes}),
+    );
+    assert_eq!(too_many.status, 413, "{}", too_many.text);
+    let unknown_field = node.post(
+        &format!("/v1/vaults/{id}/check"),
+        &json!({"resource": "document:1", "permission": "view", "subject": "user:a", "extra": 1}),
+    );
+    assert_eq!(unknown_field.status, 400);
+    assert!(unknown_field.json["detail"]
+        .as_str()
+        .unwrap()
+        .contains("extra"));
+    let unknown_permission = node.post(
+        &format!("/v1/vaults/{id}/check"),
+        &json!({"resource": "document:1", "permission": "fly", "subject": "user:a"}),
+    );
+    assert_eq!(unknown_permission.status, 400);
+    let no_schema = node.post("/v1/vaults", &json!({"name": "empty"}));
+    let empty = no_schema.json["id"].as_str().unwrap();
+    let unschema = node.post(
+        &format!("/v1/vaults/{empty}/check"),
+        &json!({"resource": "document:1", "permission": "view", "subject": "user:a"}),
+    );
+    assert_eq!(unschema.status, 409, "{}", unschema.text);
+}
+
+#[test]
+fn operations_endpoints_report_health_metrics_and_the_tree() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "ops");
+    write(&node, &id, &[("document:1", "owner", "user:a")]);
+    assert!(check(&node, &id, "document:1", "view", "user:a"));
+    assert_eq!(node.get("/livez").status, 200);
+    assert_eq!(node.get("/readyz").status, 200);
+    let health = node.get("/healthz");
+    assert_eq!(health.json["status"], "healthy", "{}", health.text);
+    let metrics = node.get("/metrics");
+    assert!(
+        metrics.text.contains("inferadb_http_requests_total"),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics.text.contains("route=\"/v1/vaults/{id}/check\""));
+    assert!(metrics
+        .text
+        .contains("inferadb_http_request_duration_seconds_bucket"));
+    assert!(metrics.text.contains("inferadb_evaluator_queue_depth"));
+    assert!(metrics.text.contains("inferadb_decision_cache_hit_ratio"));
+    assert!(metrics.text.contains("inferadb_storage_used_pages"));
+    assert!(metrics.text.contains("inferadb_actor_messages_handled"));
+    let tree = node.get("/v1/admin/actors");
+    let root = &tree.json["actors"][0];
+    assert_eq!(root["name"], "node/1");
+    let children: Vec<&str> = root["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|child| child["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "node/1/storage",
+        "node/1/vaults",
+        "node/1/evaluator",
+        "node/1/gateway",
+    ] {
+        assert!(children.contains(&expected), "{children:?}");
+    }
+    assert!(tree.text.contains(&format!("node/1/vault/{id}")));
+    let printed = std::process::Command::new(inferadb_tests::binary())
+        .args(["actors", "--addr", &node.addr])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.contains(&format!("node/1/vault/{id} [vault] running")),
+        "{printed}"
+    );
+}
