@@ -170,3 +170,49 @@ fn check_evaluates_against_a_relationships_file_in_json_or_text() {
     assert!(!output.status.success());
     assert!(message.contains("resource#permission@subject"), "{message}");
 }
+
+#[test]
+fn a_bad_configuration_is_refused_at_startup_naming_the_field() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let config = directory.path().join("node.toml");
+    std::fs::write(&config, "[http]\naddr = \"not-an-address\"\n").expect("config written");
+    let started = inferadb()
+        .args(["start", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run start");
+    assert!(!started.status.success());
+    let error = String::from_utf8_lossy(&started.stderr);
+    assert!(error.contains("http.addr"), "{error}");
+    std::fs::write(&config, "[evaluator]\nqueue_max = 0\n").expect("config written");
+    let started = inferadb()
+        .args(["start", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run start");
+    let error = String::from_utf8_lossy(&started.stderr);
+    assert!(error.contains("evaluator.queue_max"), "{error}");
+    let from_env = inferadb()
+        .args(["start", "--data-dir"])
+        .arg(directory.path())
+        .env("INFERADB__SUPERVISION__WITHIN_MS", "0")
+        .output()
+        .expect("run start");
+    let error = String::from_utf8_lossy(&from_env.stderr);
+    assert!(error.contains("supervision.within_ms"), "{error}");
+    let missing = inferadb()
+        .args(["start", "--config", "/nonexistent/node.toml"])
+        .output()
+        .expect("run start");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let version = inferadb().arg("version").output().expect("run version");
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("inferadb {}", env!("CARGO_PKG_VERSION"))
+    );
+}

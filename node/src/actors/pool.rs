@@ -98,13 +98,19 @@ impl Actor for EvaluatorPool {
 }
 
 fn admit(state: &PoolState, job: QueuedJob) {
-    match state.sender.try_send(job) {
+    let config = &state.context.config.evaluator;
+    enqueue(&state.sender, job, config.queue_max, config.retry_after_s);
+}
+
+/// Queues `job`, or answers it at once with `Overloaded` when the queue is full (the
+/// admission control ractor's unbounded mailboxes do not give us).
+fn enqueue(sender: &Sender<QueuedJob>, job: QueuedJob, queue_max: usize, retry_after_s: u64) {
+    match sender.try_send(job) {
         Ok(()) => {}
         Err(TrySendError::Full(job)) => {
-            let config = &state.context.config.evaluator;
             let _ = job.reply.send(Err(EvaluatorRejection::Overloaded {
-                queue_max: config.queue_max,
-                retry_after_s: config.retry_after_s,
+                queue_max,
+                retry_after_s,
             }));
         }
         Err(TrySendError::Disconnected(job)) => {
@@ -207,4 +213,84 @@ pub fn run(
         }
     };
     Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferadb_evaluator::CheckRequest;
+    use inferadb_protocols::VaultId;
+    use inferadb_storage::io::MemoryIo;
+    use inferadb_vault::{open_database_with_io, NodeCatalog, Vault, VaultOptions};
+
+    fn snapshot() -> Arc<VaultSnapshot> {
+        let database = Arc::new(open_database_with_io(Arc::new(MemoryIo::default())).unwrap());
+        let catalog = NodeCatalog::open(Arc::clone(&database), [7; 32]).unwrap();
+        let id = VaultId(1);
+        catalog.create_vault(id, "pool", 0).unwrap();
+        let mut vault = Vault::open(database, id, VaultOptions::default()).unwrap();
+        vault
+            .deploy_schema("type user {}\ntype doc { relation viewer: user }", 0)
+            .unwrap();
+        vault.snapshot().unwrap()
+    }
+
+    fn job(
+        snapshot: &Arc<VaultSnapshot>,
+    ) -> (
+        QueuedJob,
+        ractor::concurrency::OneshotReceiver<Result<EvaluationOutput, EvaluatorRejection>>,
+    ) {
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        let request = CheckRequest {
+            resource: "doc:1".parse().unwrap(),
+            permission: "viewer".parse().unwrap(),
+            subject: "user:ann".parse().unwrap(),
+        };
+        let queued = QueuedJob {
+            snapshot: Arc::clone(snapshot),
+            now_ms: 1,
+            job: EvaluationJob::Check {
+                request,
+                explain: false,
+            },
+            reply: sender.into(),
+        };
+        (queued, receiver)
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once_with_retry_after_and_a_closed_one_says_stopping() {
+        let snapshot = snapshot();
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        let (first, mut first_answer) = job(&snapshot);
+        enqueue(&sender, first, 1, 3);
+        assert!(
+            first_answer.try_recv().is_err(),
+            "a queued job waits for a worker"
+        );
+        let (second, mut second_answer) = job(&snapshot);
+        enqueue(&sender, second, 1, 3);
+        let refused = second_answer.try_recv().unwrap();
+        assert!(matches!(
+            refused,
+            Err(EvaluatorRejection::Overloaded {
+                queue_max: 1,
+                retry_after_s: 3
+            })
+        ));
+        let queued = receiver.recv().unwrap();
+        let answer = run(&queued.snapshot, queued.now_ms, queued.job);
+        assert!(matches!(
+            answer,
+            Ok(EvaluationOutput::Check { allowed: false, .. })
+        ));
+        drop(receiver);
+        let (third, mut third_answer) = job(&snapshot);
+        enqueue(&sender, third, 1, 3);
+        assert!(matches!(
+            third_answer.try_recv().unwrap(),
+            Err(EvaluatorRejection::Stopping)
+        ));
+    }
 }
