@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferadb_messages::{GatewayMsg, HttpMsg};
+use inferadb_messages::{GatewayMsg, HttpMsg, RestartDecision, RestartTracker};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,6 +26,8 @@ pub struct GatewayState {
     /// of the HTTP actor, so restarting the listener actor never closes the port: clients
     /// queue in the backlog instead of being refused, and the address never changes.
     listener: std::net::TcpListener,
+    /// The HTTP actor's restart intensity.
+    tracker: RestartTracker,
 }
 
 impl Actor for GatewayActor {
@@ -53,11 +55,13 @@ impl Actor for GatewayActor {
         *context.bound_address.lock() = Some(address);
         let http = start_http(&context, &myself, &listener).await?;
         record.started(myself.get_id().pid(), context.now_ms());
+        let tracker = RestartTracker::with_intensity(context.limits.http_restart);
         Ok(GatewayState {
             context,
             http,
             address,
             listener,
+            tracker,
         })
     }
 
@@ -106,10 +110,18 @@ impl Actor for GatewayActor {
             Some(&state.context.gateway_name),
             "http_listener",
         );
-        record.restarting(reason);
-        record.reset_mailbox();
-        state.http = start_http(&state.context, &myself, &state.listener).await?;
-        Ok(())
+        match state.tracker.on_failure(state.context.now_ms()) {
+            RestartDecision::Restart => {
+                record.restarting(reason);
+                record.reset_mailbox();
+                state.http = start_http(&state.context, &myself, &state.listener).await?;
+                Ok(())
+            }
+            RestartDecision::Escalate => {
+                record.failed_for_good(reason.clone());
+                Err(format!("the HTTP listener failed too often (last: {reason})").into())
+            }
+        }
     }
 
     async fn post_stop(

@@ -25,6 +25,8 @@ pub struct GatewayLimits {
     pub consistency_wait_max_ms: u64,
     /// Largest lookup page.
     pub lookup_page_max: usize,
+    /// How often the HTTP listener actor may be restarted before the gateway gives up.
+    pub http_restart: inferadb_messages::RestartIntensity,
 }
 
 /// What the gateway's handlers share.

@@ -1,11 +1,13 @@
 //! Node configuration: defaults, then a TOML file, then `INFERADB__…` environment variables,
 //! then command-line flags (later sources win), validated once at startup.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use inferadb_messages::RestartIntensity;
 use serde::{Deserialize, Serialize};
 
 /// Everything a node is configured with.
@@ -76,7 +78,8 @@ pub struct VaultConfig {
     pub delete_by_filter_max: u64,
 }
 
-/// Restart intensity: at most `max_restarts` restarts within `within_ms`, then escalate.
+/// Restart intensity: at most `max_restarts` restarts within `within_ms`, then escalate;
+/// `children.<kind>` overrides it for one kind of child.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SupervisionConfig {
@@ -84,6 +87,31 @@ pub struct SupervisionConfig {
     pub max_restarts: u32,
     /// The window.
     pub within_ms: u64,
+    /// Per-kind overrides, keyed by one of [`CHILD_KINDS`].
+    pub children: BTreeMap<String, RestartIntensity>,
+}
+
+/// The kinds of supervised children a restart intensity can be set for.
+pub const CHILD_KINDS: [&str; 6] = [
+    "storage",
+    "vault_registry",
+    "vault",
+    "evaluator_pool",
+    "gateway",
+    "http_listener",
+];
+
+impl SupervisionConfig {
+    /// The restart intensity of children of `kind`.
+    pub fn intensity(&self, kind: &str) -> RestartIntensity {
+        self.children
+            .get(kind)
+            .copied()
+            .unwrap_or(RestartIntensity {
+                max_restarts: self.max_restarts,
+                within_ms: self.within_ms,
+            })
+    }
 }
 
 /// Operator endpoints.
@@ -149,6 +177,7 @@ impl Default for SupervisionConfig {
         SupervisionConfig {
             max_restarts: 5,
             within_ms: 10_000,
+            children: BTreeMap::new(),
         }
     }
 }
@@ -245,6 +274,80 @@ fn check_range(
     }
 }
 
+/// One numeric rule: the field, its value, the allowed range and the rule's wording.
+type NumericRule = (
+    &'static str,
+    u64,
+    std::ops::RangeInclusive<u64>,
+    &'static str,
+);
+
+fn numeric_rules(config: &NodeConfig) -> Vec<NumericRule> {
+    let size = |value: usize| value as u64;
+    vec![
+        (
+            "node_id",
+            config.node_id,
+            1..=u64::MAX,
+            "must be at least 1",
+        ),
+        (
+            "http.request_body_max_bytes",
+            size(config.http.request_body_max_bytes),
+            1024..=1 << 30,
+            "must be between 1 KiB and 1 GiB",
+        ),
+        (
+            "http.batch_check_max",
+            size(config.http.batch_check_max),
+            1..=100_000,
+            "must be between 1 and 100000",
+        ),
+        (
+            "http.lookup_page_max",
+            size(config.http.lookup_page_max),
+            1..=100_000,
+            "must be between 1 and 100000",
+        ),
+        (
+            "evaluator.workers",
+            size(config.evaluator.workers),
+            0..=1024,
+            "must be between 0 (one per core) and 1024",
+        ),
+        (
+            "evaluator.queue_max",
+            size(config.evaluator.queue_max),
+            1..=1_000_000,
+            "must be between 1 and 1000000",
+        ),
+        (
+            "vault.write_batch_max",
+            size(config.vault.write_batch_max),
+            1..=100_000,
+            "must be between 1 and 100000",
+        ),
+        (
+            "vault.read_page_max",
+            size(config.vault.read_page_max),
+            1..=100_000,
+            "must be between 1 and 100000",
+        ),
+        (
+            "supervision.max_restarts",
+            u64::from(config.supervision.max_restarts),
+            0..=1_000,
+            "must be between 0 and 1000",
+        ),
+        (
+            "supervision.within_ms",
+            config.supervision.within_ms,
+            1..=86_400_000,
+            "must be between 1 ms and one day",
+        ),
+    ]
+}
+
 /// Checks every rule a configuration must meet.
 pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
     if config.http.addr.parse::<SocketAddr>().is_err() {
@@ -254,67 +357,24 @@ pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
             &config.http.addr,
         ));
     }
-    let as_u64 = |value: usize| value as u64;
-    check_range(
-        "node_id",
-        config.node_id,
-        1..=u64::MAX,
-        "must be at least 1",
-    )?;
-    check_range(
-        "http.request_body_max_bytes",
-        as_u64(config.http.request_body_max_bytes),
-        1024..=1 << 30,
-        "must be between 1 KiB and 1 GiB",
-    )?;
-    check_range(
-        "http.batch_check_max",
-        as_u64(config.http.batch_check_max),
-        1..=100_000,
-        "must be between 1 and 100000",
-    )?;
-    check_range(
-        "http.lookup_page_max",
-        as_u64(config.http.lookup_page_max),
-        1..=100_000,
-        "must be between 1 and 100000",
-    )?;
-    check_range(
-        "evaluator.workers",
-        as_u64(config.evaluator.workers),
-        0..=1024,
-        "must be between 0 (one per core) and 1024",
-    )?;
-    check_range(
-        "evaluator.queue_max",
-        as_u64(config.evaluator.queue_max),
-        1..=1_000_000,
-        "must be between 1 and 1000000",
-    )?;
-    check_range(
-        "vault.write_batch_max",
-        as_u64(config.vault.write_batch_max),
-        1..=100_000,
-        "must be between 1 and 100000",
-    )?;
-    check_range(
-        "vault.read_page_max",
-        as_u64(config.vault.read_page_max),
-        1..=100_000,
-        "must be between 1 and 100000",
-    )?;
-    check_range(
-        "supervision.max_restarts",
-        u64::from(config.supervision.max_restarts),
-        0..=1_000,
-        "must be between 0 and 1000",
-    )?;
-    check_range(
-        "supervision.within_ms",
-        config.supervision.within_ms,
-        1..=86_400_000,
-        "must be between 1 ms and one day",
-    )?;
+    for (field, value, range, rule) in numeric_rules(config) {
+        check_range(field, value, range, rule)?;
+    }
+    for (kind, intensity) in &config.supervision.children {
+        if !CHILD_KINDS.contains(&kind.as_str()) {
+            return Err(invalid(
+                "supervision.children",
+                "keys must be storage, vault_registry, vault, evaluator_pool, gateway or http_listener",
+                kind,
+            ));
+        }
+        check_range(
+            "supervision.children.*.within_ms",
+            intensity.within_ms,
+            1..=86_400_000,
+            "must be between 1 ms and one day",
+        )?;
+    }
     Ok(())
 }
 
@@ -368,6 +428,23 @@ mod tests {
             assert_eq!(config.node_id, 7);
             assert_eq!(config.evaluator.queue_max, 9);
             assert_eq!(config.http.addr, "127.0.0.1:9001");
+            jail.create_file(
+                "kinds.toml",
+                "[supervision.children.vault]\nmax_restarts = 9\nwithin_ms = 60000\n",
+            )?;
+            let config = load(Some(Path::new("kinds.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.supervision.intensity("vault").max_restarts, 9);
+            assert_eq!(config.supervision.intensity("gateway").max_restarts, 5);
+            jail.create_file(
+                "unknown.toml",
+                "[supervision.children.vaults]\nmax_restarts = 1\nwithin_ms = 5\n",
+            )?;
+            let error = load(Some(Path::new("unknown.toml")), &Overrides::default()).unwrap_err();
+            assert!(
+                error.to_string().contains("supervision.children"),
+                "{error}"
+            );
             jail.create_file("bad.toml", "[http]\nadr = \"x\"\n")?;
             let error = load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
             assert!(error.to_string().contains("adr"), "{error}");

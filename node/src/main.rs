@@ -14,7 +14,6 @@ mod config;
 mod context;
 mod local;
 mod server;
-mod supervision;
 
 use clap::{Parser, Subcommand};
 use inferadb_storage::{Database, Durability};

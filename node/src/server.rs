@@ -63,6 +63,7 @@ fn gateway_context(context: &NodeContext) -> GatewayContext {
             batch_check_max: config.http.batch_check_max,
             consistency_wait_max_ms: config.http.consistency_wait_max_ms,
             lookup_page_max: config.http.lookup_page_max,
+            http_restart: config.supervision.intensity("http_listener"),
         },
         clock: Arc::clone(&context.clock),
         actors: context.actors.clone(),

@@ -1,7 +1,11 @@
 //! End-to-end tests: the real `inferadb` binary, real sockets, real files.
 // Each scenario reads top to bottom as one user story against one node (splitting it would
 // restart the node per step); helpers fail loudly; expiry needs the wall clock.
-#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::disallowed_methods)]
+#![allow(
+    clippy::too_many_lines,
+    clippy::unwrap_used,
+    clippy::disallowed_methods
+)]
 
 mod api;
 mod durability;

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferadb_messages::{Mailbox, RegistryError, RegistryMsg, VaultRoute};
+use inferadb_messages::{
+    Mailbox, RegistryError, RegistryMsg, RestartDecision, RestartTracker, VaultRoute,
+};
 use inferadb_protocols::VaultId;
 use inferadb_vault::{NodeCatalog, VaultRecord};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -16,7 +18,6 @@ use tokio::sync::watch;
 use crate::actors::root::abnormal_stop;
 use crate::actors::vault::{VaultActor, VaultArguments};
 use crate::context::NodeContext;
-use crate::supervision::{RestartDecision, RestartTracker};
 
 /// How long a deletion waits for the vault actor to stop.
 const VAULT_STOP_WAIT_MS: u64 = 10_000;
@@ -160,7 +161,7 @@ async fn start_vault(
         },
     );
     let supervision = &context.config.supervision;
-    let tracker = RestartTracker::new(supervision.max_restarts, supervision.within_ms);
+    let tracker = RestartTracker::with_intensity(supervision.intensity("vault"));
     state.children.insert(id, Child { arguments, tracker });
     Ok(())
 }

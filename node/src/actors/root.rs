@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferadb_gateway::{GatewayActor, GatewayContext};
-use inferadb_messages::{AdminError, NodeMsg};
+use inferadb_messages::{AdminError, NodeMsg, RestartDecision, RestartTracker};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 
 use crate::actors::pool::EvaluatorPool;
 use crate::actors::registry::VaultRegistry;
 use crate::actors::storage::StorageActor;
 use crate::context::NodeContext;
-use crate::supervision::{RestartDecision, RestartTracker};
 
 /// The root children, in start order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +118,7 @@ impl Actor for RootSupervisor {
             let name = context.names.child(kind.leaf());
             context.actors.record(&name, Some(&root_name), kind.kind());
             spawn_child(kind, name.clone(), &arguments, myself.get_cell()).await?;
-            let tracker = RestartTracker::new(supervision.max_restarts, supervision.within_ms);
+            let tracker = RestartTracker::with_intensity(supervision.intensity(kind.kind()));
             trackers.push((kind, name, tracker));
         }
         record.started(myself.get_id().pid(), context.now_ms());

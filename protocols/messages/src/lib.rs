@@ -14,6 +14,7 @@
 //! - [`gateway`]: [`GatewayMsg`], the gateway tree.
 //! - [`mailbox`]: [`Mailbox`], a typed handle that finds an actor by its stable name and
 //!   counts what is sent to it, and [`ActorDirectory`], the live introspection records.
+//! - [`supervision`]: [`RestartTracker`], restart intensity as a pure type.
 //! - [`directory`]: [`VaultDirectory`], the published routes to each vault's snapshots.
 
 pub mod directory;
@@ -23,6 +24,7 @@ pub mod mailbox;
 pub mod node;
 pub mod registry;
 pub mod storage;
+pub mod supervision;
 pub mod vault;
 
 pub use directory::{VaultDirectory, VaultRoute};
@@ -32,4 +34,5 @@ pub use mailbox::{ActorDirectory, ActorRecord, ActorStatus, ActorTreeNode, Mailb
 pub use node::{AdminError, NodeMsg};
 pub use registry::{RegistryError, RegistryMsg};
 pub use storage::StorageMsg;
+pub use supervision::{RestartDecision, RestartIntensity, RestartTracker};
 pub use vault::VaultMsg;

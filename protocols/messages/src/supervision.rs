@@ -12,6 +12,16 @@ pub enum RestartDecision {
     Escalate,
 }
 
+/// How often a child may be restarted: at most `max_restarts` within `within_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartIntensity {
+    /// Restarts allowed within the window.
+    pub max_restarts: u32,
+    /// The window.
+    pub within_ms: u64,
+}
+
 /// Counts one child's recent restarts against its restart intensity.
 #[derive(Clone, Debug)]
 pub struct RestartTracker {
@@ -21,6 +31,11 @@ pub struct RestartTracker {
 }
 
 impl RestartTracker {
+    /// A tracker for `intensity`.
+    pub fn with_intensity(intensity: RestartIntensity) -> RestartTracker {
+        RestartTracker::new(intensity.max_restarts, intensity.within_ms)
+    }
+
     /// A tracker allowing `max_restarts` restarts within any `within_ms` window.
     pub fn new(max_restarts: u32, within_ms: u64) -> RestartTracker {
         RestartTracker {
