@@ -98,15 +98,22 @@ impl Problem {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+impl Problem {
+    /// The problem's JSON members (`type`, `title`, `status`, `detail`, extensions).
+    pub fn members(&self) -> Value {
         let mut body = Map::new();
         body.insert("type".into(), json!(format!("{PROBLEM_BASE}{}", self.slug)));
         body.insert("title".into(), json!(self.title));
         body.insert("status".into(), json!(self.status.as_u16()));
         body.insert("detail".into(), json!(self.detail));
-        body.extend(self.extensions);
-        let mut response = (self.status, Value::Object(body).to_string()).into_response();
+        body.extend(self.extensions.clone());
+        Value::Object(body)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.members().to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -44,6 +44,12 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
             "Unsupported media type",
             "the body must be JSON with `Content-Type: application/json`",
         ),
+        _ if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            "the body exceeds http.request_body_max_bytes",
+        ),
         _ => Problem::bad_request("invalid-body", rejection.body_text()),
     }
 }

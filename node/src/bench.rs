@@ -601,20 +601,33 @@ async fn setup_call(
     Ok(answer.body)
 }
 
-/// Creates a vault named `name`; returns its id.
+/// Creates a vault named `name`, or `name-2`, `name-3`, … when the name is taken (vault
+/// names are unique on a node); returns its id.
 async fn create_vault(client: &NodeClient, name: &str) -> BenchResult<String> {
-    let body = setup_call(
-        client,
-        "POST",
-        "/v1/vaults",
-        &json!({ "name": name }),
-        "create vault",
-    )
-    .await?;
-    body["id"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("bench: create vault: no id in {body}").into())
+    for attempt in 1..=100 {
+        let candidate = match attempt {
+            1 => name.to_string(),
+            n => format!("{name}-{n}"),
+        };
+        let body = json!({ "name": candidate });
+        let answer = client
+            .call("POST", "/v1/vaults", Some(&body))
+            .await
+            .map_err(|error| format!("bench: create vault: {error}"))?;
+        match answer.status {
+            409 => continue,
+            201 | 200 => {
+                return answer.body["id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("bench: create vault: no id in {}", answer.body).into())
+            }
+            status => {
+                return Err(format!("bench: create vault: HTTP {status} {}", answer.body).into())
+            }
+        }
+    }
+    Err(format!("bench: create vault: names `{name}` to `{name}-100` are all taken").into())
 }
 
 /// Deploys `schema` to `vault`.

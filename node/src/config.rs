@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use inferadb_messages::RestartIntensity;
+use inferadb_vault::VaultLimits;
 use serde::{Deserialize, Serialize};
 
 /// Everything a node is configured with.
@@ -24,8 +25,8 @@ pub struct NodeConfig {
     pub http: HttpConfig,
     /// Evaluator pool.
     pub evaluator: EvaluatorConfig,
-    /// Vault limits.
-    pub vault: VaultConfig,
+    /// Vault limits (every field of `inferadb_vault::VaultLimits`).
+    pub vault: VaultLimits,
     /// Restart policy of supervised actors.
     pub supervision: SupervisionConfig,
     /// Operator endpoints.
@@ -64,18 +65,6 @@ pub struct EvaluatorConfig {
     pub retry_after_s: u64,
     /// Entries of each schema version's decision cache (0 turns it off).
     pub decision_cache_entries: u64,
-}
-
-/// Vault limits.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct VaultConfig {
-    /// Most mutations in one write request.
-    pub write_batch_max: usize,
-    /// Largest page of a relationship read.
-    pub read_page_max: usize,
-    /// Most relationships one delete-by-filter may remove.
-    pub delete_by_filter_max: u64,
 }
 
 /// Restart intensity: at most `max_restarts` restarts within `within_ms`, then escalate;
@@ -130,7 +119,7 @@ impl Default for NodeConfig {
             dev: false,
             http: HttpConfig::default(),
             evaluator: EvaluatorConfig::default(),
-            vault: VaultConfig::default(),
+            vault: VaultLimits::default(),
             supervision: SupervisionConfig::default(),
             admin: AdminConfig::default(),
         }
@@ -158,16 +147,6 @@ impl Default for EvaluatorConfig {
             queue_max: 1_024,
             retry_after_s: 1,
             decision_cache_entries: 1_000_000,
-        }
-    }
-}
-
-impl Default for VaultConfig {
-    fn default() -> Self {
-        VaultConfig {
-            write_batch_max: 1_000,
-            read_page_max: 1_000,
-            delete_by_filter_max: 100_000,
         }
     }
 }
@@ -213,7 +192,7 @@ pub enum ConfigError {
         /// The dotted field name.
         field: &'static str,
         /// The rule.
-        rule: &'static str,
+        rule: String,
         /// The value given.
         value: String,
     },
@@ -253,97 +232,83 @@ fn apply(config: &mut NodeConfig, overrides: &Overrides) {
     }
 }
 
-fn invalid(field: &'static str, rule: &'static str, value: impl ToString) -> ConfigError {
+fn invalid(field: &'static str, rule: &str, value: impl ToString) -> ConfigError {
     ConfigError::Invalid {
         field,
-        rule,
+        rule: rule.to_string(),
         value: value.to_string(),
     }
 }
 
-fn check_range(
-    field: &'static str,
-    value: u64,
-    range: std::ops::RangeInclusive<u64>,
-    rule: &'static str,
-) -> Result<(), ConfigError> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(invalid(field, rule, value))
-    }
-}
+/// One numeric rule: the field, its value and the inclusive range it must lie in.
+type NumericRule = (&'static str, u64, u64, u64);
 
-/// One numeric rule: the field, its value, the allowed range and the rule's wording.
-type NumericRule = (
-    &'static str,
-    u64,
-    std::ops::RangeInclusive<u64>,
-    &'static str,
-);
-
-fn numeric_rules(config: &NodeConfig) -> Vec<NumericRule> {
+fn numeric_rules(config: &NodeConfig) -> [NumericRule; 13] {
     let size = |value: usize| value as u64;
-    vec![
-        (
-            "node_id",
-            config.node_id,
-            1..=u64::MAX,
-            "must be at least 1",
-        ),
+    let (http, evaluator, vault) = (&config.http, &config.evaluator, &config.vault);
+    [
+        ("node_id", config.node_id, 1, u64::MAX),
         (
             "http.request_body_max_bytes",
-            size(config.http.request_body_max_bytes),
-            1024..=1 << 30,
-            "must be between 1 KiB and 1 GiB",
+            size(http.request_body_max_bytes),
+            1024,
+            1 << 30,
         ),
         (
             "http.batch_check_max",
-            size(config.http.batch_check_max),
-            1..=100_000,
-            "must be between 1 and 100000",
+            size(http.batch_check_max),
+            1,
+            100_000,
         ),
         (
             "http.lookup_page_max",
-            size(config.http.lookup_page_max),
-            1..=100_000,
-            "must be between 1 and 100000",
+            size(http.lookup_page_max),
+            1,
+            100_000,
         ),
-        (
-            "evaluator.workers",
-            size(config.evaluator.workers),
-            0..=1024,
-            "must be between 0 (one per core) and 1024",
-        ),
+        ("evaluator.workers", size(evaluator.workers), 0, 1024),
         (
             "evaluator.queue_max",
-            size(config.evaluator.queue_max),
-            1..=1_000_000,
-            "must be between 1 and 1000000",
+            size(evaluator.queue_max),
+            1,
+            1_000_000,
         ),
         (
             "vault.write_batch_max",
-            size(config.vault.write_batch_max),
-            1..=100_000,
-            "must be between 1 and 100000",
+            size(vault.write_batch_max),
+            1,
+            100_000,
+        ),
+        ("vault.read_page_max", size(vault.read_page_max), 1, 100_000),
+        (
+            "vault.block_page_max",
+            size(vault.block_page_max),
+            1,
+            10_000,
         ),
         (
-            "vault.read_page_max",
-            size(config.vault.read_page_max),
-            1..=100_000,
-            "must be between 1 and 100000",
+            "vault.preconditions_max",
+            size(vault.preconditions_max),
+            0,
+            10_000,
+        ),
+        (
+            "vault.schema_text_max",
+            size(vault.schema_text_max),
+            1024,
+            64 << 20,
         ),
         (
             "supervision.max_restarts",
             u64::from(config.supervision.max_restarts),
-            0..=1_000,
-            "must be between 0 and 1000",
+            0,
+            1_000,
         ),
         (
             "supervision.within_ms",
             config.supervision.within_ms,
-            1..=86_400_000,
-            "must be between 1 ms and one day",
+            1,
+            86_400_000,
         ),
     ]
 }
@@ -357,8 +322,14 @@ pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
             &config.http.addr,
         ));
     }
-    for (field, value, range, rule) in numeric_rules(config) {
-        check_range(field, value, range, rule)?;
+    for (field, value, min, max) in numeric_rules(config) {
+        if !(min..=max).contains(&value) {
+            return Err(ConfigError::Invalid {
+                field,
+                rule: format!("must be between {min} and {max}"),
+                value: value.to_string(),
+            });
+        }
     }
     for (kind, intensity) in &config.supervision.children {
         if !CHILD_KINDS.contains(&kind.as_str()) {
@@ -368,12 +339,13 @@ pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
                 kind,
             ));
         }
-        check_range(
-            "supervision.children.*.within_ms",
-            intensity.within_ms,
-            1..=86_400_000,
-            "must be between 1 ms and one day",
-        )?;
+        if !(1..=86_400_000).contains(&intensity.within_ms) {
+            return Err(invalid(
+                "supervision.children.*.within_ms",
+                "must be between 1 and 86400000",
+                intensity.within_ms,
+            ));
+        }
     }
     Ok(())
 }

@@ -120,6 +120,10 @@ fn checks_batches_lookups_expand_and_explain_agree() {
     assert_eq!(results[0]["allowed"], true);
     assert_eq!(results[1]["allowed"], false);
     assert_eq!(results[2]["error"]["status"], 400);
+    assert!(results[2]["error"]["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("unknown-name"));
     assert_eq!(results[3]["allowed"], true);
     let mut found = Vec::new();
     let mut cursor: Option<String> = None;
@@ -140,6 +144,40 @@ fn checks_batches_lookups_expand_and_explain_agree() {
         }
     }
     assert_eq!(found, vec!["document:a".to_string()]);
+    // A cursor pins its revision: writes between pages do not break the paging.
+    write(
+        &node,
+        &id,
+        &[
+            ("document:d", "viewer", "user:ann"),
+            ("document:e", "viewer", "user:ann"),
+        ],
+    );
+    let first = node.post(
+        &format!("/v1/vaults/{id}/lookup/resources"),
+        &json!({"resource_type": "document", "permission": "view", "subject": "user:ann", "limit": 1}),
+    );
+    write(&node, &id, &[("document:f", "viewer", "user:ann")]);
+    let second = node.post(
+        &format!("/v1/vaults/{id}/lookup/resources"),
+        &json!({"resource_type": "document", "permission": "view", "subject": "user:ann",
+            "limit": 10, "cursor": first.json["cursor"]}),
+    );
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(second.json["revision"], first.json["revision"]);
+    assert_eq!(
+        second.json["resources"].as_array().unwrap().len(),
+        2,
+        "{}",
+        second.text
+    );
+    let forged = node.post(
+        &format!("/v1/vaults/{id}/lookup/resources"),
+        &json!({"resource_type": "document", "permission": "view", "subject": "user:ann",
+            "cursor": "v1:1:nonsense"}),
+    );
+    assert_eq!(forged.status, 400, "{}", forged.text);
+    assert_eq!(forged.json["field"], "cursor");
     let subjects = node.post(
         &format!("/v1/vaults/{id}/lookup/subjects"),
         &json!({"resource": "document:a", "permission": "view", "subject_type": "user"}),
@@ -325,6 +363,15 @@ fn bad_requests_get_problems_that_name_the_field() {
         &json!({"resource": "document:1", "permission": "fly", "subject": "user:a"}),
     );
     assert_eq!(unknown_permission.status, 400);
+    let wrong_method = node.delete(&format!("/v1/vaults/{id}/check"));
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(
+        wrong_method.header("content-type"),
+        Some("application/problem+json")
+    );
+    let huge = format!("{{\"schema\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
+    let too_big = node.post_raw(&format!("/v1/vaults/{id}/check"), huge.as_bytes());
+    assert_eq!(too_big.status, 413, "{}", too_big.text);
     let no_schema = node.post("/v1/vaults", &json!({"name": "empty"}));
     let empty = no_schema.json["id"].as_str().unwrap();
     let unschema = node.post(

@@ -2,7 +2,8 @@
 //! default documented, so the node's configuration can change any of them.
 
 /// The bounds one vault enforces on writes, reads, schema deploys and verification.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct VaultLimits {
     /// Most mutations in one write batch. Default 1,000.
     pub write_batch_max: usize,

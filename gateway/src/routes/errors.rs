@@ -206,6 +206,8 @@ pub fn evaluation_problem(error: &EvaluationError) -> Problem {
         EvaluationError::UnknownType { .. } | EvaluationError::UnknownRelation { .. } => {
             Problem::bad_request("unknown-name", detail)
         }
+        EvaluationError::InvalidCursor { .. } => Problem::invalid_field("cursor", detail),
+        EvaluationError::Read(_) => Problem::internal(detail),
         EvaluationError::DepthLimitExceeded { .. }
         | EvaluationError::WorkBudgetExceeded { .. }
         | EvaluationError::TreeTooLarge { .. } => Problem::new(
@@ -244,8 +246,8 @@ pub fn rejection_problem(rejection: EvaluatorRejection) -> Problem {
     }
 }
 
-/// The JSON of a per-item evaluation error inside a batch answer.
-pub fn item_error_json(error: &EvaluationError) -> Value {
-    let problem = evaluation_problem(error);
-    json!({"status": problem.status().as_u16(), "detail": problem.detail()})
+/// The JSON of a per-item error inside a batch answer: the problem's members without the
+/// HTTP envelope.
+pub fn item_error_json(problem: &Problem) -> Value {
+    problem.members()
 }

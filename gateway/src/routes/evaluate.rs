@@ -4,12 +4,15 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use inferadb_evaluator::{CheckRequest, LookupResourcesRequest, LookupSubjectsRequest};
-use inferadb_messages::{EvaluationJob, EvaluationOutput, EvaluatorMsg};
-use inferadb_protocols::{Role, VaultId};
+use std::sync::Arc;
+
+use inferadb_messages::{EvaluationJob, EvaluationOutput, EvaluatorMsg, SNAPSHOT_HISTORY_MAX};
+use inferadb_protocols::{Revision, Role, VaultId};
+use inferadb_vault::VaultSnapshot;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::errors::{item_error_json, rejection_problem};
+use super::errors::{evaluation_problem, item_error_json, rejection_problem};
 use super::{mailbox_problem, vault_route, Context};
 use crate::consistency::{self, encode_token};
 use crate::problem::Problem;
@@ -61,7 +64,10 @@ async fn evaluate(
 ) -> Result<(EvaluationOutput, String), Problem> {
     let id: VaultId = route.record.id;
     let consistency = consistency::parse(context, id, consistency)?;
-    let snapshot = consistency::snapshot(context, route, &consistency).await?;
+    let mut snapshot = consistency::snapshot(context, route, &consistency).await?;
+    if let Some(pinned) = cursor_revision(&job) {
+        snapshot = pinned_snapshot(route, snapshot, pinned)?;
+    }
     let revision = encode_token(context, id, snapshot.revision());
     let now_ms = context.now_ms();
     let timeout = context.limits.request_timeout_ms;
@@ -80,6 +86,39 @@ async fn evaluate(
         .map_err(mailbox_problem)?
         .map_err(rejection_problem)?;
     Ok((output, revision))
+}
+
+/// The revision a lookup cursor was issued at (`v1:<revision>:…`): the next page must read
+/// the same snapshot, or the pages would not fit together.
+fn cursor_revision(job: &EvaluationJob) -> Option<Revision> {
+    let EvaluationJob::LookupResources { request } = job else {
+        return None;
+    };
+    let cursor = request.cursor.as_deref()?;
+    let mut parts = cursor.split(':');
+    let _version = parts.next()?;
+    parts.next()?.parse().ok().map(Revision)
+}
+
+/// The snapshot at `pinned`: the newest one if it is that revision, else one the vault
+/// still retains; a cursor older than every retained snapshot must restart its lookup.
+fn pinned_snapshot(
+    route: &inferadb_messages::VaultRoute,
+    newest: Arc<VaultSnapshot>,
+    pinned: Revision,
+) -> Result<Arc<VaultSnapshot>, Problem> {
+    if newest.revision() == pinned {
+        return Ok(newest);
+    }
+    route.history.at(pinned).ok_or_else(|| {
+        Problem::invalid_field(
+            "cursor",
+            format!(
+                "it continues a lookup at revision {pinned}, which the vault no longer retains \
+                 (it keeps the last {SNAPSHOT_HISTORY_MAX}); restart the lookup without a cursor"
+            ),
+        )
+    })
 }
 
 fn unexpected() -> Problem {
@@ -186,13 +225,13 @@ pub async fn batch_check(
     let results: Vec<Value> = parsed
         .iter()
         .map(|item| match item {
-            Err(problem) => {
-                json!({"error": {"status": problem.status().as_u16(), "detail": problem.detail()}})
-            }
+            Err(problem) => json!({ "error": item_error_json(problem) }),
             Ok(_) => match answers.next() {
                 Some(Ok(allowed)) => json!({ "allowed": allowed }),
-                Some(Err(error)) => json!({ "error": item_error_json(&error) }),
-                None => json!({"error": {"status": 500, "detail": "missing answer"}}),
+                Some(Err(error)) => {
+                    json!({ "error": item_error_json(&evaluation_problem(&error)) })
+                }
+                None => json!({ "error": item_error_json(&unexpected()) }),
             },
         })
         .collect();

@@ -24,6 +24,9 @@ use crate::problem::Problem;
 
 pub use errors::mailbox_problem;
 
+/// How much later than `http.request_timeout_ms` the whole-request timeout fires.
+const REQUEST_TIMEOUT_SLACK_MS: u64 = 1_000;
+
 /// Shared state of every handler.
 pub type Context = Arc<GatewayContext>;
 
@@ -71,13 +74,27 @@ pub fn router(context: Arc<GatewayContext>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(context);
     api.layer(
         ServiceBuilder::new()
             .layer(axum::middleware::from_fn(crate::metrics_layer::record))
             .layer(HandleErrorLayer::new(timeout_problem))
-            .timeout(Duration::from_millis(limits.request_timeout_ms))
+            // Later than the actor-call deadline (the same setting), so a slow actor is
+            // reported as such (504) rather than as a generic timeout.
+            .timeout(Duration::from_millis(
+                limits.request_timeout_ms + REQUEST_TIMEOUT_SLACK_MS,
+            ))
             .layer(DefaultBodyLimit::max(limits.request_body_max_bytes)),
+    )
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this endpoint does not accept that method; see docs/api.md",
     )
 }
 

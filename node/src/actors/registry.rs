@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferadb_messages::{
-    Mailbox, RegistryError, RegistryMsg, RestartDecision, RestartTracker, VaultRoute,
+    Mailbox, RegistryError, RegistryMsg, RestartDecision, RestartTracker, SnapshotHistory,
+    VaultRoute,
 };
 use inferadb_protocols::VaultId;
 use inferadb_vault::{NodeCatalog, VaultRecord};
@@ -137,10 +138,12 @@ async fn start_vault(
     let name = context.names.vault(id);
     // `None` until the actor has opened the vault (it publishes before it is running).
     let (sender, receiver) = watch::channel(None);
+    let history = SnapshotHistory::default();
     let arguments = VaultArguments {
         context: Arc::clone(&context),
         id,
         snapshots: Arc::new(sender),
+        history: history.clone(),
     };
     Actor::spawn_linked(
         Some(name.clone()),
@@ -158,6 +161,7 @@ async fn start_vault(
             record,
             mailbox: Mailbox::new(actor_record),
             snapshots: receiver,
+            history,
         },
     );
     let supervision = &context.config.supervision;

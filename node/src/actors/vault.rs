@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use inferadb_messages::{ActorRecord, VaultMsg};
+use inferadb_messages::{ActorRecord, SnapshotHistory, VaultMsg};
 use inferadb_protocols::VaultId;
 use inferadb_storage::{Durability, StorageError};
 use inferadb_vault::{
@@ -29,6 +29,8 @@ pub struct VaultArguments {
     pub id: VaultId,
     /// Where new snapshots are published.
     pub snapshots: Arc<watch::Sender<Option<Arc<VaultSnapshot>>>>,
+    /// Recent snapshots, for lookups continuing an older cursor.
+    pub history: SnapshotHistory,
 }
 
 /// A reply waiting for its group's flush.
@@ -54,13 +56,19 @@ pub struct VaultActor;
 
 /// The options every vault of this node is opened with.
 pub fn vault_options(context: &NodeContext) -> VaultOptions {
-    let mut options = VaultOptions::default();
-    options.limits.write_batch_max = context.config.vault.write_batch_max;
-    options.limits.read_page_max = context.config.vault.read_page_max;
-    options.limits.delete_by_filter_max = context.config.vault.delete_by_filter_max;
-    options.decision_cache_entries = context.config.evaluator.decision_cache_entries;
-    options.commit_durability = Durability::Deferred;
-    options
+    VaultOptions {
+        limits: context.config.vault.clone(),
+        decision_cache_entries: context.config.evaluator.decision_cache_entries,
+        // Group commit: the actor's flush makes each group durable with one sync.
+        commit_durability: Durability::Deferred,
+        ..VaultOptions::default()
+    }
+}
+
+/// Makes `snapshot` the one new reads use, and keeps it for older cursors.
+fn publish(arguments: &VaultArguments, snapshot: Arc<VaultSnapshot>) {
+    arguments.history.push(Arc::clone(&snapshot));
+    arguments.snapshots.send_replace(Some(snapshot));
 }
 
 /// Opens the vault and publishes its current snapshot.
@@ -71,7 +79,7 @@ fn open(arguments: &VaultArguments) -> Result<Vault, ActorProcessingErr> {
         arguments.id,
         vault_options(context),
     )?;
-    arguments.snapshots.send_replace(Some(vault.snapshot()?));
+    publish(arguments, vault.snapshot()?);
     Ok(vault)
 }
 
@@ -179,10 +187,7 @@ fn flush(state: &mut VaultState) -> Result<(), ActorProcessingErr> {
     let parked = std::mem::take(&mut state.parked);
     match synced {
         Ok(()) => {
-            state
-                .arguments
-                .snapshots
-                .send_replace(Some(state.vault.snapshot()?));
+            publish(&state.arguments, state.vault.snapshot()?);
             for reply in parked {
                 answer(reply);
             }

@@ -15,6 +15,38 @@ use tokio::sync::watch;
 use crate::mailbox::Mailbox;
 use crate::vault::VaultMsg;
 
+/// How many recent snapshots a vault keeps reachable for lookups that continue a cursor
+/// issued at an older revision. Each pins the pages of its commit until it falls out.
+pub const SNAPSHOT_HISTORY_MAX: usize = 64;
+
+/// The most recent snapshots of a vault, newest last (published by the vault actor).
+#[derive(Clone, Default)]
+pub struct SnapshotHistory {
+    snapshots: Arc<RwLock<std::collections::VecDeque<Arc<VaultSnapshot>>>>,
+}
+
+impl SnapshotHistory {
+    /// Records a newly published snapshot, forgetting the oldest beyond
+    /// [`SNAPSHOT_HISTORY_MAX`].
+    pub fn push(&self, snapshot: Arc<VaultSnapshot>) {
+        let mut snapshots = self.snapshots.write();
+        if snapshots.len() == SNAPSHOT_HISTORY_MAX {
+            snapshots.pop_front();
+        }
+        snapshots.push_back(snapshot);
+    }
+
+    /// The retained snapshot at exactly `revision`.
+    pub fn at(&self, revision: inferadb_protocols::Revision) -> Option<Arc<VaultSnapshot>> {
+        self.snapshots
+            .read()
+            .iter()
+            .rev()
+            .find(|snapshot| snapshot.revision() == revision)
+            .cloned()
+    }
+}
+
 /// How to reach one active vault.
 #[derive(Clone)]
 pub struct VaultRoute {
@@ -25,6 +57,8 @@ pub struct VaultRoute {
     /// The latest published snapshot (`None` while the vault actor first opens the vault);
     /// the vault actor sends a new one after every group commit.
     pub snapshots: watch::Receiver<Option<Arc<VaultSnapshot>>>,
+    /// Recent snapshots, for cursors issued at an older revision.
+    pub history: SnapshotHistory,
 }
 
 /// Routes to every active vault of the node.
