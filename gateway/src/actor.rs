@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use inferadb_messages::supervision::wait_until_unregistered;
 use inferadb_messages::{GatewayMsg, HttpMsg, RestartDecision, RestartTracker};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::watch;
@@ -147,6 +148,7 @@ async fn start_http(
         context: Arc::clone(context),
         listener: listener.try_clone()?,
     };
+    wait_until_unregistered(&context.http_name).await;
     let (http, _) = Actor::spawn_linked(
         Some(context.http_name.clone()),
         HttpActor,

@@ -964,7 +964,8 @@ async fn check(args: &CheckArgs) -> BenchResult<()> {
 // ---------------------------------------------------------------------------------------
 
 /// Writes: request `i` writes `batch` new relationships
-/// `document:w<seed>-<k>#viewer@user:u<random>`.
+/// `document:w<seed>b<batch>-<k>#viewer@user:u<random>` (a rerun with the same seed and
+/// batch on the same vault rewrites the same relationships).
 struct WriteWorkload {
     path: String,
     seed: u64,
@@ -983,7 +984,7 @@ impl Workload for WriteWorkload {
         let writes: Vec<Value> = (start..start + self.batch)
             .map(|item| {
                 json!({
-                    "resource": format!("document:w{}-{item}", self.seed),
+                    "resource": format!("document:w{}b{}-{item}", self.seed, self.batch),
                     "relation": "viewer",
                     "subject": format!("user:u{}", rng.gen_range(0..self.users)),
                 })

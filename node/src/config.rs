@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub struct NodeConfig {
     /// This node's id (part of every actor name: `node/<id>/…`).
     pub node_id: u64,
-    /// Directory holding the data file (`inferadb.db`).
+    /// Directory holding the data files (`node.db`, `vaults/<id>.db`).
     pub data_dir: PathBuf,
     /// Development mode: no authentication, operator restarts allowed, fault injection on.
     pub dev: bool,
@@ -359,9 +359,20 @@ impl NodeConfig {
         }
     }
 
-    /// The data file's path.
-    pub fn data_file(&self) -> PathBuf {
-        self.data_dir.join("inferadb.db")
+    /// The node's catalog file (vault list, token key).
+    pub fn node_file(&self) -> PathBuf {
+        self.data_dir.join("node.db")
+    }
+
+    /// The directory of the vault files.
+    pub fn vaults_dir(&self) -> PathBuf {
+        self.data_dir.join("vaults")
+    }
+
+    /// One vault's data file. Each vault has its own file, so a vault's snapshots only
+    /// ever pin pages of that vault (an idle vault never holds back another's page reuse).
+    pub fn vault_file(&self, id: inferadb_protocols::VaultId) -> PathBuf {
+        self.vaults_dir().join(format!("{id}.db"))
     }
 }
 

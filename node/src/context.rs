@@ -60,7 +60,8 @@ pub struct NodeContext {
     pub config: NodeConfig,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// The node's database (all vaults).
+    /// The node's catalog database (`node.db`: vault records, the token key). Each vault
+    /// has its own database file, owned by its vault actor.
     pub database: Arc<Database>,
     /// Live actor records.
     pub actors: ActorDirectory,
@@ -70,6 +71,9 @@ pub struct NodeContext {
     pub names: Names,
     /// The key revision tokens are authenticated with.
     pub token_secret: [u8; 32],
+    /// Open vault files, by vault: a database file can be opened once per process, and
+    /// the handles outlive a restarted registry.
+    pub vault_files: parking_lot::Mutex<std::collections::HashMap<VaultId, Arc<Database>>>,
     /// The Prometheus exporter's handle (renders `/metrics`).
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

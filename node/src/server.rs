@@ -85,7 +85,13 @@ fn gateway_context(context: &NodeContext) -> GatewayContext {
 fn node_context(config: NodeConfig) -> Result<NodeContext, Box<dyn Error>> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|error| format!("data directory `{}`: {error}", config.data_dir.display()))?;
-    let path = config.data_file();
+    std::fs::create_dir_all(config.vaults_dir()).map_err(|error| {
+        format!(
+            "data directory `{}`: {error}",
+            config.vaults_dir().display()
+        )
+    })?;
+    let path = config.node_file();
     let database = Arc::new(
         inferadb_vault::open_database(&path)
             .map_err(|error| format!("data file `{}`: {error}", path.display()))?,
@@ -100,6 +106,7 @@ fn node_context(config: NodeConfig) -> Result<NodeContext, Box<dyn Error>> {
         actors: ActorDirectory::new(),
         vaults: VaultDirectory::new(),
         token_secret: catalog.token_secret(),
+        vault_files: parking_lot::Mutex::new(std::collections::HashMap::new()),
         metrics: install_metrics()?,
     })
 }
@@ -138,7 +145,7 @@ async fn serve(config: NodeConfig) -> Result<(), Box<dyn Error>> {
     println!(
         "inferadb node {} listening on http://{address} (data: {})",
         context.config.node_id,
-        context.config.data_file().display()
+        context.config.data_dir.display()
     );
     let mut root_done = root_done;
     tokio::select! {

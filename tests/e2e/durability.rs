@@ -102,16 +102,20 @@ fn acknowledged_writes_survive_kill_9_and_everything_verifies() {
     let (status, printed) = node.terminate();
     assert!(status.success(), "graceful shutdown exits 0");
     assert!(printed.contains("stopped"), "{printed}");
-    let data_file = directory.path().join("inferadb.db");
-    let output = std::process::Command::new(inferadb_tests::binary())
-        .arg("verify")
-        .arg(&data_file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains(": ok at txn"));
+    let mut files = vec![directory.path().join("node.db")];
+    files.push(directory.path().join("vaults").join(format!("{vault}.db")));
+    for file in files {
+        let output = std::process::Command::new(inferadb_tests::binary())
+            .arg("verify")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains(": ok at txn"));
+    }
 }

@@ -9,6 +9,7 @@
 
 mod api;
 mod durability;
+mod review;
 mod supervision;
 
 use inferadb_tests::Node;

@@ -332,6 +332,12 @@ pub enum WriteError {
         /// What was malformed.
         what: String,
     },
+    /// The storage engine failed under a group commit this batch belonged to.
+    #[error("the group commit this batch belonged to failed: {message}")]
+    GroupFailed {
+        /// The engine's error.
+        message: String,
+    },
     /// The storage engine failed.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -22,6 +22,10 @@ pub struct VaultLimits {
     pub verify_problems_max: usize,
     /// Longest schema text accepted by a deploy, in bytes. Default 1 MiB.
     pub schema_text_max: usize,
+    /// Most write batches one group commit applies in one storage transaction (the vault
+    /// actor applies the batches queued since its last flush, this many at a time). Default
+    /// 256.
+    pub group_commit_batches_max: usize,
 }
 
 impl Default for VaultLimits {
@@ -35,6 +39,7 @@ impl Default for VaultLimits {
             orphan_examples_max: 20,
             verify_problems_max: 20,
             schema_text_max: 1 << 20,
+            group_commit_batches_max: 256,
         }
     }
 }

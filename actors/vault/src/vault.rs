@@ -151,7 +151,7 @@ pub(crate) fn encode_schema(version: &SchemaVersion, text: &str) -> Vec<u8> {
     out
 }
 
-fn decode_schema(bytes: &[u8]) -> Option<(SchemaVersion, String)> {
+pub(crate) fn decode_schema(bytes: &[u8]) -> Option<(SchemaVersion, String)> {
     let mut reader = Reader::new(bytes);
     let version = SchemaVersion {
         version: reader.u32()?,

@@ -5,7 +5,9 @@ use inferadb_protocols::Relationship;
 
 use crate::error::VaultError;
 use crate::keys::{decode_expiry, decode_forward, reverse_key};
-use crate::ledger::{block_hash, decode_bucket, hex, operations_root, Block, Hash32, StateBuckets};
+use crate::ledger::{
+    block_hash, decode_bucket, hex, operations_root, sha256, Block, Hash32, Operation, StateBuckets,
+};
 use crate::snapshot::VaultSnapshot;
 use crate::tables;
 use crate::vault::Head;
@@ -44,6 +46,13 @@ impl Problems {
     }
 }
 
+/// A schema deploy the ledger records: version, SHA-256 of the text, height.
+type Deploy = (u32, Hash32, u64);
+
+/// What replaying the chain gives: the buckets, the last block's hash, the block count and
+/// the schema deploys.
+type Replayed = (StateBuckets, Hash32, u64, Vec<Deploy>);
+
 impl VaultSnapshot {
     /// Recomputes every block hash, chain link and operations root, replays every
     /// operation into fresh buckets checking each block's state root, then checks the
@@ -55,7 +64,8 @@ impl VaultSnapshot {
             total: 0,
             max: self.limits.verify_problems_max,
         };
-        let (replayed, last_hash, blocks_checked) = self.replay_blocks(&mut problems)?;
+        let (replayed, last_hash, blocks_checked, deployed) = self.replay_blocks(&mut problems)?;
+        self.check_schemas(&deployed, &mut problems)?;
         self.check_state_table(&replayed, last_hash, &mut problems)?;
         let (indexed, relationships) = self.check_indexes(&mut problems)?;
         if indexed != replayed {
@@ -72,15 +82,14 @@ impl VaultSnapshot {
         })
     }
 
-    /// Replays the chain; returns the buckets, the last block's hash and the block count.
-    fn replay_blocks(
-        &self,
-        problems: &mut Problems,
-    ) -> Result<(StateBuckets, Hash32, u64), VaultError> {
+    /// Replays the chain; returns the buckets, the last block's hash, the block count and
+    /// every schema deploy the ledger records (version, text hash, height).
+    fn replay_blocks(&self, problems: &mut Problems) -> Result<Replayed, VaultError> {
         let table = self.blocks_table();
         let mut buckets = StateBuckets::default();
         let mut previous = [0u8; 32];
         let mut checked = 0;
+        let mut deployed = Vec::new();
         for height in 1..=self.revision.0 {
             let Some(bytes) = table.get(&height.to_be_bytes())? else {
                 problems.push(format!("block {height}: missing"));
@@ -94,6 +103,13 @@ impl VaultSnapshot {
             check_block(&block, height, &previous, problems);
             for operation in &block.operations {
                 buckets.apply(operation);
+                if let Operation::SchemaDeployed {
+                    version,
+                    text_sha256,
+                } = operation
+                {
+                    deployed.push((*version, *text_sha256, height));
+                }
             }
             if buckets.root() != block.state_root {
                 problems.push(format!(
@@ -109,7 +125,60 @@ impl VaultSnapshot {
                 self.revision.0
             ));
         }
-        Ok((buckets, previous, checked))
+        Ok((buckets, previous, checked, deployed))
+    }
+
+    /// Every stored schema version with its text.
+    fn schema_records(&self) -> Result<Vec<(crate::vault::SchemaVersion, String)>, VaultError> {
+        let table = self
+            .transaction()
+            .open_table(&tables::schemas(self.vault_id))?;
+        let mut records = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            let record =
+                crate::vault::decode_schema(&value).ok_or_else(|| VaultError::Corrupt {
+                    what: "schema record".into(),
+                })?;
+            records.push(record);
+        }
+        Ok(records)
+    }
+
+    /// The stored schema versions must be exactly the deploys the ledger records: same
+    /// versions, same text (by SHA-256), at the recorded heights.
+    fn check_schemas(
+        &self,
+        deployed: &[Deploy],
+        problems: &mut Problems,
+    ) -> Result<(), VaultError> {
+        let stored = self.schema_records()?;
+        if stored.len() != deployed.len() {
+            problems.push(format!(
+                "{} schema versions stored, the ledger records {} deploys",
+                stored.len(),
+                deployed.len()
+            ));
+        }
+        for (version, text_sha256, height) in deployed {
+            match stored.iter().find(|(record, _)| record.version == *version) {
+                None => problems.push(format!("schema version {version}: missing")),
+                Some((record, text)) => {
+                    if sha256(text.as_bytes()) != *text_sha256 {
+                        problems.push(format!(
+                            "schema version {version}: text differs from the ledger's hash"
+                        ));
+                    }
+                    if record.revision.0 != *height {
+                        problems.push(format!(
+                            "schema version {version}: recorded at revision {}, the ledger says {height}",
+                            record.revision.0
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The stored head and buckets must equal the replayed ones.

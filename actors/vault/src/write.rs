@@ -20,6 +20,68 @@ use crate::vault::{
     Staging, Vault, WriteBatch, WriteOutcome,
 };
 
+/// Why a batch of a group did not apply.
+enum ApplyFailure {
+    /// Refused before it wrote anything (a precondition): the transaction goes on.
+    Rejected(WriteError),
+    /// Failed after writing part of itself: the transaction must be abandoned.
+    Aborted(WriteError),
+}
+
+/// Why an attempt at a group stopped.
+enum GroupFailure {
+    /// Batch `index` failed half-way; retry the group without it.
+    Batch(usize, WriteError),
+    /// The storage engine failed: the whole group fails.
+    Storage(inferadb_storage::StorageError),
+}
+
+impl From<inferadb_storage::StorageError> for GroupFailure {
+    fn from(error: inferadb_storage::StorageError) -> Self {
+        GroupFailure::Storage(error)
+    }
+}
+
+/// One result per batch: the attempt's outcomes, with the batches that failed earlier.
+fn merge_results(
+    outcomes: Vec<Option<Result<WriteOutcome, WriteError>>>,
+    failed: Vec<Option<WriteError>>,
+) -> Vec<Result<WriteOutcome, WriteError>> {
+    outcomes
+        .into_iter()
+        .zip(failed)
+        .map(|(outcome, failure)| match (outcome, failure) {
+            (_, Some(error)) => Err(error),
+            (Some(outcome), None) => outcome,
+            (None, None) => Err(WriteError::Corrupt {
+                what: "invariant: a batch that did not fail has an outcome".into(),
+            }),
+        })
+        .collect()
+}
+
+/// The storage engine failed under the group: every batch not refused for its own reason
+/// fails with the engine's error (the first one gets it whole, the rest its text).
+fn fail_group(
+    error: inferadb_storage::StorageError,
+    failed: Vec<Option<WriteError>>,
+) -> Vec<Result<WriteOutcome, WriteError>> {
+    let message = error.to_string();
+    let mut error = Some(error);
+    failed
+        .into_iter()
+        .map(|failure| match failure {
+            Some(failure) => Err(failure),
+            None => Err(match error.take() {
+                Some(error) => WriteError::Storage(error),
+                None => WriteError::GroupFailed {
+                    message: message.clone(),
+                },
+            }),
+        })
+        .collect()
+}
+
 /// A block built and written into a transaction, not yet committed.
 struct PendingBlock {
     head: Head,
@@ -31,21 +93,103 @@ impl Vault {
     /// nothing at all on any error. A batch that changes nothing records no block and
     /// returns the current revision.
     pub fn write(&mut self, batch: WriteBatch, now_ms: u64) -> Result<WriteOutcome, WriteError> {
-        self.check_batch(&batch, now_ms)?;
+        let mut results = self.write_group(vec![batch], now_ms);
+        results.pop().unwrap_or_else(|| {
+            Err(WriteError::Corrupt {
+                what: "invariant: a group of one batch has one result".into(),
+            })
+        })
+    }
+
+    /// Applies several batches in ONE storage transaction, in order, each atomically and
+    /// with its own block, and returns one result per batch. The outcome is exactly that of
+    /// applying them one by one: a batch that fails leaves no trace and later batches do
+    /// not see it. Writing the touched pages once for the whole group is what makes
+    /// concurrent small writes cheap (group commit of transactions, not just of fsyncs).
+    pub fn write_group(
+        &mut self,
+        batches: Vec<WriteBatch>,
+        now_ms: u64,
+    ) -> Vec<Result<WriteOutcome, WriteError>> {
+        let mut failed: Vec<Option<WriteError>> = batches
+            .iter()
+            .map(|batch| self.check_batch(batch, now_ms).err())
+            .collect();
+        loop {
+            match self.try_group(&batches, &failed, now_ms) {
+                Ok(outcomes) => return merge_results(outcomes, failed),
+                // A batch failed half-way: the transaction is gone; apply the others again
+                // without it. Batches before it are unaffected, so this ends.
+                Err(GroupFailure::Batch(index, error)) => failed[index] = Some(error),
+                Err(GroupFailure::Storage(error)) => return fail_group(error, failed),
+            }
+        }
+    }
+
+    /// One attempt at a group: every batch not yet failed, in one transaction.
+    fn try_group(
+        &mut self,
+        batches: &[WriteBatch],
+        failed: &[Option<WriteError>],
+        now_ms: u64,
+    ) -> Result<Vec<Option<Result<WriteOutcome, WriteError>>>, GroupFailure> {
         let mut txn = self.db.begin_write()?;
-        let mut staging = Staging::new(&mut txn, self.id, self.buckets.clone());
+        let mut head = self.head;
+        let mut buckets = self.buckets.clone();
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for (index, batch) in batches.iter().enumerate() {
+            if failed[index].is_some() {
+                outcomes.push(None);
+                continue;
+            }
+            let outcome = self.apply_batch(&mut txn, batch, (&mut head, &mut buckets), now_ms);
+            match outcome {
+                Ok(outcome) => outcomes.push(Some(outcome)),
+                Err(ApplyFailure::Rejected(error)) => outcomes.push(Some(Err(error))),
+                Err(ApplyFailure::Aborted(WriteError::Storage(error))) => {
+                    return Err(GroupFailure::Storage(error))
+                }
+                Err(ApplyFailure::Aborted(error)) => return Err(GroupFailure::Batch(index, error)),
+            }
+        }
+        if head != self.head {
+            txn.set_durability(self.options.commit_durability);
+            txn.commit()?;
+            self.head = head;
+            self.buckets = buckets;
+        }
+        Ok(outcomes)
+    }
+
+    /// Applies one batch inside the group's transaction, advancing the tentative head.
+    fn apply_batch(
+        &self,
+        txn: &mut WriteTransaction,
+        batch: &WriteBatch,
+        (head, buckets): (&mut Head, &mut StateBuckets),
+        now_ms: u64,
+    ) -> Result<Result<WriteOutcome, WriteError>, ApplyFailure> {
+        let mut staging = Staging::new(txn, self.id, buckets.clone());
         for (index, precondition) in batch.preconditions.iter().enumerate() {
-            let matched = staging.any_live(&precondition.filter, now_ms)?;
+            let matched = staging
+                .any_live(&precondition.filter, now_ms)
+                .map_err(ApplyFailure::Aborted)?;
             let must_match = precondition.kind == PreconditionKind::MustMatch;
             if matched != must_match {
-                return Err(WriteError::PreconditionFailed { index, must_match });
+                // Nothing was written yet: the batch is refused, the group goes on.
+                return Err(ApplyFailure::Rejected(WriteError::PreconditionFailed {
+                    index,
+                    must_match,
+                }));
             }
         }
         for (index, mutation) in batch.mutations.iter().enumerate() {
-            staging.apply(index, mutation, &self.limits, now_ms)?;
+            staging
+                .apply(index, mutation, &self.limits, now_ms)
+                .map_err(ApplyFailure::Aborted)?;
         }
         let Staging {
-            buckets,
+            buckets: staged,
             changed,
             operations,
             inserted,
@@ -54,25 +198,24 @@ impl Vault {
         } = staging;
         let operations_applied = operations.len();
         if operations.is_empty() {
-            // Nothing changed: dropping the transaction aborts it.
-            return Ok(WriteOutcome {
-                revision: self.revision(),
+            return Ok(Ok(WriteOutcome {
+                revision: Revision(head.height),
                 operations_applied,
                 inserted,
                 removed,
-            });
+            }));
         }
-        let pending = self.record_block(&mut txn, operations, buckets, &changed, now_ms)?;
-        txn.set_durability(self.options.commit_durability);
-        txn.commit()?;
-        self.head = pending.head;
-        self.buckets = pending.buckets;
-        Ok(WriteOutcome {
-            revision: self.revision(),
+        let pending = self
+            .record_block(txn, *head, operations, staged, &changed, now_ms)
+            .map_err(ApplyFailure::Aborted)?;
+        *head = pending.head;
+        *buckets = pending.buckets;
+        Ok(Ok(WriteOutcome {
+            revision: Revision(head.height),
             operations_applied,
             inserted,
             removed,
-        })
+        }))
     }
 
     /// Everything that can be checked before the transaction: sizes, the schema, every
@@ -108,14 +251,15 @@ impl Vault {
     fn record_block(
         &self,
         txn: &mut WriteTransaction,
+        previous: Head,
         operations: Vec<Operation>,
         buckets: StateBuckets,
         changed: &BTreeSet<u8>,
         now_ms: u64,
     ) -> Result<PendingBlock, WriteError> {
         let header = BlockHeader {
-            height: self.head.height + 1,
-            previous_hash: self.head.hash,
+            height: previous.height + 1,
+            previous_hash: previous.hash,
             timestamp_ms: now_ms,
             operations_root: operations_root(&operations),
             state_root: buckets.root(),
@@ -190,6 +334,7 @@ impl Vault {
         let pending = self
             .record_block(
                 &mut txn,
+                self.head,
                 vec![operation],
                 self.buckets.clone(),
                 &BTreeSet::new(),

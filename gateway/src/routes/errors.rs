@@ -195,7 +195,9 @@ pub fn write_problem(error: WriteError, paths: &[String], precondition_path: &st
             "Batch too large",
             detail,
         ),
-        WriteError::Corrupt { .. } | WriteError::Storage(_) => Problem::internal(detail),
+        WriteError::Corrupt { .. } | WriteError::GroupFailed { .. } | WriteError::Storage(_) => {
+            Problem::internal(detail)
+        }
     }
 }
 

@@ -1,19 +1,27 @@
 //! The vault registry: the catalog of the node's vaults and the supervisor of one vault state
-//! actor per vault. It publishes each vault's route (actor + snapshot channel) in the
-//! [`VaultDirectory`](inferadb_messages::VaultDirectory) and restarts a failed vault actor
-//! under the node's restart intensity.
+//! actor per vault. It publishes each vault's route (actor, snapshot channel, database) in
+//! the [`VaultDirectory`](inferadb_messages::VaultDirectory) and restarts a failed vault
+//! actor under its restart intensity.
+//!
+//! Each vault lives in its own file, `vaults/<id>.db`, which describes itself (it holds the
+//! vault's record too); the node catalog (`node.db`) lists the vaults. A vault is created
+//! file first, then catalog record; deleted catalog record first, then file. So a crash
+//! between the two steps leaves at most a file no record names, which the next start
+//! removes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use inferadb_messages::supervision::wait_until_unregistered;
 use inferadb_messages::{
     Mailbox, RegistryError, RegistryMsg, RestartDecision, RestartTracker, SnapshotHistory,
     VaultRoute,
 };
 use inferadb_protocols::VaultId;
-use inferadb_vault::{NodeCatalog, VaultRecord};
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use inferadb_storage::Database;
+use inferadb_vault::{CatalogError, NodeCatalog, VaultRecord};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 use tokio::sync::watch;
 
 use crate::actors::root::abnormal_stop;
@@ -22,6 +30,10 @@ use crate::context::NodeContext;
 
 /// How long a deletion waits for the vault actor to stop.
 const VAULT_STOP_WAIT_MS: u64 = 10_000;
+/// How often, and how far apart, a vault actor's start is retried while a dead incarnation
+/// still holds its name.
+const SPAWN_ATTEMPTS: u32 = 200;
+const SPAWN_RETRY_MS: u64 = 5;
 
 /// One supervised vault actor.
 struct Child {
@@ -55,8 +67,11 @@ impl Actor for VaultRegistry {
             catalog,
             children: HashMap::new(),
         };
-        for record in state.catalog.list_vaults()? {
-            start_vault(&mut state, record, myself.get_cell()).await?;
+        let records = state.catalog.list_vaults()?;
+        remove_orphan_files(&context, &records);
+        for record in records {
+            let database = open_vault_file(&context, record.id)?;
+            start_vault(&mut state, record, database, myself.get_cell()).await?;
         }
         let name = context.names.child("vaults");
         context
@@ -118,6 +133,50 @@ impl Actor for VaultRegistry {
     }
 }
 
+/// The handle on a vault's own database file, opening (creating if missing) the file the
+/// first time in this process.
+fn open_vault_file(
+    context: &NodeContext,
+    id: VaultId,
+) -> Result<Arc<Database>, ActorProcessingErr> {
+    let mut files = context.vault_files.lock();
+    if let Some(database) = files.get(&id) {
+        return Ok(Arc::clone(database));
+    }
+    let path = context.config.vault_file(id);
+    let database = inferadb_vault::open_database(&path)
+        .map_err(|error| format!("vault file `{}`: {error}", path.display()))?;
+    let database = Arc::new(database);
+    files.insert(id, Arc::clone(&database));
+    Ok(database)
+}
+
+/// Forgets a deleted vault's file handle and removes the file.
+fn close_vault_file(context: &NodeContext, id: VaultId) {
+    context.vault_files.lock().remove(&id);
+    // Readers still holding a snapshot keep the mapping alive; the file's name goes now.
+    let _ = std::fs::remove_file(context.config.vault_file(id));
+}
+
+/// Deletes vault files that no catalog record names (a crash between a file's creation and
+/// its record, or between a record's deletion and its file's).
+fn remove_orphan_files(context: &NodeContext, records: &[VaultRecord]) {
+    let known: HashSet<String> = records
+        .iter()
+        .map(|record| format!("{}.db", record.id))
+        .collect();
+    let Ok(entries) = std::fs::read_dir(context.config.vaults_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.ends_with(".db") && !known.contains(&file_name) {
+            tracing::warn!(file = %file_name, "removing a vault file no catalog record names");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn vault_of(state: &RegistryState, cell: &ActorCell) -> Option<VaultId> {
     let name = cell.get_name()?;
     state
@@ -127,10 +186,37 @@ fn vault_of(state: &RegistryState, cell: &ActorCell) -> Option<VaultId> {
         .find(|id| state.context.names.vault(*id) == name)
 }
 
+/// Spawns a vault actor, retrying (bounded) while a dead incarnation still holds the name.
+async fn spawn_vault_actor(
+    name: &str,
+    arguments: &VaultArguments,
+    supervisor: &ActorCell,
+) -> Result<(), SpawnErr> {
+    let mut attempt = 1;
+    loop {
+        wait_until_unregistered(name).await;
+        let spawned = Actor::spawn_linked(
+            Some(name.to_string()),
+            VaultActor,
+            arguments.clone(),
+            supervisor.clone(),
+        )
+        .await;
+        match spawned {
+            Err(SpawnErr::ActorAlreadyRegistered(_)) if attempt < SPAWN_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(SPAWN_RETRY_MS)).await;
+            }
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 /// Spawns the actor of `record` (which publishes the first snapshot) and its route.
 async fn start_vault(
     state: &mut RegistryState,
     record: VaultRecord,
+    database: Arc<Database>,
     supervisor: ActorCell,
 ) -> Result<(), ActorProcessingErr> {
     let context = Arc::clone(&state.context);
@@ -144,14 +230,9 @@ async fn start_vault(
         id,
         snapshots: Arc::new(sender),
         history: history.clone(),
+        database: Arc::clone(&database),
     };
-    Actor::spawn_linked(
-        Some(name.clone()),
-        VaultActor,
-        arguments.clone(),
-        supervisor,
-    )
-    .await?;
+    spawn_vault_actor(&name, &arguments, &supervisor).await?;
     let actor_record = context
         .actors
         .record(&name, Some(&context.names.child("vaults")), "vault");
@@ -162,12 +243,59 @@ async fn start_vault(
             mailbox: Mailbox::new(actor_record),
             snapshots: receiver,
             history,
+            database,
         },
     );
-    let supervision = &context.config.supervision;
-    let tracker = RestartTracker::with_intensity(supervision.intensity("vault"));
+    let intensity = context.config.supervision.intensity("vault");
+    let tracker = RestartTracker::with_intensity(intensity);
     state.children.insert(id, Child { arguments, tracker });
     Ok(())
+}
+
+/// A fresh id no vault has.
+fn fresh_id(catalog: &NodeCatalog) -> Result<VaultId, CatalogError> {
+    loop {
+        let id = VaultId(rand::random());
+        if catalog.get(id)?.is_none() {
+            return Ok(id);
+        }
+    }
+}
+
+/// Creates the vault's file (with its own record), then the catalog record.
+fn create_files(
+    context: &NodeContext,
+    catalog: &NodeCatalog,
+    name: &str,
+) -> Result<(VaultRecord, Arc<Database>), RegistryError> {
+    inferadb_vault::validate_vault_name(name)?;
+    if let Some(existing) = catalog
+        .list_vaults()?
+        .into_iter()
+        .find(|record| record.name == name)
+    {
+        return Err(CatalogError::NameTaken {
+            name: name.to_string(),
+            existing: existing.id,
+        }
+        .into());
+    }
+    let id = fresh_id(catalog)?;
+    let now_ms = context.now_ms();
+    let database = open_vault_file(context, id).map_err(|error| RegistryError::SpawnFailed {
+        id,
+        message: error.to_string(),
+    })?;
+    NodeCatalog::open(Arc::clone(&database), [0; 32])?.create_vault(id, name, now_ms)?;
+    database.sync().map_err(CatalogError::from)?;
+    match catalog.create_vault(id, name, now_ms) {
+        Ok(record) => Ok((record, database)),
+        Err(error) => {
+            drop(database);
+            close_vault_file(context, id);
+            Err(error.into())
+        }
+    }
 }
 
 async fn create(
@@ -175,16 +303,11 @@ async fn create(
     name: &str,
     supervisor: ActorCell,
 ) -> Result<VaultRecord, RegistryError> {
-    let now_ms = state.context.now_ms();
-    let record = loop {
-        let id = VaultId(rand::random());
-        match state.catalog.create_vault(id, name, now_ms) {
-            Err(inferadb_vault::CatalogError::IdTaken { .. }) => continue,
-            other => break other?,
-        }
-    };
+    let context = Arc::clone(&state.context);
+    let (record, database) =
+        tokio::task::block_in_place(|| create_files(&context, &state.catalog, name))?;
     let id = record.id;
-    start_vault(state, record.clone(), supervisor)
+    start_vault(state, record.clone(), database, supervisor)
         .await
         .map_err(|error| RegistryError::SpawnFailed {
             id,
@@ -198,7 +321,7 @@ async fn delete(state: &mut RegistryState, id: VaultId) -> Result<(), RegistryEr
         return Err(RegistryError::NotFound { id });
     }
     // Withdraw the route first so no new request reaches the vault, then stop its actor
-    // (which answers the writes it holds), then delete the data.
+    // (which applies and answers the writes it holds), then delete the record and the file.
     let context = Arc::clone(&state.context);
     context.vaults.remove(id);
     state.children.remove(&id);
@@ -214,6 +337,7 @@ async fn delete(state: &mut RegistryState, id: VaultId) -> Result<(), RegistryEr
     }
     let catalog = &state.catalog;
     tokio::task::block_in_place(|| catalog.delete_vault(id))?;
+    close_vault_file(&context, id);
     context.actors.remove_subtree(&name);
     Ok(())
 }
@@ -237,8 +361,7 @@ async fn restart_vault(
             tracing::warn!(actor = %name, %reason, "restarting vault actor");
             record.restarting(reason);
             record.reset_mailbox();
-            let arguments = child.arguments.clone();
-            Actor::spawn_linked(Some(name), VaultActor, arguments, supervisor).await?;
+            spawn_vault_actor(&name, &child.arguments, &supervisor).await?;
             Ok(())
         }
         RestartDecision::Escalate => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferadb_gateway::{GatewayActor, GatewayContext};
+use inferadb_messages::supervision::wait_until_unregistered;
 use inferadb_messages::{AdminError, NodeMsg, RestartDecision, RestartTracker};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 
@@ -168,31 +169,50 @@ impl Actor for RootSupervisor {
         let Some(name) = cell.get_name() else {
             return Ok(());
         };
-        let now_ms = context.now_ms();
-        let Some((kind, _, tracker)) = state.trackers.iter_mut().find(|(_, n, _)| *n == name)
+        let Some(kind) = state
+            .trackers
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(kind, _, _)| *kind)
         else {
             return Ok(());
         };
-        let kind = *kind;
         let record = context
             .actors
             .record(&name, Some(&context.names.root()), kind.kind());
-        match tracker.on_failure(now_ms) {
-            RestartDecision::Restart => {
-                tracing::warn!(actor = %name, %reason, "restarting failed actor");
-                record.restarting(reason);
-                record.reset_mailbox();
-                spawn_child(kind, name, &state.arguments, myself.get_cell()).await?;
-                Ok(())
-            }
-            RestartDecision::Escalate => {
+        let mut reason = reason;
+        // A restart that itself fails counts as one more failure of the child, so a child
+        // that cannot start escalates after its restart intensity, not at once.
+        loop {
+            let now_ms = context.now_ms();
+            let Some((_, _, tracker)) = state.trackers.iter_mut().find(|(_, n, _)| *n == name)
+            else {
+                return Ok(());
+            };
+            if tracker.on_failure(now_ms) == RestartDecision::Escalate {
                 record.failed_for_good(reason.clone());
-                Err(format!("`{name}` failed too often (last: {reason}); stopping the node").into())
+                return Err(format!(
+                    "`{name}` failed too often (last: {reason}); stopping the node"
+                )
+                .into());
+            }
+            tracing::warn!(actor = %name, %reason, "restarting failed actor");
+            record.restarting(reason);
+            record.reset_mailbox();
+            wait_until_unregistered(&name).await;
+            match spawn_child(kind, name.clone(), &state.arguments, myself.get_cell()).await {
+                Ok(_) => return Ok(()),
+                Err(error) => {
+                    reason = format!("restart failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(RESTART_BACKOFF_MS)).await;
+                }
             }
         }
     }
 }
 
+/// Pause between two attempts to start a child whose restart failed.
+pub const RESTART_BACKOFF_MS: u64 = 100;
 /// The child and reason of an abnormal stop; `None` for starts and normal stops.
 pub fn abnormal_stop(event: SupervisionEvent) -> Option<(ActorCell, String)> {
     match event {

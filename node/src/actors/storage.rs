@@ -1,10 +1,11 @@
-//! The storage actor: owns the node's database file for the supervision tree. Statistics,
-//! integrity checks and the final sync at shutdown go through it; vault actors write through
-//! their own transactions on the shared handle (the engine serialises writers).
+//! The storage actor: the node's storage in the supervision tree. It owns the catalog file
+//! (`node.db`) and reports on every file of the node (the catalog and each vault's file,
+//! which its vault actor writes): statistics, integrity checks, and the final sync.
 
 use std::sync::Arc;
 
 use inferadb_messages::StorageMsg;
+use inferadb_storage::{Database, DatabaseStats, StorageError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::context::NodeContext;
@@ -46,7 +47,7 @@ impl Actor for StorageActor {
                 let _ = reply.send(tokio::task::block_in_place(|| database.sync()));
             }
             StorageMsg::Stats { reply } => {
-                let _ = reply.send(database.stats());
+                let _ = reply.send(node_stats(context));
             }
             StorageMsg::Verify { reply } => {
                 let _ = reply.send(tokio::task::block_in_place(|| database.verify()));
@@ -65,4 +66,40 @@ impl Actor for StorageActor {
         tokio::task::block_in_place(|| database.sync())?;
         Ok(())
     }
+}
+
+/// Every file of the node, the catalog first.
+fn databases(context: &NodeContext) -> Vec<Arc<Database>> {
+    let mut all = vec![Arc::clone(&context.database)];
+    all.extend(
+        context
+            .vaults
+            .routes()
+            .into_iter()
+            .map(|route| route.database),
+    );
+    all
+}
+
+/// The statistics of every file of the node, added up.
+fn node_stats(context: &NodeContext) -> Result<DatabaseStats, StorageError> {
+    let mut total: Option<DatabaseStats> = None;
+    for database in databases(context) {
+        let stats = database.stats()?;
+        total = Some(match total {
+            None => stats,
+            Some(sum) => add(sum, &stats),
+        });
+    }
+    total.ok_or(StorageError::Poisoned)
+}
+
+fn add(mut sum: DatabaseStats, stats: &DatabaseStats) -> DatabaseStats {
+    sum.file_size_bytes += stats.file_size_bytes;
+    sum.page_count += stats.page_count;
+    sum.used_pages += stats.used_pages;
+    sum.free_pages += stats.free_pages;
+    sum.pending_pages += stats.pending_pages;
+    sum.live_readers += stats.live_readers;
+    sum
 }

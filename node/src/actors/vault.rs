@@ -1,19 +1,20 @@
 //! The vault state actor: the only writer of one vault.
 //!
-//! Writes are group-committed. Each `Write` is validated and committed at once (deferred
-//! durability, so later writes and preconditions see it), its reply is parked, and the first
-//! parked write schedules a `Flush` to the actor's own mailbox. Writes that arrive before the
-//! flush is handled join the same group. The flush makes the group durable with one sync,
-//! publishes the new snapshot, and only then answers the writers: an acknowledged write is
-//! durable and visible.
+//! Writes are group-committed, in both senses. A `Write` only queues its batch; the first
+//! queued batch schedules a `Flush` to the actor's own mailbox, behind every message already
+//! there, so writes that arrive meanwhile join the group. The flush applies the group in ONE
+//! storage transaction (`Vault::write_group`: each batch atomic, with its own block, as if
+//! applied one by one), makes it durable with one sync, publishes the new snapshot, and
+//! only then answers the writers: an acknowledged write is durable and visible.
 
 use std::sync::Arc;
 
 use inferadb_messages::{ActorRecord, SnapshotHistory, VaultMsg};
 use inferadb_protocols::VaultId;
-use inferadb_storage::{Durability, StorageError};
+use inferadb_storage::{Database, Durability, StorageError};
 use inferadb_vault::{
-    SchemaDeployed, SchemaError, Vault, VaultOptions, VaultSnapshot, WriteError, WriteOutcome,
+    SchemaDeployed, SchemaError, Vault, VaultOptions, VaultSnapshot, WriteBatch, WriteError,
+    WriteOutcome,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
@@ -31,23 +32,19 @@ pub struct VaultArguments {
     pub snapshots: Arc<watch::Sender<Option<Arc<VaultSnapshot>>>>,
     /// Recent snapshots, for lookups continuing an older cursor.
     pub history: SnapshotHistory,
+    /// The vault's own database file.
+    pub database: Arc<Database>,
 }
 
-/// A reply waiting for its group's flush.
-enum Parked {
-    Write(RpcReplyPort<Result<WriteOutcome, WriteError>>, WriteOutcome),
-    Schema(
-        RpcReplyPort<Result<SchemaDeployed, SchemaError>>,
-        SchemaDeployed,
-    ),
-}
+type WriteReply = RpcReplyPort<Result<WriteOutcome, WriteError>>;
 
 /// The vault actor's state.
 pub struct VaultState {
     arguments: VaultArguments,
     vault: Vault,
     record: Arc<ActorRecord>,
-    parked: Vec<Parked>,
+    /// Batches waiting for the next flush, with their writers.
+    queued: Vec<(WriteBatch, WriteReply)>,
     flush_scheduled: bool,
 }
 
@@ -74,8 +71,11 @@ fn publish(arguments: &VaultArguments, snapshot: Arc<VaultSnapshot>) {
 /// Opens the vault and publishes its current snapshot.
 fn open(arguments: &VaultArguments) -> Result<Vault, ActorProcessingErr> {
     let context = &arguments.context;
+    // Commits a previous incarnation made but did not flush are in the file's current
+    // state: make them durable before anyone can read them, so nothing visible is ever lost.
+    arguments.database.sync()?;
     let vault = Vault::open(
-        Arc::clone(&context.database),
+        Arc::clone(&arguments.database),
         arguments.id,
         vault_options(context),
     )?;
@@ -105,7 +105,7 @@ impl Actor for VaultActor {
             arguments,
             vault,
             record,
-            parked: Vec::new(),
+            queued: Vec::new(),
             flush_scheduled: false,
         })
     }
@@ -117,32 +117,16 @@ impl Actor for VaultActor {
         state: &mut VaultState,
     ) -> Result<(), ActorProcessingErr> {
         state.record.handled_one();
-        let now_ms = state.arguments.context.now_ms();
         match message {
-            VaultMsg::Write { batch, reply } => {
-                match tokio::task::block_in_place(|| state.vault.write(batch, now_ms)) {
-                    Ok(outcome) => park(&myself, state, Parked::Write(reply, outcome)),
-                    Err(error) => {
-                        let poisoned = is_poisoned_write(&error);
-                        let _ = reply.send(Err(error));
-                        if poisoned {
-                            return Err("the database is poisoned by an I/O failure".into());
-                        }
-                    }
-                }
-            }
-            VaultMsg::DeploySchema { text, reply } => {
-                match tokio::task::block_in_place(|| state.vault.deploy_schema(&text, now_ms)) {
-                    Ok(deployed) => park(&myself, state, Parked::Schema(reply, deployed)),
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                }
-            }
+            VaultMsg::Write { batch, reply } => queue(&myself, state, batch, reply),
+            VaultMsg::DeploySchema { text, reply } => deploy(state, &text, reply)?,
             VaultMsg::SchemaVersions { reply } => {
                 let _ = reply.send(state.vault.schema_versions().to_vec());
             }
-            VaultMsg::Flush => flush(state)?,
+            VaultMsg::Flush => {
+                state.flush_scheduled = false;
+                flush(state)?;
+            }
             // A real panic, so the runtime's panic capture and the supervisor's restart path
             // run exactly as they would for a bug.
             VaultMsg::InjectFailure { reason } => panic!("injected failure: {reason}"),
@@ -155,17 +139,18 @@ impl Actor for VaultActor {
         _myself: ActorRef<VaultMsg>,
         state: &mut VaultState,
     ) -> Result<(), ActorProcessingErr> {
-        // A normal stop (shutdown, vault deletion) still answers the writers it holds.
+        // A normal stop (shutdown, vault deletion) still applies and answers what it holds.
         flush(state)
     }
 }
 
-fn is_poisoned_write(error: &WriteError) -> bool {
-    matches!(error, WriteError::Storage(StorageError::Poisoned))
-}
-
-fn park(myself: &ActorRef<VaultMsg>, state: &mut VaultState, parked: Parked) {
-    state.parked.push(parked);
+fn queue(
+    myself: &ActorRef<VaultMsg>,
+    state: &mut VaultState,
+    batch: WriteBatch,
+    reply: WriteReply,
+) {
+    state.queued.push((batch, reply));
     if !state.flush_scheduled {
         state.flush_scheduled = true;
         // Behind every message already queued: those writes join this group.
@@ -176,52 +161,77 @@ fn park(myself: &ActorRef<VaultMsg>, state: &mut VaultState, parked: Parked) {
     }
 }
 
-/// Makes the group durable, publishes the snapshot, answers the group.
+/// Applies every queued batch, group by group, each group in one transaction made durable
+/// by one sync; publishes the snapshot; answers the writers.
 fn flush(state: &mut VaultState) -> Result<(), ActorProcessingErr> {
-    state.flush_scheduled = false;
-    if state.parked.is_empty() {
+    let group_max = state.vault.options().limits.group_commit_batches_max.max(1);
+    while !state.queued.is_empty() {
+        let take = state.queued.len().min(group_max);
+        let (batches, replies): (Vec<WriteBatch>, Vec<WriteReply>) =
+            state.queued.drain(..take).unzip();
+        let now_ms = state.arguments.context.now_ms();
+        let results = tokio::task::block_in_place(|| state.vault.write_group(batches, now_ms));
+        let poisoned = results.iter().any(|result| {
+            matches!(
+                result,
+                Err(WriteError::Storage(_) | WriteError::GroupFailed { .. })
+            )
+        });
+        let synced = make_durable(state);
+        answer_group(replies, results, synced.is_ok());
+        synced?;
+        if poisoned {
+            return Err("a group commit failed in the storage engine".into());
+        }
+    }
+    Ok(())
+}
+
+/// Syncs and publishes the newest snapshot.
+fn make_durable(state: &VaultState) -> Result<(), ActorProcessingErr> {
+    let database = Arc::clone(&state.arguments.database);
+    tokio::task::block_in_place(|| database.sync())?;
+    publish(&state.arguments, state.vault.snapshot()?);
+    Ok(())
+}
+
+/// Answers a group. When the sync failed, no success may be reported: the engine is
+/// poisoned, and the writes may be lost.
+fn answer_group(
+    replies: Vec<WriteReply>,
+    results: Vec<Result<WriteOutcome, WriteError>>,
+    durable: bool,
+) {
+    for (reply, result) in replies.into_iter().zip(results) {
+        let result = match result {
+            Ok(_) if !durable => Err(WriteError::Storage(StorageError::Poisoned)),
+            other => other,
+        };
+        let _ = reply.send(result);
+    }
+}
+
+/// Deploys a schema after the queued writes (so their order is kept), durably.
+fn deploy(
+    state: &mut VaultState,
+    text: &str,
+    reply: RpcReplyPort<Result<SchemaDeployed, SchemaError>>,
+) -> Result<(), ActorProcessingErr> {
+    flush(state)?;
+    let now_ms = state.arguments.context.now_ms();
+    let deployed = tokio::task::block_in_place(|| state.vault.deploy_schema(text, now_ms));
+    if deployed.is_err() {
+        let _ = reply.send(deployed);
         return Ok(());
     }
-    let database = Arc::clone(&state.arguments.context.database);
-    let synced = tokio::task::block_in_place(|| database.sync());
-    let parked = std::mem::take(&mut state.parked);
-    match synced {
+    match make_durable(state) {
         Ok(()) => {
-            publish(&state.arguments, state.vault.snapshot()?);
-            for reply in parked {
-                answer(reply);
-            }
+            let _ = reply.send(deployed);
             Ok(())
         }
         Err(error) => {
-            // A failed sync poisons the engine, so every writer of the group learns that.
-            for reply in parked {
-                fail(reply);
-            }
-            // The engine is poisoned: fail, so the supervisor decides what happens next.
-            Err(format!("group commit failed: {error}").into())
-        }
-    }
-}
-
-fn answer(parked: Parked) {
-    match parked {
-        Parked::Write(reply, outcome) => {
-            let _ = reply.send(Ok(outcome));
-        }
-        Parked::Schema(reply, deployed) => {
-            let _ = reply.send(Ok(deployed));
-        }
-    }
-}
-
-fn fail(parked: Parked) {
-    match parked {
-        Parked::Write(reply, _) => {
-            let _ = reply.send(Err(WriteError::Storage(StorageError::Poisoned)));
-        }
-        Parked::Schema(reply, _) => {
             let _ = reply.send(Err(SchemaError::Storage(StorageError::Poisoned)));
+            Err(error)
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::vault::VaultMsg;
 
 /// How many recent snapshots a vault keeps reachable for lookups that continue a cursor
 /// issued at an older revision. Each pins the pages of its commit until it falls out.
-pub const SNAPSHOT_HISTORY_MAX: usize = 64;
+pub const SNAPSHOT_HISTORY_MAX: usize = 16;
 
 /// The most recent snapshots of a vault, newest last (published by the vault actor).
 #[derive(Clone, Default)]
@@ -59,6 +59,8 @@ pub struct VaultRoute {
     pub snapshots: watch::Receiver<Option<Arc<VaultSnapshot>>>,
     /// Recent snapshots, for cursors issued at an older revision.
     pub history: SnapshotHistory,
+    /// The vault's own database file (for statistics; only the vault actor writes it).
+    pub database: Arc<inferadb_storage::Database>,
 }
 
 /// Routes to every active vault of the node.

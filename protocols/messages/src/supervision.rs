@@ -62,6 +62,32 @@ impl RestartTracker {
     }
 }
 
+/// Longest a supervisor waits for a dead incarnation (and its children) to release its
+/// name before starting the next one.
+pub const UNREGISTER_WAIT_MS: u64 = 5_000;
+
+/// Waits (bounded) until no actor is registered under `name`: a dead incarnation
+/// unregisters only after its supervisor was told of its end, and the children of a killed
+/// supervisor stop after it. Anything still registered under the name is stopped first.
+pub async fn wait_until_unregistered(name: &str) {
+    let Some(old) = ractor::registry::where_is(name.to_string()) else {
+        return;
+    };
+    old.stop(Some("replaced by a restart".to_string()));
+    // The name is released a little after the actor reports its end; poll (bounded) rather
+    // than race the registry.
+    let attempts = UNREGISTER_WAIT_MS / UNREGISTER_POLL_MS;
+    for _ in 0..attempts {
+        if ractor::registry::where_is(name.to_string()).is_none() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(UNREGISTER_POLL_MS)).await;
+    }
+}
+
+/// How often [`wait_until_unregistered`] looks again.
+const UNREGISTER_POLL_MS: u64 = 5;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@
 
 mod common;
 mod dataset;
+mod group;
 mod model;
+mod review;
 mod scenarios;
 mod units;

@@ -53,7 +53,7 @@ fn relationship() -> impl Strategy<Value = Relationship> {
         })
 }
 
-fn filter() -> impl Strategy<Value = RelationshipFilter> {
+pub(crate) fn filter() -> impl Strategy<Value = RelationshipFilter> {
     let pick =
         |options: &'static [&'static str]| proptest::option::of(proptest::sample::select(options));
     (
@@ -74,7 +74,7 @@ fn filter() -> impl Strategy<Value = RelationshipFilter> {
         })
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         4 => relationship().prop_map(Mutation::Create),
         4 => relationship().prop_map(Mutation::Touch),
@@ -273,7 +273,7 @@ fn reads_match(snapshot: &VaultSnapshot, model: &Model, filter: &RelationshipFil
     assert_eq!(found_set, wanted, "read_relationships {filter:?}");
 }
 
-fn absolute(mut mutations: Vec<Mutation>, now_ms: u64) -> Vec<Mutation> {
+pub(crate) fn absolute(mut mutations: Vec<Mutation>, now_ms: u64) -> Vec<Mutation> {
     for mutation in &mut mutations {
         if let Mutation::Create(r) | Mutation::Touch(r) = mutation {
             r.expires_at_ms = r.expires_at_ms.map(|offset| now_ms + offset);
