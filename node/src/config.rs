@@ -243,10 +243,10 @@ fn invalid(field: &'static str, rule: &str, value: impl ToString) -> ConfigError
 /// One numeric rule: the field, its value and the inclusive range it must lie in.
 type NumericRule = (&'static str, u64, u64, u64);
 
-fn numeric_rules(config: &NodeConfig) -> [NumericRule; 13] {
+fn numeric_rules(config: &NodeConfig) -> Vec<NumericRule> {
     let size = |value: usize| value as u64;
     let (http, evaluator, vault) = (&config.http, &config.evaluator, &config.vault);
-    [
+    vec![
         ("node_id", config.node_id, 1, u64::MAX),
         (
             "http.request_body_max_bytes",
@@ -337,6 +337,13 @@ pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
                 "supervision.children",
                 "keys must be storage, vault_registry, vault, evaluator_pool, gateway or http_listener",
                 kind,
+            ));
+        }
+        if intensity.max_restarts > 1_000 {
+            return Err(invalid(
+                "supervision.children.*.max_restarts",
+                "must be between 0 and 1000",
+                intensity.max_restarts,
             ));
         }
         if !(1..=86_400_000).contains(&intensity.within_ms) {

@@ -88,3 +88,38 @@ fn killed_and_panicking_actors_are_restarted_and_the_node_keeps_serving() {
     let root = node.post("/v1/admin/actors/node/1/restart", &Value::Null);
     assert_eq!(root.status, 403);
 }
+
+#[test]
+fn a_vault_that_cannot_open_is_contained_and_the_others_keep_serving() {
+    let directory = tempfile::tempdir().unwrap();
+    let node = Node::start(directory.path());
+    let healthy = vault_with_schema(&node, "healthy");
+    let damaged = vault_with_schema(&node, "damaged");
+    write(&node, &healthy, &[("document:1", "owner", "user:ann")]);
+    let (status, _) = node.terminate();
+    assert!(status.success());
+    let file = directory
+        .path()
+        .join("vaults")
+        .join(format!("{damaged}.db"));
+    let length = std::fs::metadata(&file).unwrap().len() as usize;
+    std::fs::write(&file, vec![0x5a; length]).unwrap();
+
+    let node = Node::start(directory.path());
+    assert!(check(&node, &healthy, "document:1", "view", "user:ann"));
+    let refused = node.get(&format!("/v1/vaults/{damaged}"));
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert!(refused.json["detail"]
+        .as_str()
+        .unwrap()
+        .contains("out of service"));
+    let record = actor(&node, &format!("node/1/vault/{damaged}"));
+    assert_eq!(record["status"], "stopped", "{record}");
+    assert_eq!(
+        node.get("/v1/vaults").json["vaults"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

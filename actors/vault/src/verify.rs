@@ -49,9 +49,9 @@ impl Problems {
 /// A schema deploy the ledger records: version, SHA-256 of the text, height.
 type Deploy = (u32, Hash32, u64);
 
-/// What replaying the chain gives: the buckets, the last block's hash, the block count and
-/// the schema deploys.
-type Replayed = (StateBuckets, Hash32, u64, Vec<Deploy>);
+/// What replaying the chain gives: the buckets, the last block's hash, the block count,
+/// the schema deploys and the number of live relationships the operations leave.
+type Replayed = (StateBuckets, Hash32, u64, Vec<Deploy>, u64);
 
 impl VaultSnapshot {
     /// Recomputes every block hash, chain link and operations root, replays every
@@ -64,12 +64,20 @@ impl VaultSnapshot {
             total: 0,
             max: self.limits.verify_problems_max,
         };
-        let (replayed, last_hash, blocks_checked, deployed) = self.replay_blocks(&mut problems)?;
+        let (replayed, last_hash, blocks_checked, deployed, replayed_count) =
+            self.replay_blocks(&mut problems)?;
         self.check_schemas(&deployed, &mut problems)?;
         self.check_state_table(&replayed, last_hash, &mut problems)?;
         let (indexed, relationships) = self.check_indexes(&mut problems)?;
         if indexed != replayed {
             problems.push("the forward index does not hold the state the ledger replays to".into());
+        }
+        // The bucket sums alone could in principle be matched by a crafted set of extra
+        // relationships; the count must match too.
+        if relationships != replayed_count {
+            problems.push(format!(
+                "the forward index holds {relationships} relationships, the ledger replays to {replayed_count}"
+            ));
         }
         Ok(LedgerReport {
             holds: problems.total == 0,
@@ -90,6 +98,7 @@ impl VaultSnapshot {
         let mut previous = [0u8; 32];
         let mut checked = 0;
         let mut deployed = Vec::new();
+        let mut count: u64 = 0;
         for height in 1..=self.revision.0 {
             let Some(bytes) = table.get(&height.to_be_bytes())? else {
                 problems.push(format!("block {height}: missing"));
@@ -103,12 +112,13 @@ impl VaultSnapshot {
             check_block(&block, height, &previous, problems);
             for operation in &block.operations {
                 buckets.apply(operation);
-                if let Operation::SchemaDeployed {
-                    version,
-                    text_sha256,
-                } = operation
-                {
-                    deployed.push((*version, *text_sha256, height));
+                match operation {
+                    Operation::Insert(_) => count = count.wrapping_add(1),
+                    Operation::Remove(_) => count = count.wrapping_sub(1),
+                    Operation::SchemaDeployed {
+                        version,
+                        text_sha256,
+                    } => deployed.push((*version, *text_sha256, height)),
                 }
             }
             if buckets.root() != block.state_root {
@@ -125,7 +135,7 @@ impl VaultSnapshot {
                 self.revision.0
             ));
         }
-        Ok((buckets, previous, checked, deployed))
+        Ok((buckets, previous, checked, deployed, count))
     }
 
     /// Every stored schema version with its text.

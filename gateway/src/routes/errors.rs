@@ -245,6 +245,7 @@ pub fn rejection_problem(rejection: EvaluatorRejection) -> Problem {
         ),
         EvaluatorRejection::Evaluation(error) => evaluation_problem(&error),
         EvaluatorRejection::Stopping => Problem::unavailable(rejection.to_string()).retry_after(1),
+        EvaluatorRejection::Panicked => Problem::internal(rejection.to_string()),
     }
 }
 

@@ -119,8 +119,21 @@ pub fn vault_id(text: &str) -> Result<VaultId, Problem> {
 /// The route to an existing vault, or 404.
 pub fn vault_route(context: &GatewayContext, text: &str) -> Result<(VaultId, VaultRoute), Problem> {
     let id = vault_id(text)?;
-    let route = context.vaults.get(id).ok_or_else(|| {
-        Problem::not_found("vault-not-found", format!("vault `{id}` does not exist"))
-    })?;
-    Ok((id, route))
+    if let Some(route) = context.vaults.get(id) {
+        return Ok((id, route));
+    }
+    // A vault whose actor gave up is listed but not served: say why, not "no such vault".
+    let record = context
+        .actors
+        .get(&format!("{}/vault/{id}", context.root_name));
+    match record.filter(|record| record.status() == inferadb_messages::ActorStatus::Stopped) {
+        Some(record) => Err(Problem::unavailable(format!(
+            "vault `{id}` is out of service: {}",
+            record.snapshot(0).last_failure.unwrap_or_default()
+        ))),
+        None => Err(Problem::not_found(
+            "vault-not-found",
+            format!("vault `{id}` does not exist"),
+        )),
+    }
 }

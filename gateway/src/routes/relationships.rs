@@ -99,6 +99,24 @@ fn batch(body: &WriteBody) -> Result<(WriteBatch, Vec<String>), Problem> {
     ))
 }
 
+/// A write whose answer was lost may or may not have been applied: say so, and do not
+/// invite a blind retry (a write that was never delivered is still a plain 503).
+fn write_mailbox_problem(error: inferadb_messages::MailboxError) -> Problem {
+    use inferadb_messages::MailboxError;
+    match error {
+        MailboxError::Dropped { .. } | MailboxError::Timeout { .. } => Problem::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "write-outcome-unknown",
+            "Write outcome unknown",
+            format!(
+                "{error}; the write may or may not have been applied: read it back, or retry \
+                 with a precondition"
+            ),
+        ),
+        MailboxError::NotRunning { .. } => mailbox_problem(error),
+    }
+}
+
 async fn apply(
     context: &Context,
     id: VaultId,
@@ -111,7 +129,7 @@ async fn apply(
         .mailbox
         .call(|reply| VaultMsg::Write { batch, reply }, timeout)
         .await
-        .map_err(mailbox_problem)?
+        .map_err(write_mailbox_problem)?
         .map_err(|error| write_problem(error, paths, "preconditions"))?;
     Ok(json!({
         "revision": consistency::encode_token(context, id, outcome.revision),

@@ -56,8 +56,11 @@ impl Actor for EvaluatorPool {
             .actors
             .record(&name, Some(&context.names.root()), "evaluator_pool");
         let (sender, receiver) = crossbeam_channel::bounded(context.config.evaluator.queue_max);
+        // Workers of a previous incarnation may still be draining; the incarnation tells
+        // their records apart from ours.
+        let incarnation = myself.get_id().pid();
         for index in 0..context.config.evaluator_workers() {
-            spawn_worker(&context, &name, index, receiver.clone())?;
+            spawn_worker(&context, &name, (index, incarnation), receiver.clone())?;
         }
         record.started(myself.get_id().pid(), context.now_ms());
         Ok(PoolState {
@@ -122,24 +125,23 @@ fn enqueue(sender: &Sender<QueuedJob>, job: QueuedJob, queue_max: usize, retry_a
 fn spawn_worker(
     context: &Arc<NodeContext>,
     pool_name: &str,
-    index: usize,
+    (index, incarnation): (usize, u64),
     receiver: Receiver<QueuedJob>,
 ) -> Result<(), ActorProcessingErr> {
     let name = context.names.worker(index);
     let record = context
         .actors
         .record(&name, Some(pool_name), "evaluator_worker");
-    record.started(0, context.now_ms());
+    record.started(incarnation, context.now_ms());
     std::thread::Builder::new()
         .name(format!("evaluator-{index}"))
         .stack_size(WORKER_STACK_BYTES)
-        .spawn(move || work(&record, &receiver))?;
+        .spawn(move || work(&record, &receiver, incarnation))?;
     Ok(())
 }
 
 /// A worker's loop: run jobs until the pool drops its sender.
-fn work(record: &ActorRecord, receiver: &Receiver<QueuedJob>) {
-    record.set_status(inferadb_messages::ActorStatus::Running);
+fn work(record: &ActorRecord, receiver: &Receiver<QueuedJob>, incarnation: u64) {
     while let Ok(queued) = receiver.recv() {
         record.enqueued_one();
         let QueuedJob {
@@ -152,17 +154,17 @@ fn work(record: &ActorRecord, receiver: &Receiver<QueuedJob>) {
         // the caller gets an error, the failure is recorded, the worker goes on.
         let outcome = catch_unwind(AssertUnwindSafe(|| run(&snapshot, now_ms, job)));
         record.handled_one();
-        match outcome {
-            Ok(result) => {
-                let _ = reply.send(result);
-            }
-            Err(_) => {
-                record.restarting("an evaluation panicked".to_string());
-                record.set_status(inferadb_messages::ActorStatus::Running);
-            }
-        }
+        let result = outcome.unwrap_or_else(|_| {
+            record.restarting("an evaluation panicked".to_string());
+            record.set_status(inferadb_messages::ActorStatus::Running);
+            Err(EvaluatorRejection::Panicked)
+        });
+        let _ = reply.send(result);
     }
-    record.set_status(inferadb_messages::ActorStatus::Stopped);
+    // A worker of an older pool incarnation leaves the record to its successor.
+    if record.incarnation() == incarnation {
+        record.set_status(inferadb_messages::ActorStatus::Stopped);
+    }
 }
 
 /// Runs one job against its snapshot.

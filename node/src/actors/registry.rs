@@ -70,8 +70,16 @@ impl Actor for VaultRegistry {
         let records = state.catalog.list_vaults()?;
         remove_orphan_files(&context, &records);
         for record in records {
-            let database = open_vault_file(&context, record.id)?;
-            start_vault(&mut state, record, database, myself.get_cell()).await?;
+            // One vault that cannot open (damaged file, a schema this version rejects) must
+            // not keep the node, and every other vault, down: it stays out of service.
+            let id = record.id;
+            let started = match open_vault_file(&context, id) {
+                Ok(database) => start_vault(&mut state, record, database, myself.get_cell()).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = started {
+                out_of_service(&context, id, format!("failed to start: {error}"));
+            }
         }
         let name = context.names.child("vaults");
         context
@@ -175,6 +183,17 @@ fn remove_orphan_files(context: &NodeContext, records: &[VaultRecord]) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Takes a vault out of service: no route, its record says why.
+fn out_of_service(context: &NodeContext, id: VaultId, reason: String) {
+    let name = context.names.vault(id);
+    tracing::error!(vault = %id, %reason, "vault out of service");
+    context.vaults.remove(id);
+    context
+        .actors
+        .record(&name, Some(&context.names.child("vaults")), "vault")
+        .failed_for_good(reason);
 }
 
 fn vault_of(state: &RegistryState, cell: &ActorCell) -> Option<VaultId> {
@@ -307,12 +326,16 @@ async fn create(
     let (record, database) =
         tokio::task::block_in_place(|| create_files(&context, &state.catalog, name))?;
     let id = record.id;
-    start_vault(state, record.clone(), database, supervisor)
-        .await
-        .map_err(|error| RegistryError::SpawnFailed {
+    if let Err(error) = start_vault(state, record.clone(), database, supervisor).await {
+        // Undo, so no vault is listed that nothing serves.
+        let catalog = &state.catalog;
+        let _ = tokio::task::block_in_place(|| catalog.delete_vault(id));
+        close_vault_file(&context, id);
+        return Err(RegistryError::SpawnFailed {
             id,
             message: error.to_string(),
-        })?;
+        });
+    }
     Ok(record)
 }
 
@@ -365,9 +388,11 @@ async fn restart_vault(
             Ok(())
         }
         RestartDecision::Escalate => {
-            record.failed_for_good(reason.clone());
-            context.vaults.remove(id);
-            Err(format!("vault actor `{name}` failed too often (last: {reason})").into())
+            // Contained: this vault goes out of service, the registry and the other vaults
+            // carry on.
+            state.children.remove(&id);
+            out_of_service(&context, id, format!("failed too often (last: {reason})"));
+            Ok(())
         }
     }
 }

@@ -85,6 +85,9 @@ pub enum EvaluatorRejection {
     /// The pool is shutting down.
     #[error("the evaluator pool is stopping")]
     Stopping,
+    /// The evaluation panicked (a bug): retrying would fail the same way.
+    #[error("the evaluation failed unexpectedly (a panic in the evaluator); see the node's log")]
+    Panicked,
 }
 
 /// Messages to the evaluator pool.

@@ -119,6 +119,11 @@ impl ActorRecord {
         self.set_status(ActorStatus::Running);
     }
 
+    /// The id of the current incarnation (ractor's id; the pool's for workers).
+    pub fn incarnation(&self) -> u64 {
+        self.actor_id.load(Ordering::Relaxed)
+    }
+
     /// Sets the status.
     pub fn set_status(&self, status: ActorStatus) {
         self.status.store(status.code(), Ordering::Relaxed);
