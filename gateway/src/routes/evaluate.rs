@@ -6,7 +6,9 @@ use axum::Json;
 use inferadb_evaluator::{CheckRequest, LookupResourcesRequest, LookupSubjectsRequest};
 use std::sync::Arc;
 
-use inferadb_messages::{EvaluationJob, EvaluationOutput, EvaluatorMsg, SNAPSHOT_HISTORY_MAX};
+use inferadb_messages::{
+    EvaluationJob, EvaluationOutput, EvaluatorMsg, CURSOR_SNAPSHOT_TTL_MS, SNAPSHOT_HISTORY_MAX,
+};
 use inferadb_protocols::{Revision, Role, VaultId};
 use inferadb_vault::VaultSnapshot;
 use serde::Deserialize;
@@ -65,11 +67,12 @@ async fn evaluate(
     let id: VaultId = route.record.id;
     let consistency = consistency::parse(context, id, consistency)?;
     let mut snapshot = consistency::snapshot(context, route, &consistency).await?;
+    let now_ms = context.now_ms();
     if let Some(pinned) = cursor_revision(&job) {
-        snapshot = pinned_snapshot(route, snapshot, pinned)?;
+        snapshot = pinned_snapshot(route, snapshot, pinned, now_ms)?;
     }
     let revision = encode_token(context, id, snapshot.revision());
-    let now_ms = context.now_ms();
+    let kept = Arc::clone(&snapshot);
     let timeout = context.limits.request_timeout_ms;
     let output = context
         .evaluator
@@ -85,6 +88,12 @@ async fn evaluate(
         .await
         .map_err(mailbox_problem)?
         .map_err(rejection_problem)?;
+    if let EvaluationOutput::LookupResources(page) = &output {
+        if page.cursor.is_some() {
+            // The next page must read this same revision.
+            route.history.retain(&kept, now_ms);
+        }
+    }
     Ok((output, revision))
 }
 
@@ -106,16 +115,18 @@ fn pinned_snapshot(
     route: &inferadb_messages::VaultRoute,
     newest: Arc<VaultSnapshot>,
     pinned: Revision,
+    now_ms: u64,
 ) -> Result<Arc<VaultSnapshot>, Problem> {
     if newest.revision() == pinned {
         return Ok(newest);
     }
-    route.history.at(pinned).ok_or_else(|| {
+    route.history.at(pinned, now_ms).ok_or_else(|| {
         Problem::invalid_field(
             "cursor",
             format!(
-                "it continues a lookup at revision {pinned}, which the vault no longer retains \
-                 (it keeps the last {SNAPSHOT_HISTORY_MAX}); restart the lookup without a cursor"
+                "it continues a lookup at revision {pinned}, which the vault no longer keeps \
+                 (at most {SNAPSHOT_HISTORY_MAX} unfinished lookups' revisions, for \
+                 {CURSOR_SNAPSHOT_TTL_MS} ms); restart the lookup without a cursor"
             ),
         )
     })

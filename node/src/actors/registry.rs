@@ -248,7 +248,6 @@ async fn start_vault(
         context: Arc::clone(&context),
         id,
         snapshots: Arc::new(sender),
-        history: history.clone(),
         database: Arc::clone(&database),
     };
     spawn_vault_actor(&name, &arguments, &supervisor).await?;

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use inferadb_messages::{ActorRecord, SnapshotHistory, VaultMsg};
+use inferadb_messages::{ActorRecord, VaultMsg};
 use inferadb_protocols::VaultId;
 use inferadb_storage::{Database, Durability, StorageError};
 use inferadb_vault::{
@@ -30,8 +30,6 @@ pub struct VaultArguments {
     pub id: VaultId,
     /// Where new snapshots are published.
     pub snapshots: Arc<watch::Sender<Option<Arc<VaultSnapshot>>>>,
-    /// Recent snapshots, for lookups continuing an older cursor.
-    pub history: SnapshotHistory,
     /// The vault's own database file.
     pub database: Arc<Database>,
 }
@@ -62,9 +60,8 @@ pub fn vault_options(context: &NodeContext) -> VaultOptions {
     }
 }
 
-/// Makes `snapshot` the one new reads use, and keeps it for older cursors.
+/// Makes `snapshot` the one new reads use.
 fn publish(arguments: &VaultArguments, snapshot: Arc<VaultSnapshot>) {
-    arguments.history.push(Arc::clone(&snapshot));
     arguments.snapshots.send_replace(Some(snapshot));
 }
 

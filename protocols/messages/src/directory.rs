@@ -15,35 +15,55 @@ use tokio::sync::watch;
 use crate::mailbox::Mailbox;
 use crate::vault::VaultMsg;
 
-/// How many recent snapshots a vault keeps reachable for lookups that continue a cursor
-/// issued at an older revision. Each pins the pages of its commit until it falls out.
+/// How many snapshots a vault keeps for unfinished lookups (each pins the pages of its
+/// commit while it is kept).
 pub const SNAPSHOT_HISTORY_MAX: usize = 16;
 
-/// The most recent snapshots of a vault, newest last (published by the vault actor).
+/// How long a snapshot is kept for a lookup's next page.
+pub const CURSOR_SNAPSHOT_TTL_MS: u64 = 60_000;
+
+/// Snapshots kept because a lookup page was served from them with a cursor: the next page
+/// must read the same revision. Only such snapshots are kept (and only for
+/// [`CURSOR_SNAPSHOT_TTL_MS`]), because every kept snapshot holds back page reuse in its
+/// vault's file.
 #[derive(Clone, Default)]
 pub struct SnapshotHistory {
-    snapshots: Arc<RwLock<std::collections::VecDeque<Arc<VaultSnapshot>>>>,
+    snapshots: Arc<RwLock<KeptSnapshots>>,
 }
 
+/// Kept snapshots with the time each was kept, oldest first.
+type KeptSnapshots = std::collections::VecDeque<(Arc<VaultSnapshot>, u64)>;
+
 impl SnapshotHistory {
-    /// Records a newly published snapshot, forgetting the oldest beyond
-    /// [`SNAPSHOT_HISTORY_MAX`].
-    pub fn push(&self, snapshot: Arc<VaultSnapshot>) {
+    /// Keeps `snapshot` (served at `now_ms`) for the lookups continuing from it, forgetting
+    /// the oldest beyond [`SNAPSHOT_HISTORY_MAX`].
+    pub fn retain(&self, snapshot: &Arc<VaultSnapshot>, now_ms: u64) {
         let mut snapshots = self.snapshots.write();
+        snapshots.retain(|(kept, kept_at_ms)| {
+            kept.revision() != snapshot.revision()
+                && now_ms.saturating_sub(*kept_at_ms) < CURSOR_SNAPSHOT_TTL_MS
+        });
         if snapshots.len() == SNAPSHOT_HISTORY_MAX {
             snapshots.pop_front();
         }
-        snapshots.push_back(snapshot);
+        snapshots.push_back((Arc::clone(snapshot), now_ms));
     }
 
-    /// The retained snapshot at exactly `revision`.
-    pub fn at(&self, revision: inferadb_protocols::Revision) -> Option<Arc<VaultSnapshot>> {
+    /// The kept snapshot at exactly `revision`, unless it expired.
+    pub fn at(
+        &self,
+        revision: inferadb_protocols::Revision,
+        now_ms: u64,
+    ) -> Option<Arc<VaultSnapshot>> {
         self.snapshots
             .read()
             .iter()
             .rev()
-            .find(|snapshot| snapshot.revision() == revision)
-            .cloned()
+            .find(|(snapshot, kept_at_ms)| {
+                snapshot.revision() == revision
+                    && now_ms.saturating_sub(*kept_at_ms) < CURSOR_SNAPSHOT_TTL_MS
+            })
+            .map(|(snapshot, _)| Arc::clone(snapshot))
     }
 }
 
@@ -57,7 +77,7 @@ pub struct VaultRoute {
     /// The latest published snapshot (`None` while the vault actor first opens the vault);
     /// the vault actor sends a new one after every group commit.
     pub snapshots: watch::Receiver<Option<Arc<VaultSnapshot>>>,
-    /// Recent snapshots, for cursors issued at an older revision.
+    /// Snapshots kept for unfinished lookups.
     pub history: SnapshotHistory,
     /// The vault's own database file (for statistics; only the vault actor writes it).
     pub database: Arc<inferadb_storage::Database>,

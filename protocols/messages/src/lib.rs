@@ -27,7 +27,9 @@ pub mod storage;
 pub mod supervision;
 pub mod vault;
 
-pub use directory::{SnapshotHistory, VaultDirectory, VaultRoute, SNAPSHOT_HISTORY_MAX};
+pub use directory::{
+    SnapshotHistory, VaultDirectory, VaultRoute, CURSOR_SNAPSHOT_TTL_MS, SNAPSHOT_HISTORY_MAX,
+};
 pub use evaluator::{EvaluationJob, EvaluationOutput, EvaluatorMsg, EvaluatorRejection};
 pub use gateway::{GatewayMsg, HttpMsg};
 pub use mailbox::{ActorDirectory, ActorRecord, ActorStatus, ActorTreeNode, Mailbox, MailboxError};
