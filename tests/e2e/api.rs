@@ -433,3 +433,76 @@ fn operations_endpoints_report_health_metrics_and_the_tree() {
         "{printed}"
     );
 }
+
+#[test]
+fn a_full_evaluator_queue_answers_429_with_retry_after() {
+    let directory = tempfile::tempdir().unwrap();
+    let options = inferadb_tests::NodeOptions {
+        env: vec![
+            ("INFERADB__EVALUATOR__WORKERS".into(), "1".into()),
+            ("INFERADB__EVALUATOR__QUEUE_MAX".into(), "1".into()),
+            ("INFERADB__EVALUATOR__RETRY_AFTER_S".into(), "2".into()),
+            // Every check is evaluated, so each batch keeps the one worker busy.
+            (
+                "INFERADB__EVALUATOR__DECISION_CACHE_ENTRIES".into(),
+                "0".into(),
+            ),
+        ],
+        start: false,
+    };
+    let node = Node::start_with(directory.path(), &options);
+    let id = vault_with_schema(&node, "busy");
+    let mut triples: Vec<(String, String)> = (1..=200)
+        .map(|index| ("group:g0".to_string(), format!("group:g{index}#member")))
+        .collect();
+    triples.extend((1..=200).map(|index| (format!("group:g{index}"), format!("user:x{index}"))));
+    let writes: Vec<_> = triples
+        .iter()
+        .map(|(resource, subject)| json!({"resource": resource, "relation": "member", "subject": subject}))
+        .collect();
+    let written = node.post(
+        &format!("/v1/vaults/{id}/relationships"),
+        &json!({"writes": writes}),
+    );
+    assert_eq!(written.status, 200, "{}", written.text);
+    // A group of 200 groups makes every (denied) check read 200 usersets: each batch keeps
+    // the one worker busy long enough for the queue to fill.
+    let checks: Vec<_> = (0..1_000)
+        .map(|index| json!({"resource": "group:g0", "permission": "member", "subject": format!("user:u{index}")}))
+        .collect();
+    let body = json!({ "checks": checks }).to_string();
+    let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| {
+                let body = body.as_bytes();
+                let addr = node.addr.clone();
+                let path = format!("/v1/vaults/{id}/check/batch");
+                scope.spawn(move || {
+                    let answer = inferadb_tests::http(&addr, "POST", &path, Some(body));
+                    (
+                        answer.status,
+                        answer.header("retry-after").map(str::to_string),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    let refused: Vec<_> = statuses
+        .iter()
+        .filter(|(status, _)| *status == 429)
+        .collect();
+    let served = statuses.iter().filter(|(status, _)| *status == 200).count();
+    assert!(!refused.is_empty(), "{statuses:?}");
+    assert!(served >= 1, "{statuses:?}");
+    assert_eq!(served + refused.len(), statuses.len(), "{statuses:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(_, retry)| retry.as_deref() == Some("2")),
+        "{refused:?}"
+    );
+}
