@@ -119,3 +119,55 @@ fn acknowledged_writes_survive_kill_9_and_everything_verifies() {
         assert!(String::from_utf8_lossy(&output.stdout).contains(": ok at txn"));
     }
 }
+
+#[test]
+fn sigterm_drains_in_flight_requests_before_the_node_exits() {
+    let directory = tempfile::tempdir().unwrap();
+    let options = inferadb_tests::NodeOptions {
+        env: vec![
+            ("INFERADB__EVALUATOR__WORKERS".into(), "1".into()),
+            (
+                "INFERADB__EVALUATOR__DECISION_CACHE_ENTRIES".into(),
+                "0".into(),
+            ),
+        ],
+        start: false,
+    };
+    let node = Node::start_with(directory.path(), &options);
+    let vault = vault_with_schema(&node, "draining");
+    let mut writes: Vec<_> = (1..=200)
+        .map(|index| json!({"resource": "group:g0", "relation": "member", "subject": format!("group:g{index}#member")}))
+        .collect();
+    writes.extend((1..=200).map(|index| json!({"resource": format!("group:g{index}"), "relation": "member", "subject": format!("user:x{index}")})));
+    let written = node.post(
+        &format!("/v1/vaults/{vault}/relationships"),
+        &json!({"writes": writes}),
+    );
+    assert_eq!(written.status, 200, "{}", written.text);
+    let checks: Vec<_> = (0..1_000)
+        .map(|index| json!({"resource": "group:g0", "permission": "member", "subject": format!("user:u{index}")}))
+        .collect();
+    let body = json!({ "checks": checks }).to_string();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, body, sender) = (node.addr.clone(), body.clone(), sender.clone());
+            let path = format!("/v1/vaults/{vault}/check/batch");
+            std::thread::spawn(move || {
+                let answer = http(&addr, "POST", &path, Some(body.as_bytes()));
+                let _ = sender.send(());
+                answer.status
+            })
+        })
+        .collect();
+    // One answer proves every request was sent long ago; the others queue behind the one
+    // worker, in flight, when the signal arrives.
+    receiver.recv().unwrap();
+    let (status, printed) = node.terminate();
+    assert!(status.success(), "{printed}");
+    let statuses: Vec<u16> = clients
+        .into_iter()
+        .map(|client| client.join().unwrap())
+        .collect();
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+}
