@@ -18,14 +18,30 @@ pub async fn livez() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Every actor that must run for the node to serve, with its status.
+/// Every actor that must run for the node to serve, with its status. Vault actors are
+/// left out: one vault out of service must not take the whole node out of rotation (it is
+/// reported by `/healthz` and answers 503 itself).
 fn core_statuses(context: &Context) -> Vec<(String, ActorStatus)> {
     context
         .actors
         .records()
         .iter()
-        .filter(|record| record.kind != "evaluator_worker")
+        .filter(|record| !matches!(record.kind, "evaluator_worker" | "vault"))
         .map(|record| (record.name.clone(), record.status()))
+        .collect()
+}
+
+/// Vaults that are not serving, with the reason.
+fn vaults_out_of_service(context: &Context) -> Vec<Value> {
+    context
+        .actors
+        .records()
+        .iter()
+        .filter(|record| record.kind == "vault" && record.status() == ActorStatus::Stopped)
+        .map(|record| {
+            let snapshot = record.snapshot(0);
+            json!({ "name": snapshot.name, "last_failure": snapshot.last_failure })
+        })
         .collect()
 }
 
@@ -86,6 +102,7 @@ pub async fn healthz(State(context): State<Context>) -> impl IntoResponse {
         "storage": storage_json,
         "evaluator_queue_depth": queue_depth,
         "vaults": context.vaults.routes().len(),
+        "vaults_out_of_service": vaults_out_of_service(&context),
         "actors": actors,
     });
     (status, Json(body))
