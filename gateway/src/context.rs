@@ -25,6 +25,10 @@ pub struct GatewayLimits {
     pub consistency_wait_max_ms: u64,
     /// Largest lookup page.
     pub lookup_page_max: usize,
+    /// Largest body of a bulk import.
+    pub import_body_max_bytes: usize,
+    /// Most relationships in one bulk import.
+    pub import_relationships_max: usize,
     /// How often the HTTP listener actor may be restarted before the gateway gives up.
     pub http_restart: inferadb_messages::RestartIntensity,
 }

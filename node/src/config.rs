@@ -51,6 +51,10 @@ pub struct HttpConfig {
     pub consistency_wait_max_ms: u64,
     /// Largest page of a lookup.
     pub lookup_page_max: usize,
+    /// Largest body of a bulk import (`POST …/relationships/import`).
+    pub import_body_max_bytes: usize,
+    /// Most relationships in one bulk import.
+    pub import_relationships_max: usize,
 }
 
 /// The evaluator pool.
@@ -136,6 +140,8 @@ impl Default for HttpConfig {
             batch_check_max: 1_000,
             consistency_wait_max_ms: 5_000,
             lookup_page_max: 1_000,
+            import_body_max_bytes: 256 * 1024 * 1024,
+            import_relationships_max: 1_000_000,
         }
     }
 }

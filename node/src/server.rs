@@ -63,6 +63,8 @@ fn gateway_context(context: &NodeContext) -> GatewayContext {
             batch_check_max: config.http.batch_check_max,
             consistency_wait_max_ms: config.http.consistency_wait_max_ms,
             lookup_page_max: config.http.lookup_page_max,
+            import_body_max_bytes: config.http.import_body_max_bytes,
+            import_relationships_max: config.http.import_relationships_max,
             http_restart: config.supervision.intensity("http_listener"),
         },
         clock: Arc::clone(&context.clock),

@@ -506,3 +506,47 @@ fn a_full_evaluator_queue_answers_429_with_retry_after() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn bulk_import_applies_ndjson_in_batches_and_names_a_bad_line() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "import");
+    let lines: Vec<String> = (0..2_500)
+        .map(|index| {
+            json!({"resource": format!("document:{index}"), "relation": "owner", "subject": "user:ann"})
+                .to_string()
+        })
+        .collect();
+    let body = lines.join("\n");
+    let imported = inferadb_tests::http(
+        &node.addr,
+        "POST",
+        &format!("/v1/vaults/{id}/relationships/import"),
+        Some(body.as_bytes()),
+    );
+    assert_eq!(imported.status, 200, "{}", imported.text);
+    assert_eq!(imported.json["inserted"], 2_500);
+    assert_eq!(imported.json["batches"], 3);
+    assert!(check(&node, &id, "document:2499", "view", "user:ann"));
+    let verified = node.get(&format!("/v1/vaults/{id}/ledger/verify"));
+    assert_eq!(verified.json["relationships"], 2_500, "{}", verified.text);
+    let bad = format!(
+        "{}\n{{\"resource\": \"document:x\", \"relation\": \"owner\"}}\n",
+        lines[0]
+    );
+    let refused = inferadb_tests::http(
+        &node.addr,
+        "POST",
+        &format!("/v1/vaults/{id}/relationships/import"),
+        Some(bad.as_bytes()),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.json["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2"),
+        "{}",
+        refused.text
+    );
+}

@@ -53,6 +53,10 @@ pub fn router(context: Arc<GatewayContext>) -> Router {
             "/v1/vaults/{id}/relationships/delete",
             post(relationships::delete),
         )
+        .route(
+            "/v1/vaults/{id}/relationships/import",
+            post(relationships::import).layer(DefaultBodyLimit::max(limits.import_body_max_bytes)),
+        )
         .route("/v1/vaults/{id}/check", post(evaluate::check))
         .route("/v1/vaults/{id}/check/batch", post(evaluate::batch_check))
         .route("/v1/vaults/{id}/expand", post(evaluate::expand))

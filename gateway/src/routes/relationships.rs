@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use inferadb_messages::VaultMsg;
-use inferadb_protocols::VaultId;
+use inferadb_protocols::{Relationship, VaultId};
 use inferadb_vault::{Mutation, Precondition, PreconditionKind, WriteBatch};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -221,4 +221,128 @@ pub async fn read(
         answer["cursor"] = json!(cursor);
     }
     Ok(Json(answer))
+}
+
+/// Parses an NDJSON import body: one relationship object per non-empty line.
+fn import_lines(body: &[u8], limit: usize) -> Result<Vec<Relationship>, Problem> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Problem::bad_request("invalid-body", "the body must be UTF-8 NDJSON"))?;
+    let mut relationships = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if relationships.len() == limit {
+            return Err(Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "batch-too-large",
+                "Batch too large",
+                format!("the import holds more than http.import_relationships_max ({limit}) relationships"),
+            ));
+        }
+        let path = format!("line {}", number + 1);
+        let wire: RelationshipWire = serde_json::from_str(line).map_err(|error| {
+            Problem::invalid_field(&path, format!("not a relationship object: {error}"))
+        })?;
+        if wire.operation.is_some() {
+            return Err(Problem::invalid_field(
+                &path,
+                "an import line has no `operation` (it touches)",
+            ));
+        }
+        relationships.push(relationship(&path, &wire)?);
+    }
+    Ok(relationships)
+}
+
+/// `POST /v1/vaults/{id}/relationships/import`: bulk import. The body is NDJSON, one
+/// `{"resource","relation","subject","expires_at"?}` per line (touch semantics). The node
+/// splits it into batches of `vault.write_batch_max` and queues them all at once, so the
+/// vault actor applies them as one group commit (one storage transaction for up to
+/// `vault.group_commit_batches_max` batches). Each batch is atomic with its own ledger block;
+/// the import as a whole is not: on an error, the batches before the failing one stay
+/// applied, and the problem says how many (`applied_batches`) and up to which revision.
+pub async fn import(
+    State(context): State<Context>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    let (id, route) = vault_route(&context, &id)?;
+    let relationships = import_lines(&body, context.limits.import_relationships_max)?;
+    let batch_max = route
+        .snapshots
+        .borrow()
+        .as_ref()
+        .map_or(1_000, |snapshot| snapshot.limits().write_batch_max)
+        .max(1);
+    let mut pending = Vec::new();
+    for (index, chunk) in relationships.chunks(batch_max).enumerate() {
+        let batch = WriteBatch {
+            mutations: chunk.iter().cloned().map(Mutation::Touch).collect(),
+            preconditions: Vec::new(),
+        };
+        let (reply, answer) = ractor::concurrency::oneshot();
+        // Casts keep the batches in request order in the vault's mailbox.
+        route
+            .mailbox
+            .cast(VaultMsg::Write {
+                batch,
+                reply: reply.into(),
+            })
+            .map_err(mailbox_problem)?;
+        pending.push((index, answer));
+    }
+    collect_import(&context, id, pending, batch_max).await
+}
+
+type ImportAnswer = ractor::concurrency::OneshotReceiver<
+    Result<inferadb_vault::WriteOutcome, inferadb_vault::WriteError>,
+>;
+
+/// Awaits every batch's answer in order; the first failure becomes the problem.
+async fn collect_import(
+    context: &Context,
+    id: VaultId,
+    pending: Vec<(usize, ImportAnswer)>,
+    batch_max: usize,
+) -> Result<Json<Value>, Problem> {
+    let (mut inserted, mut removed, mut revision, mut applied) = (0, 0, None, 0usize);
+    for (index, answer) in pending {
+        let outcome = match answer.await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => {
+                let first = index * batch_max;
+                let paths: Vec<String> = (0..batch_max)
+                    .map(|offset| format!("relationships[{}]", first + offset))
+                    .collect();
+                return Err(write_problem(error, &paths, "preconditions")
+                    .with("applied_batches", json!(applied))
+                    .with(
+                        "revision",
+                        json!(revision
+                            .map(|revision| consistency::encode_token(context, id, revision))),
+                    ));
+            }
+            Err(_) => {
+                return Err(
+                    write_mailbox_problem(inferadb_messages::MailboxError::Dropped {
+                        name: format!("vault {id}"),
+                    })
+                    .with("applied_batches", json!(applied)),
+                )
+            }
+        };
+        inserted += outcome.inserted;
+        removed += outcome.removed;
+        revision = Some(outcome.revision);
+        applied += 1;
+    }
+    let revision = revision.map(|revision| consistency::encode_token(context, id, revision));
+    Ok(Json(json!({
+        "revision": revision,
+        "inserted": inserted,
+        "removed": removed,
+        "batches": applied,
+    })))
 }
