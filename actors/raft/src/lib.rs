@@ -10,7 +10,8 @@
 //! - [`store`]: [`store::LogStore`], what the Ready loop needs from a log store.
 //! - [`io`] and [`log`]: the `LogIo` seam and the durable segmented log.
 //! - [`memory_store`]: an in-memory `LogStore` (tests, and the reference for the durable one).
-//! - [`core`]: the raft group core: inputs in, effects out, in the order raft-rs requires.
+//! - [`core`]: the raft group core: inputs in, effects out, in the order raft-rs requires
+//!   (why raft-rs, the Ready order and the determinism fix: `docs/adr/0001-raft-rs.md`).
 //! - [`logging`]: raft-rs's `slog` records bridged into `tracing`.
 
 pub mod core;

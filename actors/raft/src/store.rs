@@ -46,8 +46,12 @@ pub trait LogStore: raft::Storage {
     /// Records a snapshot of the state machine taken at the applied `index` (with the
     /// membership at that index and the state machine's bytes) and drops the entries up to
     /// it (log compaction). `raft::Storage::snapshot` serves the newest one.
-    fn compact(&mut self, index: u64, conf_state: &ConfState, data: Vec<u8>)
-        -> Result<(), LogError>;
+    fn compact(
+        &mut self,
+        index: u64,
+        conf_state: &ConfState,
+        data: Vec<u8>,
+    ) -> Result<(), LogError>;
 
     /// Makes everything recorded so far durable (fsync). Nothing that depends on a write may
     /// be acknowledged before this returns.
