@@ -12,9 +12,12 @@
 //! - [`memory_store`]: an in-memory `LogStore` (tests, and the reference for the durable one).
 //! - [`core`]: the raft group core: inputs in, effects out, in the order raft-rs requires
 //!   (why raft-rs, the Ready order and the determinism fix: `docs/adr/0001-raft-rs.md`).
+//! - [`group`]: [`group::RaftGroup`], a core joined to its state machine: clients are
+//!   answered only once their entry is committed and applied.
 //! - [`logging`]: raft-rs's `slog` records bridged into `tracing`.
 
 pub mod core;
+pub mod group;
 pub mod io;
 pub mod log;
 pub mod logging;

@@ -1,0 +1,412 @@
+//! [`RaftGroup`]: a [`RaftCore`] joined to its state machine, with client bookkeeping. This
+//! is everything a raft group does besides moving bytes and keeping time, so the actor shell
+//! and the simulator share it: the shell sends the messages it returns and answers the
+//! completions; the simulator does the same over its simulated network.
+//!
+//! The rule it enforces: a client is answered only when its entry is committed **and
+//! applied**. A proposal is identified by the (index, term) the leader appended it at; when
+//! the entry applied at that index has another term, the proposal was overwritten by a later
+//! leader and its client learns it was dropped (it never took effect).
+
+use std::collections::BTreeMap;
+
+use raft::eraftpb::{Entry, EntryType, Message};
+
+use crate::core::{CoreError, Effects, Proposed, RaftCore, RoleChange};
+use crate::store::LogStore;
+
+/// The replicated state machine a group applies committed entries to.
+pub trait StateMachine {
+    /// Applies the entry at `index` (every replica calls this with the same entries in the
+    /// same order, so it must be deterministic) and returns the answer for its proposer.
+    fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8>;
+
+    /// The state machine's bytes, for a snapshot at the last applied index.
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replaces the state machine with a snapshot's bytes.
+    fn restore(&mut self, data: &[u8]);
+}
+
+/// What happened to a proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Committed and applied; the state machine's answer.
+    Applied {
+        /// The proposal.
+        ticket: Proposed,
+        /// What [`StateMachine::apply`] returned.
+        output: Vec<u8>,
+    },
+    /// Another entry was committed at its index: it never took effect.
+    Dropped {
+        /// The proposal.
+        ticket: Proposed,
+    },
+}
+
+/// Everything one [`RaftGroup::drain`] produced for the shell.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Messages to send, in order (the core has already persisted what must precede them).
+    pub messages: Vec<Message>,
+    /// Proposals that finished.
+    pub completions: Vec<Completion>,
+    /// Read requests that may now be served from the state machine (leadership confirmed
+    /// and the state machine has applied at least the read's index).
+    pub reads: Vec<u64>,
+    /// The latest role/term/leader change, if any.
+    pub role_change: Option<RoleChange>,
+    /// Entries applied by this drain.
+    pub applied_entries: u64,
+}
+
+/// A raft group member: consensus core, state machine and the clients waiting on them.
+pub struct RaftGroup<S: LogStore, M: StateMachine> {
+    core: RaftCore<S>,
+    machine: M,
+    applied: u64,
+    /// Proposals waiting for their index to be applied: index → term.
+    waiting: BTreeMap<u64, u64>,
+    /// Reads whose leadership was confirmed, waiting for the state machine: id → index.
+    confirmed_reads: BTreeMap<u64, u64>,
+}
+
+impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
+    /// A member over `core` whose state machine has applied up to `applied` (the core's
+    /// `RaftConfig::applied`).
+    pub fn new(core: RaftCore<S>, machine: M, applied: u64) -> Self {
+        RaftGroup {
+            core,
+            machine,
+            applied,
+            waiting: BTreeMap::new(),
+            confirmed_reads: BTreeMap::new(),
+        }
+    }
+
+    /// The consensus core.
+    pub fn core(&self) -> &RaftCore<S> {
+        &self.core
+    }
+
+    /// The consensus core, for inputs this type does not wrap (`campaign`,
+    /// `transfer_leader`, membership changes).
+    pub fn core_mut(&mut self) -> &mut RaftCore<S> {
+        &mut self.core
+    }
+
+    /// The state machine.
+    pub fn machine(&self) -> &M {
+        &self.machine
+    }
+
+    /// The last applied index.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// A logical clock tick.
+    pub fn tick(&mut self) -> Result<(), CoreError> {
+        self.core.tick()
+    }
+
+    /// A message from a peer.
+    pub fn step(&mut self, message: Message) -> Result<(), CoreError> {
+        self.core.step(message)
+    }
+
+    /// Proposes `data`; the ticket completes once the entry is applied (or dropped).
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<Proposed, CoreError> {
+        let ticket = self.core.propose(data, Vec::new())?;
+        self.waiting.insert(ticket.index, ticket.term);
+        Ok(ticket)
+    }
+
+    /// Asks to confirm leadership for read `request_id` (linearizable reads).
+    pub fn read_index(&mut self, request_id: u64) -> Result<(), CoreError> {
+        self.core.read_index(request_id)
+    }
+
+    /// Runs Ready cycles until none is pending; applies committed entries; returns what the
+    /// shell must do.
+    pub fn drain(&mut self) -> Result<Outputs, CoreError> {
+        let mut outputs = Outputs::default();
+        while let Some(effects) = self.core.ready()? {
+            self.absorb(effects, &mut outputs);
+        }
+        self.serve_reads(&mut outputs);
+        Ok(outputs)
+    }
+
+    /// Takes a snapshot of the state machine at the applied index and compacts the log.
+    pub fn compact(&mut self) -> Result<(), CoreError> {
+        let data = self.machine.snapshot();
+        self.core.compact(self.applied, data)
+    }
+
+    fn absorb(&mut self, effects: Effects, outputs: &mut Outputs) {
+        let Effects {
+            messages_first,
+            messages_after_persist,
+            snapshot,
+            committed_entries,
+            read_states,
+            role_change,
+            ..
+        } = effects;
+        outputs.messages.extend(messages_first);
+        outputs.messages.extend(messages_after_persist);
+        if let Some(snapshot) = snapshot {
+            let index = snapshot.get_metadata().index;
+            if index > self.applied {
+                self.machine.restore(snapshot.get_data());
+                self.applied = index;
+                self.settle_up_to(index, None, outputs);
+            }
+        }
+        for entry in committed_entries {
+            self.apply(&entry, outputs);
+        }
+        for answer in read_states {
+            self.confirmed_reads.insert(answer.request_id, answer.index);
+        }
+        if role_change.is_some() {
+            outputs.role_change = role_change;
+        }
+    }
+
+    fn apply(&mut self, entry: &Entry, outputs: &mut Outputs) {
+        let index = entry.index;
+        if index <= self.applied {
+            // Already in the state machine (replayed after a restart or a snapshot).
+            return;
+        }
+        assert_eq!(
+            index,
+            self.applied + 1,
+            "invariant: committed entries are applied in order without gaps"
+        );
+        let output = (entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty())
+            .then(|| self.machine.apply(index, &entry.data));
+        self.applied = index;
+        outputs.applied_entries += 1;
+        self.settle_up_to(index, Some((entry.term, output)), outputs);
+    }
+
+    /// Completes every proposal at or below `index`: the one at `index` with this entry's
+    /// term is applied; any other was overwritten.
+    fn settle_up_to(
+        &mut self,
+        index: u64,
+        applied: Option<(u64, Option<Vec<u8>>)>,
+        outputs: &mut Outputs,
+    ) {
+        let settled: Vec<(u64, u64)> = self
+            .waiting
+            .range(..=index)
+            .map(|(index, term)| (*index, *term))
+            .collect();
+        for (waiting_index, term) in settled {
+            self.waiting.remove(&waiting_index);
+            let ticket = Proposed {
+                index: waiting_index,
+                term,
+            };
+            let completion = match &applied {
+                Some((applied_term, Some(output)))
+                    if waiting_index == index && *applied_term == term =>
+                {
+                    Completion::Applied {
+                        ticket,
+                        output: output.clone(),
+                    }
+                }
+                _ => Completion::Dropped { ticket },
+            };
+            outputs.completions.push(completion);
+        }
+    }
+
+    fn serve_reads(&mut self, outputs: &mut Outputs) {
+        let applied = self.applied;
+        let ready: Vec<u64> = self
+            .confirmed_reads
+            .iter()
+            .filter(|(_, index)| **index <= applied)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            self.confirmed_reads.remove(&id);
+            outputs.reads.push(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::RaftConfig;
+    use crate::logging::raft_logger;
+    use crate::memory_store::MemoryStore;
+    use raft::eraftpb::ConfState;
+
+    /// Appends every payload; answers with the count so far.
+    #[derive(Default)]
+    struct Counter {
+        items: Vec<Vec<u8>>,
+    }
+
+    impl StateMachine for Counter {
+        fn apply(&mut self, _index: u64, data: &[u8]) -> Vec<u8> {
+            self.items.push(data.to_vec());
+            (self.items.len() as u64).to_be_bytes().to_vec()
+        }
+
+        fn snapshot(&self) -> Vec<u8> {
+            self.items.join(&b'\n')
+        }
+
+        fn restore(&mut self, data: &[u8]) {
+            self.items = data
+                .split(|byte| *byte == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect();
+        }
+    }
+
+    fn group(id: u64, voters: &[u64]) -> RaftGroup<MemoryStore, Counter> {
+        let conf_state = ConfState {
+            voters: voters.to_vec(),
+            ..ConfState::default()
+        };
+        let store = MemoryStore::new_with_conf_state(conf_state);
+        let core = RaftCore::new(&RaftConfig::new(id, 7), store, &raft_logger("test")).unwrap();
+        RaftGroup::new(core, Counter::default(), 0)
+    }
+
+    /// Delivers every message until the cluster is quiet; returns the completions.
+    fn settle(groups: &mut [RaftGroup<MemoryStore, Counter>]) -> Vec<(u64, Completion)> {
+        let mut completions = Vec::new();
+        for _ in 0..100 {
+            let mut inflight = Vec::new();
+            for group in groups.iter_mut() {
+                let outputs = group.drain().unwrap();
+                inflight.extend(outputs.messages);
+                let id = group.core().id();
+                completions.extend(outputs.completions.into_iter().map(|c| (id, c)));
+            }
+            if inflight.is_empty() {
+                return completions;
+            }
+            for message in inflight {
+                let to = message.to as usize - 1;
+                let _ = groups[to].step(message);
+            }
+        }
+        panic!("the cluster did not settle");
+    }
+
+    #[test]
+    fn a_proposal_completes_once_applied_on_its_leader_and_everyone_applies_it() {
+        let mut groups: Vec<_> = (1..=3).map(|id| group(id, &[1, 2, 3])).collect();
+        groups[0].core_mut().campaign().unwrap();
+        settle(&mut groups);
+        assert!(groups[0].core().is_leader());
+        let ticket = groups[0].propose(b"first".to_vec()).unwrap();
+        let completions = settle(&mut groups);
+        assert_eq!(
+            completions,
+            vec![(
+                1,
+                Completion::Applied {
+                    ticket,
+                    output: 1u64.to_be_bytes().to_vec()
+                }
+            )]
+        );
+        for group in &groups {
+            assert_eq!(group.machine().items, vec![b"first".to_vec()]);
+        }
+    }
+
+    #[test]
+    fn an_overwritten_proposal_is_reported_dropped() {
+        let mut groups: Vec<_> = (1..=3).map(|id| group(id, &[1, 2, 3])).collect();
+        groups[0].core_mut().campaign().unwrap();
+        settle(&mut groups);
+        // Node 1 appends an entry but its messages are lost (partitioned).
+        let lost = groups[0].propose(b"lost".to_vec()).unwrap();
+        let _ = groups[0].drain().unwrap();
+        // Nodes 2 and 3, cut off from node 1, time out and elect one of them, which commits
+        // its own entry at the same index.
+        let mut outputs = Vec::new();
+        for _ in 0..60 {
+            let mut inflight = Vec::new();
+            for group in groups.iter_mut().skip(1) {
+                group.tick().unwrap();
+                inflight.extend(group.drain().unwrap().messages);
+            }
+            for message in inflight {
+                if message.to != 1 {
+                    let _ = groups[message.to as usize - 1].step(message);
+                }
+            }
+        }
+        let leader = (1..3)
+            .find(|index| groups[*index].core().is_leader())
+            .expect("nodes 2 and 3 elect a leader");
+        let kept = groups[leader].propose(b"kept".to_vec()).unwrap();
+        // The new leader's first entry (its term's empty entry) overwrites the lost one.
+        assert!(kept.index > lost.index);
+        outputs.extend(settle(&mut groups));
+        // Heal: heartbeats reach node 1, which learns the new term and its lost entry's fate.
+        for _ in 0..20 {
+            for group in groups.iter_mut() {
+                group.tick().unwrap();
+            }
+            outputs.extend(settle(&mut groups));
+        }
+        assert!(
+            outputs.contains(&(1, Completion::Dropped { ticket: lost })),
+            "{outputs:?}"
+        );
+        let leader_id = leader as u64 + 1;
+        assert!(outputs.iter().any(|(id, completion)| *id == leader_id
+            && matches!(completion, Completion::Applied { ticket, .. } if *ticket == kept)));
+        for group in &groups {
+            assert!(!group.machine().items.contains(&b"lost".to_vec()));
+        }
+    }
+
+    #[test]
+    fn a_confirmed_read_is_served_once_applied() {
+        let mut groups: Vec<_> = (1..=3).map(|id| group(id, &[1, 2, 3])).collect();
+        groups[0].core_mut().campaign().unwrap();
+        settle(&mut groups);
+        groups[0].propose(b"x".to_vec()).unwrap();
+        settle(&mut groups);
+        groups[0].read_index(42).unwrap();
+        let first = groups[0].drain().unwrap();
+        assert!(
+            first.reads.is_empty(),
+            "no answer before the heartbeat round"
+        );
+        for message in first.messages {
+            let _ = groups[message.to as usize - 1].step(message);
+        }
+        let mut served = Vec::new();
+        for _ in 0..10 {
+            let mut inflight = Vec::new();
+            for group in groups.iter_mut() {
+                let outputs = group.drain().unwrap();
+                served.extend(outputs.reads);
+                inflight.extend(outputs.messages);
+            }
+            for message in inflight {
+                let _ = groups[message.to as usize - 1].step(message);
+            }
+        }
+        assert_eq!(served, vec![42]);
+    }
+}
