@@ -7,13 +7,7 @@
 //! state actor per vault), the evaluator pool and the gateway (HTTP). See `docs/node.md`.
 #![allow(clippy::disallowed_methods)] // the CLI reports wall-clock durations to a person
 
-mod actors;
-mod bench;
-mod client;
-mod config;
-mod context;
-mod local;
-mod server;
+use inferadb_node::{bench, client, config, local, server};
 
 use clap::{Parser, Subcommand};
 use inferadb_storage::{Database, Durability};

@@ -14,6 +14,7 @@
 //!   (why raft-rs, the Ready order and the determinism fix: `docs/adr/0001-raft-rs.md`).
 //! - [`group`]: [`group::RaftGroup`], a core joined to its state machine: clients are
 //!   answered only once their entry is committed and applied.
+//! - [`transport`]: [`transport::Transport`] and the versioned [`transport::PeerEnvelope`].
 //! - [`logging`]: raft-rs's `slog` records bridged into `tracing`.
 
 pub mod core;
@@ -23,3 +24,4 @@ pub mod log;
 pub mod logging;
 pub mod memory_store;
 pub mod store;
+pub mod transport;

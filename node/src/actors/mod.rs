@@ -1,8 +1,10 @@
 //! The node's actors (thin shells over the pure cores): the root supervisor, storage, the
-//! vault registry and vault state actors, and the evaluator pool. The gateway tree lives in
+//! vault registry and vault state actors, the evaluator pool and raft group members. The
+//! gateway tree lives in
 //! `inferadb-gateway`.
 
 pub mod pool;
+pub mod raft;
 pub mod registry;
 pub mod root;
 pub mod storage;

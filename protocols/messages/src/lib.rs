@@ -8,6 +8,7 @@
 //!
 //! - [`node`]: [`NodeMsg`], the root supervisor.
 //! - [`storage`]: [`StorageMsg`], the storage actor that owns the node's database.
+//! - [`raft`]: [`RaftMsg`], a raft group member.
 //! - [`registry`]: [`RegistryMsg`], the vault registry (create, list, delete vaults).
 //! - [`vault`]: [`VaultMsg`], one vault's state actor (schema deploys and writes).
 //! - [`evaluator`]: [`EvaluatorMsg`], the evaluator pool (checks, lookups, expand).
@@ -22,6 +23,7 @@ pub mod evaluator;
 pub mod gateway;
 pub mod mailbox;
 pub mod node;
+pub mod raft;
 pub mod registry;
 pub mod storage;
 pub mod supervision;
@@ -34,6 +36,7 @@ pub use evaluator::{EvaluationJob, EvaluationOutput, EvaluatorMsg, EvaluatorReje
 pub use gateway::{GatewayMsg, HttpMsg};
 pub use mailbox::{ActorDirectory, ActorRecord, ActorStatus, ActorTreeNode, Mailbox, MailboxError};
 pub use node::{AdminError, NodeMsg};
+pub use raft::{GroupStatus, ProposeError, RaftMsg};
 pub use registry::{RegistryError, RegistryMsg};
 pub use storage::StorageMsg;
 pub use supervision::{RestartDecision, RestartIntensity, RestartTracker};

@@ -1,0 +1,372 @@
+//! The raft group actor: the shell around one [`RaftGroup`] member. It only decodes its
+//! messages, steps the group, performs the effects (send through the [`Transport`], answer
+//! the reply ports) and keeps time: a ractor interval sends it `Tick`s. Persistence and the
+//! Ready order live in the pure core; its fsyncs run in `block_in_place`.
+//!
+//! Not yet wired into the node's tree: shards (the cluster issue) will own one per group.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferadb_messages::{GroupStatus, ProposeError, RaftMsg};
+use inferadb_raft::core::{CoreError, Proposed};
+use inferadb_raft::group::{Completion, Outputs, RaftGroup, StateMachine};
+use inferadb_raft::store::LogStore;
+use inferadb_raft::transport::{PeerEnvelope, Transport};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+type ProposeReply = RpcReplyPort<Result<Vec<u8>, ProposeError>>;
+type ReadReply = RpcReplyPort<Result<u64, ProposeError>>;
+
+/// What a raft group actor starts from.
+pub struct RaftArguments<S: LogStore, M: StateMachine> {
+    /// The member (core over its store, and the state machine).
+    pub group: RaftGroup<S, M>,
+    /// The raft group (shard) id carried in envelopes.
+    pub group_id: u64,
+    /// Where outgoing messages go.
+    pub transport: Arc<dyn Transport>,
+    /// The period of the logical clock.
+    pub tick_ms: u64,
+}
+
+/// The actor's state.
+pub struct RaftState<S: LogStore, M: StateMachine> {
+    group: RaftGroup<S, M>,
+    group_id: u64,
+    transport: Arc<dyn Transport>,
+    proposals: BTreeMap<(u64, u64), ProposeReply>,
+    reads: BTreeMap<u64, ReadReply>,
+    next_read_id: u64,
+}
+
+/// The raft group actor (generic over the log store and the state machine).
+pub struct RaftActor<S, M>(std::marker::PhantomData<fn() -> (S, M)>);
+
+impl<S, M> Default for RaftActor<S, M> {
+    fn default() -> Self {
+        RaftActor(std::marker::PhantomData)
+    }
+}
+
+impl<S, M> Actor for RaftActor<S, M>
+where
+    S: LogStore + Send + Sync + 'static,
+    M: StateMachine + Send + Sync + 'static,
+{
+    type Msg = RaftMsg;
+    type State = RaftState<S, M>;
+    type Arguments = RaftArguments<S, M>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RaftMsg>,
+        arguments: RaftArguments<S, M>,
+    ) -> Result<RaftState<S, M>, ActorProcessingErr> {
+        myself.send_interval(Duration::from_millis(arguments.tick_ms), || RaftMsg::Tick);
+        Ok(RaftState {
+            group: arguments.group,
+            group_id: arguments.group_id,
+            transport: arguments.transport,
+            proposals: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            next_read_id: 1,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<RaftMsg>,
+        message: RaftMsg,
+        state: &mut RaftState<S, M>,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RaftMsg::Tick => state.group.tick()?,
+            RaftMsg::Peer(envelope) => step(state, &envelope),
+            RaftMsg::Propose { data, reply } => propose(state, data, reply),
+            RaftMsg::ReadBarrier { reply } => read_barrier(state, reply),
+            RaftMsg::Campaign => state.group.core_mut().campaign()?,
+            RaftMsg::Status { reply } => {
+                let _ = reply.send(status(&state.group));
+            }
+        }
+        // Every input may have produced a Ready: persist (fsync) off the async workers.
+        let outputs = tokio::task::block_in_place(|| state.group.drain());
+        match outputs {
+            Ok(outputs) => {
+                perform(state, outputs);
+                Ok(())
+            }
+            Err(error) => {
+                fail_all(state, &error);
+                Err(format!("raft group {} failed: {error}", state.group_id).into())
+            }
+        }
+    }
+}
+
+fn step<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, envelope: &PeerEnvelope) {
+    match envelope.open() {
+        // A message raft-rs refuses (a stale member, a removed peer) is dropped: peers
+        // retry, and one bad peer must not stop the group.
+        Ok(message) => {
+            if let Err(error) = state.group.step(message) {
+                tracing::debug!(%error, from = envelope.from, "raft message refused");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "raft envelope refused"),
+    }
+}
+
+fn not_leader(group_leader: Option<u64>) -> ProposeError {
+    ProposeError::NotLeader {
+        leader_hint: group_leader,
+    }
+}
+
+fn propose<S: LogStore, M: StateMachine>(
+    state: &mut RaftState<S, M>,
+    data: Vec<u8>,
+    reply: ProposeReply,
+) {
+    match state.group.propose(data) {
+        Ok(Proposed { index, term }) => {
+            state.proposals.insert((index, term), reply);
+        }
+        Err(CoreError::NotLeader { leader_hint }) => {
+            let _ = reply.send(Err(not_leader(leader_hint)));
+        }
+        Err(error) => {
+            let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
+        }
+    }
+}
+
+fn read_barrier<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, reply: ReadReply) {
+    let id = state.next_read_id;
+    state.next_read_id += 1;
+    match state.group.read_index(id) {
+        Ok(()) => {
+            state.reads.insert(id, reply);
+        }
+        Err(error) => {
+            let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
+        }
+    }
+}
+
+/// Sends the messages, answers finished proposals and served reads.
+fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: Outputs) {
+    for message in &outputs.messages {
+        match PeerEnvelope::seal(state.group_id, message) {
+            Ok(envelope) => state.transport.send(envelope),
+            Err(error) => tracing::error!(%error, "raft message could not be sealed"),
+        }
+    }
+    for completion in outputs.completions {
+        let (ticket, answer) = match completion {
+            Completion::Applied { ticket, output } => (ticket, Ok(output)),
+            Completion::Dropped { ticket } => (ticket, Err(ProposeError::Dropped)),
+        };
+        if let Some(reply) = state.proposals.remove(&(ticket.index, ticket.term)) {
+            let _ = reply.send(answer);
+        }
+    }
+    let applied = state.group.applied();
+    for id in outputs.reads {
+        if let Some(reply) = state.reads.remove(&id) {
+            let _ = reply.send(Ok(applied));
+        }
+    }
+    if let Some(change) = outputs.role_change {
+        // Reads waiting for a leadership confirmation this member no longer can give.
+        if change.leader_id != Some(state.group.core().id()) {
+            for (_, reply) in std::mem::take(&mut state.reads) {
+                let _ = reply.send(Err(not_leader(change.leader_id)));
+            }
+        }
+    }
+}
+
+fn fail_all<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, error: &CoreError) {
+    for (_, reply) in std::mem::take(&mut state.proposals) {
+        let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
+    }
+    for (_, reply) in std::mem::take(&mut state.reads) {
+        let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
+    }
+}
+
+fn status<S: LogStore, M: StateMachine>(group: &RaftGroup<S, M>) -> GroupStatus {
+    let status = group.core().status();
+    GroupStatus {
+        id: status.id,
+        term: status.term,
+        is_leader: group.core().is_leader(),
+        leader_id: status.leader_id,
+        commit: status.commit,
+        applied: group.applied(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferadb_raft::core::{RaftConfig, RaftCore};
+    use inferadb_raft::log::{DurableLog, LogOptions};
+    use inferadb_raft::logging::raft_logger;
+    use parking_lot::RwLock;
+    use raft::eraftpb::ConfState;
+    use std::collections::HashMap;
+
+    /// Appends payloads; answers with how many it holds.
+    #[derive(Default)]
+    struct Journal {
+        items: Vec<Vec<u8>>,
+    }
+
+    impl StateMachine for Journal {
+        fn apply(&mut self, _index: u64, data: &[u8]) -> Vec<u8> {
+            self.items.push(data.to_vec());
+            (self.items.len() as u64).to_be_bytes().to_vec()
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            self.items.join(&b'\n')
+        }
+        fn restore(&mut self, data: &[u8]) {
+            self.items = data
+                .split(|byte| *byte == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect();
+        }
+    }
+
+    /// In-process transport: member id → actor.
+    #[derive(Default)]
+    struct Local {
+        peers: RwLock<HashMap<u64, ActorRef<RaftMsg>>>,
+    }
+
+    impl Transport for Local {
+        fn send(&self, envelope: PeerEnvelope) {
+            if let Some(peer) = self.peers.read().get(&envelope.to) {
+                let _ = peer.cast(RaftMsg::Peer(envelope));
+            }
+        }
+    }
+
+    async fn start(
+        id: u64,
+        directory: &std::path::Path,
+        transport: &Arc<Local>,
+    ) -> ActorRef<RaftMsg> {
+        let mut store =
+            DurableLog::open_dir(&directory.join(format!("n{id}")), LogOptions::default())
+                .expect("the log opens");
+        if store.conf_state().voters.is_empty() {
+            let conf_state = ConfState {
+                voters: vec![1, 2, 3],
+                ..ConfState::default()
+            };
+            store.set_conf_state(&conf_state).expect("conf state");
+            store.sync().expect("sync");
+        }
+        let core = RaftCore::new(&RaftConfig::new(id, 11), store, &raft_logger("test"))
+            .expect("the core starts");
+        let group = RaftGroup::new(core, Journal::default(), 0);
+        let arguments = RaftArguments {
+            group,
+            group_id: 1,
+            transport: Arc::clone(transport) as Arc<dyn Transport>,
+            tick_ms: 10,
+        };
+        let (actor, _) = Actor::spawn(None, RaftActor::default(), arguments)
+            .await
+            .expect("the actor starts");
+        transport.peers.write().insert(id, actor.clone());
+        actor
+    }
+
+    async fn leader(actors: &BTreeMap<u64, ActorRef<RaftMsg>>) -> Option<u64> {
+        for (id, actor) in actors {
+            if let Ok(status) = ractor::call!(actor, |reply| RaftMsg::Status { reply }) {
+                if status.is_leader {
+                    return Some(*id);
+                }
+            }
+        }
+        None
+    }
+
+    async fn wait_for_leader(actors: &BTreeMap<u64, ActorRef<RaftMsg>>) -> u64 {
+        for _ in 0..500 {
+            if let Some(id) = leader(actors).await {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no leader elected");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_actors_on_durable_logs_replicate_and_survive_the_loss_of_their_leader() {
+        let directory = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Local::default());
+        let mut actors = BTreeMap::new();
+        for id in 1..=3 {
+            actors.insert(id, start(id, directory.path(), &transport).await);
+        }
+        let first = wait_for_leader(&actors).await;
+        let answer = ractor::call!(actors[&first], |reply| RaftMsg::Propose {
+            data: b"one".to_vec(),
+            reply
+        })
+        .unwrap();
+        assert_eq!(answer, Ok(1u64.to_be_bytes().to_vec()));
+        let follower = *actors.keys().find(|id| **id != first).unwrap();
+        let refused = ractor::call!(actors[&follower], |reply| RaftMsg::Propose {
+            data: b"x".to_vec(),
+            reply
+        })
+        .unwrap();
+        assert!(
+            matches!(refused, Err(ProposeError::NotLeader { .. })),
+            "{refused:?}"
+        );
+        let barrier =
+            ractor::call!(actors[&first], |reply| RaftMsg::ReadBarrier { reply }).unwrap();
+        assert!(barrier.unwrap() >= 2);
+
+        // The leader dies; the other two elect a new one and go on.
+        actors[&first].stop(None);
+        transport.peers.write().remove(&first);
+        actors.remove(&first);
+        let second = wait_for_leader(&actors).await;
+        assert_ne!(second, first);
+        let answer = ractor::call!(actors[&second], |reply| RaftMsg::Propose {
+            data: b"two".to_vec(),
+            reply
+        })
+        .unwrap();
+        assert_eq!(answer, Ok(2u64.to_be_bytes().to_vec()));
+
+        // The old leader restarts from its log file and catches up.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let restarted = start(first, directory.path(), &transport).await;
+        actors.insert(first, restarted);
+        let mut caught_up = false;
+        for _ in 0..300 {
+            let status = ractor::call!(actors[&first], |reply| RaftMsg::Status { reply }).unwrap();
+            if status.applied >= 4 && status.leader_id == Some(second) {
+                caught_up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(caught_up, "the restarted member caught up");
+        for actor in actors.values() {
+            actor.stop(None);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! [`RaftMsg`]: the protocol of a raft group actor.
+
+use inferadb_raft::transport::PeerEnvelope;
+use ractor::RpcReplyPort;
+
+/// Why a proposal or a read barrier was not answered with a result.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// This member is not the leader; `leader_hint` names the one it knows of.
+    #[error("not the leader (leader: {leader_hint:?})")]
+    NotLeader {
+        /// The leader this member knows of, if any.
+        leader_hint: Option<u64>,
+    },
+    /// A later leader overwrote the entry: it never took effect. Safe to retry.
+    #[error("the proposal was overwritten by a new leader and never took effect")]
+    Dropped,
+    /// The group failed (storage error): the outcome is unknown.
+    #[error("the raft group failed: {0}")]
+    Failed(String),
+}
+
+/// A member's view of its group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// This member.
+    pub id: u64,
+    /// Its term.
+    pub term: u64,
+    /// Whether it leads.
+    pub is_leader: bool,
+    /// The leader it knows of.
+    pub leader_id: Option<u64>,
+    /// Its commit index.
+    pub commit: u64,
+    /// Its applied index.
+    pub applied: u64,
+}
+
+/// Messages to a raft group actor.
+pub enum RaftMsg {
+    /// A tick of the group's logical clock (sent by the actor's own timer).
+    Tick,
+    /// A message from a peer member.
+    Peer(PeerEnvelope),
+    /// Proposes `data`; answered with the state machine's output once the entry is
+    /// committed **and** applied.
+    Propose {
+        /// The command.
+        data: Vec<u8>,
+        /// The state machine's answer, or why there is none.
+        reply: RpcReplyPort<Result<Vec<u8>, ProposeError>>,
+    },
+    /// A linearizable read barrier: answered (with the applied index) once leadership is
+    /// confirmed by a quorum and the state machine has applied through the read index.
+    ReadBarrier {
+        /// The applied index the read may be served at.
+        reply: RpcReplyPort<Result<u64, ProposeError>>,
+    },
+    /// Start an election now.
+    Campaign,
+    /// This member's view of the group.
+    Status {
+        /// The status.
+        reply: RpcReplyPort<GroupStatus>,
+    },
+}
