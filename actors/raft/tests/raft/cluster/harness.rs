@@ -1,12 +1,17 @@
-//! A deterministic in-memory Raft cluster: `RaftCore`s over crashable memory stores, a
-//! message queue delivered one message at a time in a seeded order (with partitions and
-//! drops), a tick driver, a state machine per node, and the safety checker.
+//! A deterministic in-memory Raft cluster: `RaftCore`s over crashable [`Disk`]s (a memory
+//! store with a power-failure model, [`CrashStore`], or the real durable log over a
+//! `MemoryLogIo` reopened from its crash image, [`DurableDisk`]), a message queue delivered
+//! one message at a time in a seeded order (with partitions and drops), a tick driver, a
+//! state machine per node, and the safety checker.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use inferadb_raft::core::{Canaries, Effects, Proposed, RaftConfig, RaftCore, Role};
+use inferadb_raft::io::{LogCrashMode, LogFaultPlan, MemoryLogIo};
+use inferadb_raft::log::{DurableLog, LogOptions};
 use inferadb_raft::logging::raft_logger;
 use inferadb_raft::memory_store::MemoryStore;
 use inferadb_raft::store::{LogError, LogStore};
@@ -18,47 +23,88 @@ use raft::{GetEntriesContext, RaftState, SnapshotStatus, Storage};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+/// A node's disk, as the cluster sees it: it makes the node's log store (at creation and
+/// after every crash, from what survived), loses what was not synced on a power failure,
+/// counts syncs (group commit), and lets the checks look at a running node's log.
+pub trait Disk: Sized {
+    /// The log store the node's `RaftCore` runs on.
+    type Store: LogStore;
+    /// How disks of this kind are made (and how they fail).
+    type Config: Clone + Default;
+
+    /// A new disk; `bootstrap`, if any, is installed and synced first.
+    fn create(config: &Self::Config, bootstrap: Option<&Snapshot>) -> Self;
+    /// The store over what is on the disk now.
+    fn open(&mut self) -> Self::Store;
+    /// Power failure: the node's store is gone; what survives is what `open` sees next.
+    fn crash(&mut self);
+    /// `LogStore::sync` calls so far (over every store of this disk).
+    fn syncs(&self) -> u64;
+    /// Every entry in the store (after its snapshot).
+    fn stored_entries(store: &Self::Store) -> Vec<Entry>;
+    /// The store's newest snapshot, if any.
+    fn stored_snapshot(store: &Self::Store) -> Option<Snapshot>;
+    /// Whether an injected power failure has cut this disk off (its store's writes fail
+    /// until the node is crashed and restarted).
+    fn power_failed(&self) -> bool {
+        false
+    }
+}
+
 /// A store with a power-failure model: writes land in `live`; `sync` makes `durable` a copy
 /// of `live`; a crash throws `live` away and restarts from `durable`. Handles share state.
 #[derive(Clone)]
-pub struct CrashStore(Rc<RefCell<Disk>>);
+pub struct CrashStore(Rc<RefCell<Platter>>);
 
-struct Disk {
+struct Platter {
     live: MemoryStore,
     durable: MemoryStore,
     syncs: u64,
 }
 
 impl CrashStore {
-    fn new(store: MemoryStore) -> Self {
+    fn live(&self) -> MemoryStore {
+        self.0.borrow().live.clone()
+    }
+}
+
+impl Disk for CrashStore {
+    type Store = CrashStore;
+    type Config = ();
+
+    fn create((): &(), bootstrap: Option<&Snapshot>) -> Self {
+        let mut store = MemoryStore::new();
+        if let Some(snapshot) = bootstrap {
+            store.apply_snapshot(snapshot).unwrap();
+        }
         let durable = store.fork();
-        Self(Rc::new(RefCell::new(Disk {
+        Self(Rc::new(RefCell::new(Platter {
             live: store,
             durable,
             syncs: 0,
         })))
     }
 
+    fn open(&mut self) -> CrashStore {
+        self.clone()
+    }
+
     /// Loses everything written since the last sync.
-    fn crash(&self) {
+    fn crash(&mut self) {
         let mut disk = self.0.borrow_mut();
         disk.live = disk.durable.fork();
     }
 
-    pub fn syncs(&self) -> u64 {
+    fn syncs(&self) -> u64 {
         self.0.borrow().syncs
     }
 
-    pub fn entries(&self) -> Vec<Entry> {
-        self.0.borrow().live.all_entries()
+    fn stored_entries(store: &CrashStore) -> Vec<Entry> {
+        store.live().all_entries()
     }
 
-    fn latest_snapshot(&self) -> Option<Snapshot> {
-        self.0.borrow().live.latest_snapshot()
-    }
-
-    fn live(&self) -> MemoryStore {
-        self.0.borrow().live.clone()
+    fn stored_snapshot(store: &CrashStore) -> Option<Snapshot> {
+        store.live().latest_snapshot()
     }
 }
 
@@ -114,6 +160,177 @@ impl LogStore for CrashStore {
     }
 }
 
+/// How a [`DurableDisk`] is made: the log's limits (small, so that segments roll, are
+/// deleted by compaction and old entries are read back from their files) and what a power
+/// failure leaves of the unsynced operations.
+#[derive(Clone)]
+pub struct DurableConfig {
+    pub options: LogOptions,
+    /// Under `Random`, each crash of a disk draws from its own seed (derived from this one).
+    pub crash_mode: LogCrashMode,
+}
+
+impl Default for DurableConfig {
+    fn default() -> Self {
+        Self::crashing(LogCrashMode::LoseUnsynced)
+    }
+}
+
+impl DurableConfig {
+    pub fn crashing(crash_mode: LogCrashMode) -> Self {
+        Self {
+            options: LogOptions {
+                segment_size_max: 1024,
+                entry_cache_bytes_max: 256,
+                state_file_size_max: 2048,
+            },
+            crash_mode,
+        }
+    }
+}
+
+/// The real durable log over a `MemoryLogIo`: a crash reopens the log from the directory's
+/// crash image (recovery runs on every restart).
+pub struct DurableDisk {
+    io: Arc<MemoryLogIo>,
+    config: DurableConfig,
+    crashes: u64,
+    syncs: Rc<Cell<u64>>,
+}
+
+/// A [`DurableLog`] that counts its syncs into its disk's counter.
+pub struct DurableStore {
+    log: DurableLog,
+    syncs: Rc<Cell<u64>>,
+}
+
+impl DurableStore {
+    pub fn log(&self) -> &DurableLog {
+        &self.log
+    }
+}
+
+impl DurableDisk {
+    /// The power fails at the `operation`-th write-side I/O operation from now (0: the
+    /// next): it and everything after fail, and the node crashes at the end of that Ready.
+    pub fn fail_power_at(&self, operation: u64) {
+        let at = self.io.operations() + operation;
+        self.io.set_fault_plan(LogFaultPlan {
+            crash_at_operation: Some(at),
+            ..LogFaultPlan::default()
+        });
+    }
+}
+
+impl Disk for DurableDisk {
+    type Store = DurableStore;
+    type Config = DurableConfig;
+
+    fn create(config: &DurableConfig, bootstrap: Option<&Snapshot>) -> Self {
+        let io = Arc::new(MemoryLogIo::new());
+        if let Some(snapshot) = bootstrap {
+            let mut log = DurableLog::open(io.clone(), config.options.clone()).unwrap();
+            log.apply_snapshot(snapshot).unwrap();
+            log.sync().unwrap();
+        }
+        Self {
+            io,
+            config: config.clone(),
+            crashes: 0,
+            syncs: Rc::default(),
+        }
+    }
+
+    fn open(&mut self) -> DurableStore {
+        let log = DurableLog::open(self.io.clone(), self.config.options.clone())
+            .unwrap_or_else(|e| panic!("the durable log does not reopen: {e}"));
+        DurableStore {
+            log,
+            syncs: self.syncs.clone(),
+        }
+    }
+
+    fn crash(&mut self) {
+        self.crashes += 1;
+        let mode = match self.config.crash_mode {
+            LogCrashMode::Random { seed } => LogCrashMode::Random {
+                seed: seed ^ self.crashes.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            },
+            mode => mode,
+        };
+        self.io = Arc::new(MemoryLogIo::from_image(self.io.crash_image(mode)));
+    }
+
+    fn syncs(&self) -> u64 {
+        self.syncs.get()
+    }
+
+    fn power_failed(&self) -> bool {
+        self.io.crashed()
+    }
+
+    fn stored_entries(store: &DurableStore) -> Vec<Entry> {
+        let log = &store.log;
+        let (first, last) = (log.first_index().unwrap(), log.last_index().unwrap());
+        log.entries(first, last + 1, None, GetEntriesContext::empty(false))
+            .unwrap()
+    }
+
+    fn stored_snapshot(store: &DurableStore) -> Option<Snapshot> {
+        store.log.latest_snapshot().cloned()
+    }
+}
+
+impl Storage for DurableStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        self.log.initial_state()
+    }
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.log.entries(low, high, max_size, context)
+    }
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.log.term(idx)
+    }
+    fn first_index(&self) -> raft::Result<u64> {
+        self.log.first_index()
+    }
+    fn last_index(&self) -> raft::Result<u64> {
+        self.log.last_index()
+    }
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        self.log.snapshot(request_index, to)
+    }
+}
+
+impl LogStore for DurableStore {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), LogError> {
+        self.log.append(entries)
+    }
+    fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), LogError> {
+        self.log.set_hard_state(hard_state)
+    }
+    fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<(), LogError> {
+        self.log.set_conf_state(conf_state)
+    }
+    fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), LogError> {
+        self.log.apply_snapshot(snapshot)
+    }
+    fn compact(&mut self, index: u64, cs: &ConfState, data: Vec<u8>) -> Result<(), LogError> {
+        self.log.compact(index, cs, data)
+    }
+    fn sync(&mut self) -> Result<(), LogError> {
+        self.log.sync()?;
+        self.syncs.set(self.syncs.get() + 1);
+        Ok(())
+    }
+}
+
 /// A node's state machine: the payloads of the non-empty normal entries, in applied order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateMachine {
@@ -145,17 +362,26 @@ impl StateMachine {
     }
 }
 
-pub struct Node {
-    pub core: Option<RaftCore<CrashStore>>,
-    pub store: CrashStore,
+pub struct Node<D: Disk> {
+    pub core: Option<RaftCore<D::Store>>,
+    pub disk: D,
     pub sm: StateMachine,
     pub snapshots_installed: u32,
     pub canaries: Canaries,
 }
 
-impl Node {
-    pub fn core(&self) -> &RaftCore<CrashStore> {
+impl<D: Disk> Node<D> {
+    pub fn core(&self) -> &RaftCore<D::Store> {
         self.core.as_ref().expect("node is up")
+    }
+
+    /// The running node's stored entries.
+    pub fn entries(&self) -> Vec<Entry> {
+        D::stored_entries(self.core().store())
+    }
+
+    pub fn syncs(&self) -> u64 {
+        self.disk.syncs()
     }
 }
 
@@ -233,8 +459,9 @@ fn show((term, kind, data): &(u64, EntryType, Vec<u8>)) -> String {
     format!("{kind:?}@{term} {:?}", String::from_utf8_lossy(data))
 }
 
-pub struct Cluster {
-    pub nodes: BTreeMap<u64, Node>,
+pub struct Cluster<D: Disk> {
+    pub nodes: BTreeMap<u64, Node<D>>,
+    disk: D::Config,
     queue: Vec<Message>,
     rng: SmallRng,
     blocked: BTreeSet<(u64, u64)>,
@@ -246,16 +473,22 @@ pub struct Cluster {
     logger: slog::Logger,
 }
 
-impl Cluster {
+impl<D: Disk> Cluster<D> {
     /// `n` voters, all starting from the same bootstrap snapshot (index 1, term 1), so a
     /// node added later must catch up by snapshot.
-    pub fn new(n: u64, seed: u64) -> Self {
-        Self::with_canaries(n, seed, |_| Canaries::default())
+    pub fn new(n: u64, seed: u64, disk: D::Config) -> Self {
+        Self::with_canaries(n, seed, disk, |_| Canaries::default())
     }
 
-    pub fn with_canaries(n: u64, seed: u64, canaries: impl Fn(u64) -> Canaries) -> Self {
+    pub fn with_canaries(
+        n: u64,
+        seed: u64,
+        disk: D::Config,
+        canaries: impl Fn(u64) -> Canaries,
+    ) -> Self {
         let mut cluster = Cluster {
             nodes: BTreeMap::new(),
+            disk,
             queue: Vec::new(),
             rng: SmallRng::seed_from_u64(seed),
             blocked: BTreeSet::new(),
@@ -272,22 +505,22 @@ impl Cluster {
             .mut_metadata()
             .set_conf_state(ConfState::from(((1..=n).collect::<Vec<_>>(), vec![])));
         for id in 1..=n {
-            let mut store = MemoryStore::new();
-            store.apply_snapshot(&bootstrap).unwrap();
-            cluster.insert(id, store, canaries(id));
+            let disk = D::create(&cluster.disk, Some(&bootstrap));
+            cluster.insert(id, disk, canaries(id));
         }
         cluster
     }
 
     /// Adds a node with an empty store (not yet a member: add it with a conf change).
     pub fn add_node(&mut self, id: u64) {
-        self.insert(id, MemoryStore::new(), Canaries::default());
+        let disk = D::create(&self.disk, None);
+        self.insert(id, disk, Canaries::default());
     }
 
-    fn insert(&mut self, id: u64, store: MemoryStore, canaries: Canaries) {
+    fn insert(&mut self, id: u64, disk: D, canaries: Canaries) {
         let node = Node {
             core: None,
-            store: CrashStore::new(store),
+            disk,
             sm: StateMachine::default(),
             snapshots_installed: 0,
             canaries,
@@ -300,23 +533,24 @@ impl Cluster {
     /// snapshot and the committed entries after it are replayed.
     fn start(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).unwrap();
-        node.sm = match node.store.latest_snapshot() {
+        let store = node.disk.open();
+        node.sm = match D::stored_snapshot(&store) {
             Some(s) => StateMachine::decode(s.get_metadata().index, &s.data),
             None => StateMachine::default(),
         };
         let mut config = RaftConfig::new(id, self.seed);
         config.applied = node.sm.applied_index;
         config.canaries = node.canaries;
-        let core = RaftCore::new(&config, node.store.clone(), &self.logger).unwrap();
+        let core = RaftCore::new(&config, store, &self.logger).unwrap();
         node.core = Some(core);
         self.drain(id);
     }
 
-    pub fn node(&self, id: u64) -> &Node {
+    pub fn node(&self, id: u64) -> &Node<D> {
         &self.nodes[&id]
     }
 
-    pub fn core(&mut self, id: u64) -> &mut RaftCore<CrashStore> {
+    pub fn core(&mut self, id: u64) -> &mut RaftCore<D::Store> {
         self.nodes
             .get_mut(&id)
             .unwrap()
@@ -333,7 +567,7 @@ impl Cluster {
     pub fn crash(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).unwrap();
         node.core = None;
-        node.store.crash();
+        node.disk.crash();
         node.sm = StateMachine::default();
     }
 
@@ -374,7 +608,7 @@ impl Cluster {
     }
 
     /// Runs rounds until `done` holds (or panics after `max` rounds).
-    pub fn run_until(&mut self, max: usize, done: impl Fn(&Cluster) -> bool) {
+    pub fn run_until(&mut self, max: usize, done: impl Fn(&Cluster<D>) -> bool) {
         for _ in 0..max {
             if done(self) {
                 return;
@@ -453,10 +687,19 @@ impl Cluster {
         }
     }
 
-    /// Runs a node's Ready cycles until it has nothing left to do.
+    /// Runs a node's Ready cycles until it has nothing left to do. If an injected power
+    /// failure makes a cycle fail, the node is down (crashed) afterwards.
     pub fn drain(&mut self, id: u64) {
-        while let Some(effects) = self.core(id).ready().unwrap() {
-            self.perform(id, effects);
+        loop {
+            match self.core(id).ready() {
+                Ok(Some(effects)) => self.perform(id, effects),
+                Ok(None) => return,
+                Err(_) if self.nodes[&id].disk.power_failed() => {
+                    self.crash(id);
+                    return;
+                }
+                Err(e) => panic!("node {id}'s Ready cycle failed: {e}"),
+            }
         }
     }
 
