@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use inferadb_protocols::VaultId;
-use inferadb_storage::{io::PageIo, Database};
+use inferadb_storage::{io::PageIo, Database, WriteTransaction};
 
 use crate::error::{CatalogError, DatabaseError};
 use crate::ledger::Reader;
@@ -153,8 +153,24 @@ impl NodeCatalog {
         name: &str,
         now_ms: u64,
     ) -> Result<VaultRecord, CatalogError> {
-        validate_vault_name(name)?;
         let mut write = self.db.begin_write()?;
+        let record = self.create_vault_in(&mut write, id, name, now_ms)?;
+        write.commit()?;
+        Ok(record)
+    }
+
+    /// [`Self::create_vault`] inside the caller's write transaction on this catalog's
+    /// database, which the caller commits (with its own durability) together with whatever
+    /// else it records there, e.g. a replicated log index. On an error the transaction may
+    /// hold part of the change: the caller drops it.
+    pub fn create_vault_in(
+        &self,
+        write: &mut WriteTransaction,
+        id: VaultId,
+        name: &str,
+        now_ms: u64,
+    ) -> Result<VaultRecord, CatalogError> {
+        validate_vault_name(name)?;
         let record = VaultRecord {
             id,
             name: name.to_owned(),
@@ -181,13 +197,24 @@ impl NodeCatalog {
         for table in tables::all(id) {
             write.open_table(&table)?;
         }
-        write.commit()?;
         Ok(record)
     }
 
     /// Deletes a vault's record and every one of its tables in one transaction.
     pub fn delete_vault(&self, id: VaultId) -> Result<(), CatalogError> {
         let mut write = self.db.begin_write()?;
+        self.delete_vault_in(&mut write, id)?;
+        write.commit()?;
+        Ok(())
+    }
+
+    /// [`Self::delete_vault`] inside the caller's write transaction on this catalog's
+    /// database, which the caller commits; on an error the caller drops it.
+    pub fn delete_vault_in(
+        &self,
+        write: &mut WriteTransaction,
+        id: VaultId,
+    ) -> Result<(), CatalogError> {
         if write
             .open_table(tables::VAULTS)?
             .remove(&id.0.to_be_bytes())?
@@ -201,7 +228,6 @@ impl NodeCatalog {
                 write.delete_table(&table)?;
             }
         }
-        write.commit()?;
         Ok(())
     }
 }

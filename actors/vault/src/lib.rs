@@ -24,6 +24,7 @@ pub mod keys;
 pub mod ledger;
 pub mod limits;
 mod read;
+mod replay;
 mod snapshot;
 pub mod tables;
 mod token;

@@ -47,3 +47,7 @@ pub const HEAD_KEY: &[u8] = b"head";
 pub fn bucket_key(bucket: u8) -> [u8; 2] {
     [b'b', bucket]
 }
+
+/// The key of the caller's commit index (u64 big-endian; see `Vault::set_commit_index`) in
+/// the state table.
+pub const COMMIT_INDEX_KEY: &[u8] = b"commit_index";

@@ -177,6 +177,8 @@ pub struct Vault {
     pub(crate) buckets: StateBuckets,
     pub(crate) schemas: Vec<SchemaVersion>,
     pub(crate) active: Option<Arc<ActiveSchema>>,
+    /// The caller's index of the last command applied (see [`Vault::set_commit_index`]).
+    pub(crate) commit_index: u64,
 }
 
 impl Vault {
@@ -191,6 +193,7 @@ impl Vault {
             return Err(VaultError::VaultNotFound { id });
         }
         let (head, buckets) = load_state(&read, id)?;
+        let commit_index = load_commit_index(&read, id)?;
         let mut schemas = Vec::new();
         let mut latest_text = None;
         for entry in read.open_table(&tables::schemas(id))?.iter()? {
@@ -222,6 +225,7 @@ impl Vault {
             buckets,
             schemas,
             active,
+            commit_index,
         })
     }
 
@@ -253,6 +257,20 @@ impl Vault {
     /// The schema in force.
     pub fn active_schema(&self) -> Option<&Arc<ActiveSchema>> {
         self.active.as_ref()
+    }
+
+    /// The index the caller last set with [`Self::set_commit_index`]; after [`Self::open`],
+    /// the one stored by the last commit (0 when none was ever stored).
+    pub fn commit_index(&self) -> u64 {
+        self.commit_index
+    }
+
+    /// Sets an index of the caller's (a shard records the raft log index of the command it
+    /// is applying) that every later commit stores in the vault's state table **in the same
+    /// transaction** as its block, so that after a crash the caller knows exactly which of
+    /// its commands the durable state includes. 0, the default, stores nothing.
+    pub fn set_commit_index(&mut self, index: u64) {
+        self.commit_index = index;
     }
 
     /// The options the vault runs with.
@@ -327,6 +345,20 @@ pub(crate) fn load_state(
     Ok((head, buckets))
 }
 
+/// Reads the caller's commit index from the state table (0 when absent).
+fn load_commit_index(
+    read: &inferadb_storage::ReadTransaction,
+    id: VaultId,
+) -> Result<u64, VaultError> {
+    let state = read.open_table(&tables::state(id))?;
+    match state.get(tables::COMMIT_INDEX_KEY)? {
+        None => Ok(0),
+        Some(bytes) => <[u8; 8]>::try_from(&bytes[..])
+            .map(u64::from_be_bytes)
+            .map_err(|_| corrupt("commit index")),
+    }
+}
+
 /// The working state of one write transaction: the operations it recorded and the buckets
 /// they changed, applied to the indexes as they are recorded.
 pub(crate) struct Staging<'a> {
@@ -355,7 +387,10 @@ impl<'a> Staging<'a> {
     }
 
     /// The stored expiry of a relationship: `None` when absent, `Some(expiry)` otherwise.
-    fn stored(&mut self, relationship: &Relationship) -> Result<Option<Option<u64>>, WriteError> {
+    pub(crate) fn stored(
+        &mut self,
+        relationship: &Relationship,
+    ) -> Result<Option<Option<u64>>, WriteError> {
         let table = self.txn.open_table(&self.forward)?;
         let Some(value) = table.get(&forward_key(relationship))? else {
             return Ok(None);
@@ -367,7 +402,7 @@ impl<'a> Staging<'a> {
             })
     }
 
-    fn insert(&mut self, relationship: Relationship) -> Result<(), WriteError> {
+    pub(crate) fn insert(&mut self, relationship: Relationship) -> Result<(), WriteError> {
         let value = encode_expiry(relationship.expires_at_ms);
         self.txn
             .open_table(&self.forward)?
@@ -382,7 +417,7 @@ impl<'a> Staging<'a> {
     }
 
     /// Removes a relationship stored with `expires_at_ms`.
-    fn remove(
+    pub(crate) fn remove(
         &mut self,
         mut relationship: Relationship,
         expires_at_ms: Option<u64>,

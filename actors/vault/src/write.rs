@@ -83,9 +83,9 @@ fn fail_group(
 }
 
 /// A block built and written into a transaction, not yet committed.
-struct PendingBlock {
-    head: Head,
-    buckets: StateBuckets,
+pub(crate) struct PendingBlock {
+    pub(crate) head: Head,
+    pub(crate) buckets: StateBuckets,
 }
 
 impl Vault {
@@ -248,7 +248,7 @@ impl Vault {
     }
 
     /// Builds the block for `operations`, writes it, the changed buckets and the head.
-    fn record_block(
+    pub(crate) fn record_block(
         &self,
         txn: &mut WriteTransaction,
         previous: Head,
@@ -297,6 +297,9 @@ impl Vault {
             )?;
         }
         state.insert(tables::HEAD_KEY, &head.encode())?;
+        if self.commit_index > 0 {
+            state.insert(tables::COMMIT_INDEX_KEY, &self.commit_index.to_be_bytes())?;
+        }
         Ok(PendingBlock { head, buckets })
     }
 

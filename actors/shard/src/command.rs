@@ -1,0 +1,275 @@
+//! [`ShardCommand`]: what a shard's Raft log carries, and its canonical encoding.
+//!
+//! # Encoding (format 1; integers big-endian)
+//!
+//! ```text
+//! command      = 0x01 (format) ‖ tag ‖ fields
+//!   tag 1 CreateVault   u64 id ‖ str name ‖ u64 now_ms
+//!   tag 2 DeleteVault   u64 id
+//!   tag 3 DeploySchema  u64 vault ‖ str text ‖ u64 now_ms
+//!   tag 4 Write         u64 vault ‖ u64 now_ms ‖ u32 count ‖ mutation* ‖ u32 count ‖ precondition*
+//! mutation     = 1 ‖ str relationship (Create) | 2 ‖ str relationship (Touch)
+//!              | 3 ‖ str relationship (Delete) | 4 ‖ filter (DeleteMatching)
+//! precondition = 1 (MustMatch) | 2 (MustNotMatch) ‖ filter
+//! filter       = 6 × opt-str: resource_type, resource_id, relation, subject_type,
+//!                subject_id, subject_relation
+//! str          = u32 byte length ‖ UTF-8;   opt-str = 0x00 | 0x01 ‖ str
+//! ```
+//!
+//! A relationship travels as its text form (`Relationship`'s `Display`, with the
+//! `[expires_at_ms:…]` suffix when it expires); decoding parses it and refuses any text that
+//! does not print back identically, so every command has exactly one encoding. Names in
+//! filters are validated as the types they are (`TypeName`, `ObjectId`, `RelationName`);
+//! the filter *rules* (e.g. `resource_id` needs `resource_type`) are the vault's business
+//! and give a deterministic refusal when applied.
+
+use inferadb_protocols::{ObjectId, RelationName, Relationship, TypeName, VaultId};
+use inferadb_vault::{Mutation, Precondition, PreconditionKind, RelationshipFilter, WriteBatch};
+
+use crate::wire::{expect_format, DecodeError, Reader, Writer};
+
+/// The format byte of [`ShardCommand::encode`].
+pub const COMMAND_FORMAT: u8 = 1;
+
+const TAG_CREATE_VAULT: u8 = 1;
+const TAG_DELETE_VAULT: u8 = 2;
+const TAG_DEPLOY_SCHEMA: u8 = 3;
+const TAG_WRITE: u8 = 4;
+
+/// One entry of a shard's Raft log. Everything a replica needs to apply it identically is
+/// inside: ids and the leader's clock (`now_ms`) are chosen once, by the proposer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardCommand {
+    /// Creates an empty vault (no schema yet).
+    CreateVault {
+        /// Its id (drawn by the proposer).
+        id: VaultId,
+        /// Its unique name.
+        name: String,
+        /// The proposer's clock: the vault's creation time.
+        now_ms: u64,
+    },
+    /// Deletes a vault with everything in it.
+    DeleteVault {
+        /// The vault.
+        id: VaultId,
+    },
+    /// Deploys a schema version to a vault.
+    DeploySchema {
+        /// The vault.
+        vault: VaultId,
+        /// The IPL text.
+        text: String,
+        /// The proposer's clock: the deploy block's timestamp.
+        now_ms: u64,
+    },
+    /// Applies a write batch to a vault.
+    Write {
+        /// The vault.
+        vault: VaultId,
+        /// The batch.
+        batch: WriteBatch,
+        /// The proposer's clock: the block's timestamp and the expiry reference.
+        now_ms: u64,
+    },
+}
+
+impl ShardCommand {
+    /// The canonical bytes (see the module documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::default();
+        writer.u8(COMMAND_FORMAT);
+        match self {
+            ShardCommand::CreateVault { id, name, now_ms } => {
+                writer.u8(TAG_CREATE_VAULT);
+                writer.u64(id.0);
+                writer.str(name);
+                writer.u64(*now_ms);
+            }
+            ShardCommand::DeleteVault { id } => {
+                writer.u8(TAG_DELETE_VAULT);
+                writer.u64(id.0);
+            }
+            ShardCommand::DeploySchema {
+                vault,
+                text,
+                now_ms,
+            } => {
+                writer.u8(TAG_DEPLOY_SCHEMA);
+                writer.u64(vault.0);
+                writer.str(text);
+                writer.u64(*now_ms);
+            }
+            ShardCommand::Write {
+                vault,
+                batch,
+                now_ms,
+            } => {
+                writer.u8(TAG_WRITE);
+                writer.u64(vault.0);
+                writer.u64(*now_ms);
+                encode_batch(&mut writer, batch);
+            }
+        }
+        writer.out
+    }
+
+    /// Decodes [`Self::encode`]'s bytes; anything else is a typed error.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        expect_format(&mut reader, "shard command", COMMAND_FORMAT)?;
+        let command = match reader.u8("command tag")? {
+            TAG_CREATE_VAULT => ShardCommand::CreateVault {
+                id: VaultId(reader.u64("vault id")?),
+                name: reader.str("vault name")?.to_owned(),
+                now_ms: reader.u64("now_ms")?,
+            },
+            TAG_DELETE_VAULT => ShardCommand::DeleteVault {
+                id: VaultId(reader.u64("vault id")?),
+            },
+            TAG_DEPLOY_SCHEMA => ShardCommand::DeploySchema {
+                vault: VaultId(reader.u64("vault id")?),
+                text: reader.str("schema text")?.to_owned(),
+                now_ms: reader.u64("now_ms")?,
+            },
+            TAG_WRITE => ShardCommand::Write {
+                vault: VaultId(reader.u64("vault id")?),
+                now_ms: reader.u64("now_ms")?,
+                batch: decode_batch(&mut reader)?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "command",
+                    tag,
+                })
+            }
+        };
+        reader.finish()?;
+        Ok(command)
+    }
+}
+
+fn encode_batch(writer: &mut Writer, batch: &WriteBatch) {
+    writer.len(batch.mutations.len());
+    for mutation in &batch.mutations {
+        match mutation {
+            Mutation::Create(relationship) => relationship_field(writer, 1, relationship),
+            Mutation::Touch(relationship) => relationship_field(writer, 2, relationship),
+            Mutation::Delete(relationship) => relationship_field(writer, 3, relationship),
+            Mutation::DeleteMatching(filter) => {
+                writer.u8(4);
+                encode_filter(writer, filter);
+            }
+        }
+    }
+    writer.len(batch.preconditions.len());
+    for precondition in &batch.preconditions {
+        writer.u8(match precondition.kind {
+            PreconditionKind::MustMatch => 1,
+            PreconditionKind::MustNotMatch => 2,
+        });
+        encode_filter(writer, &precondition.filter);
+    }
+}
+
+fn relationship_field(writer: &mut Writer, tag: u8, relationship: &Relationship) {
+    writer.u8(tag);
+    writer.str(&relationship.to_string());
+}
+
+fn decode_batch(reader: &mut Reader<'_>) -> Result<WriteBatch, DecodeError> {
+    // Every mutation takes at least 5 bytes (tag + length), every precondition 7.
+    let count = reader.count("mutation count", 5)?;
+    let mut mutations = Vec::with_capacity(count);
+    for _ in 0..count {
+        mutations.push(match reader.u8("mutation tag")? {
+            1 => Mutation::Create(decode_relationship(reader)?),
+            2 => Mutation::Touch(decode_relationship(reader)?),
+            3 => Mutation::Delete(decode_relationship(reader)?),
+            4 => Mutation::DeleteMatching(decode_filter(reader)?),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "mutation",
+                    tag,
+                })
+            }
+        });
+    }
+    let count = reader.count("precondition count", 7)?;
+    let mut preconditions = Vec::with_capacity(count);
+    for _ in 0..count {
+        let kind = match reader.u8("precondition kind")? {
+            1 => PreconditionKind::MustMatch,
+            2 => PreconditionKind::MustNotMatch,
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "precondition kind",
+                    tag,
+                })
+            }
+        };
+        preconditions.push(Precondition {
+            kind,
+            filter: decode_filter(reader)?,
+        });
+    }
+    Ok(WriteBatch {
+        mutations,
+        preconditions,
+    })
+}
+
+fn decode_relationship(reader: &mut Reader<'_>) -> Result<Relationship, DecodeError> {
+    let what = "relationship";
+    let text = reader.str(what)?;
+    let relationship = Relationship::parse(text).map_err(|error| DecodeError::InvalidText {
+        what,
+        message: error.to_string(),
+    })?;
+    if relationship.to_string() != text {
+        return Err(DecodeError::NonCanonical {
+            what,
+            text: text.to_owned(),
+        });
+    }
+    Ok(relationship)
+}
+
+fn encode_filter(writer: &mut Writer, filter: &RelationshipFilter) {
+    writer.opt_str(filter.resource_type.as_ref().map(TypeName::as_str));
+    writer.opt_str(filter.resource_id.as_ref().map(ObjectId::as_str));
+    writer.opt_str(filter.relation.as_ref().map(RelationName::as_str));
+    writer.opt_str(filter.subject_type.as_ref().map(TypeName::as_str));
+    writer.opt_str(filter.subject_id.as_deref());
+    writer.opt_str(filter.subject_relation.as_ref().map(RelationName::as_str));
+}
+
+/// One optional validated name of a filter.
+fn name<T, E: std::fmt::Display>(
+    reader: &mut Reader<'_>,
+    what: &'static str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Option<T>, DecodeError> {
+    reader
+        .opt_str(what)?
+        .map(|text| {
+            parse(text).map_err(|error| DecodeError::InvalidText {
+                what,
+                message: error.to_string(),
+            })
+        })
+        .transpose()
+}
+
+fn decode_filter(reader: &mut Reader<'_>) -> Result<RelationshipFilter, DecodeError> {
+    Ok(RelationshipFilter {
+        resource_type: name(reader, "filter resource_type", |text| TypeName::new(text))?,
+        resource_id: name(reader, "filter resource_id", |text| ObjectId::new(text))?,
+        relation: name(reader, "filter relation", |text| RelationName::new(text))?,
+        subject_type: name(reader, "filter subject_type", |text| TypeName::new(text))?,
+        subject_id: reader.opt_str("filter subject_id")?.map(str::to_owned),
+        subject_relation: name(reader, "filter subject_relation", |text| {
+            RelationName::new(text)
+        })?,
+    })
+}

@@ -1,0 +1,36 @@
+//! The pure core of a shard's replicated state machine.
+//!
+//! A shard is a Raft group whose log carries [`ShardCommand`]s; every replica applies the
+//! committed commands to its own copy of the shard's vaults through a [`ShardMachine`]
+//! (an `inferadb_raft::group::StateMachine`) and answers the proposer with a
+//! [`ShardAnswer`]. This crate owns the commands' and answers' canonical encodings, the
+//! deterministic application of commands to the shard's catalog and vault files, the
+//! recovery rule that makes re-applying log entries after a crash idempotent, and logical
+//! snapshots that rebuild identical vaults (same blocks, hashes and state roots).
+//!
+//! It must never read the clock, draw randomness, spawn threads or tasks, or depend on an
+//! async runtime: ids and `now_ms` travel inside the commands, chosen once by the proposer,
+//! so that every replica applies the same bytes to the same state and gets the same
+//! result. Files are reached only through the [`VaultFiles`] seam and the catalog's
+//! `Database`, so tests and the simulator run it over memory.
+//!
+//! - [`command`]: [`ShardCommand`] and its encoding.
+//! - [`answer`]: [`ShardAnswer`] and its encoding.
+//! - [`machine`]: [`ShardMachine`]: applying, durability and the recovery rule.
+//! - [`snapshot`]: the logical snapshot's encoding.
+//! - [`files`]: [`VaultFiles`], over a directory or over memory.
+
+pub mod answer;
+pub mod command;
+pub mod error;
+pub mod files;
+pub mod machine;
+pub mod snapshot;
+mod wire;
+
+pub use answer::ShardAnswer;
+pub use command::ShardCommand;
+pub use error::ShardError;
+pub use files::{DirVaultFiles, MemoryVaultFiles, VaultFiles};
+pub use machine::{ShardMachine, ShardOptions};
+pub use wire::DecodeError;

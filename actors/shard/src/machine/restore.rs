@@ -1,0 +1,116 @@
+//! Taking a logical snapshot of a machine and restoring one (format: [`crate::snapshot`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use inferadb_storage::Durability;
+use inferadb_vault::{NodeCatalog, Vault, VaultOptions};
+
+use super::{finish_catalog, Member, ShardMachine};
+use crate::error::ShardError;
+use crate::files::VaultFiles;
+use crate::snapshot::{ShardImage, VaultImage};
+
+/// The machine's state as a snapshot image: every vault's record, commit index, schema
+/// texts and blocks.
+pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
+    let mut vaults = Vec::with_capacity(machine.vaults.len());
+    for (id, member) in &machine.vaults {
+        let record = machine
+            .catalog
+            .get(*id)?
+            .ok_or_else(|| ShardError::Corrupt {
+                what: format!("vault {id} is open but has no catalog record"),
+            })?;
+        let schemas = member
+            .vault
+            .schema_texts()?
+            .into_iter()
+            .map(|(version, text)| (version.version, text))
+            .collect();
+        let snapshot = member.vault.snapshot()?;
+        let mut blocks = Vec::new();
+        for height in 1..=snapshot.revision().0 {
+            blocks.push(snapshot.block(height)?.ok_or_else(|| ShardError::Corrupt {
+                what: format!("vault {id}: block {height} is missing"),
+            })?);
+        }
+        vaults.push(VaultImage {
+            record,
+            commit_index: member.vault.commit_index(),
+            schemas,
+            blocks,
+        });
+    }
+    Ok(ShardImage {
+        applied_index: machine.applied_index,
+        vaults,
+    })
+}
+
+/// Replaces the machine's state with a snapshot's. First the catalog durably forgets every
+/// vault (applied index 0) and the files go, so a crash part-way leaves an empty machine
+/// that the shell restores again; then each vault is rebuilt block by block, synced, and
+/// only then named by the catalog, with the snapshot's applied index, durably.
+pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), ShardError> {
+    let image = ShardImage::decode(data)?;
+    machine.vaults.clear();
+    let records = machine.catalog.list_vaults()?;
+    let mut txn = machine.catalog.database().begin_write()?;
+    for record in records {
+        machine.catalog.delete_vault_in(&mut txn, record.id)?;
+    }
+    finish_catalog(txn, 0, Durability::Immediate)?;
+    machine.applied_index = 0;
+    for id in machine.files.list()? {
+        machine.files.remove(id)?;
+    }
+    let mut members = BTreeMap::new();
+    for vault in &image.vaults {
+        let member = rebuild(machine.files.as_mut(), &machine.vault_options, vault)?;
+        member.db.sync()?;
+        members.insert(vault.record.id, member);
+    }
+    let mut txn = machine.catalog.database().begin_write()?;
+    for vault in &image.vaults {
+        let record = &vault.record;
+        machine
+            .catalog
+            .create_vault_in(&mut txn, record.id, &record.name, record.created_at_ms)?;
+    }
+    finish_catalog(txn, image.applied_index, Durability::Immediate)?;
+    machine.vaults = members;
+    machine.applied_index = image.applied_index;
+    Ok(())
+}
+
+/// Creates a vault's file and replays its ledger into it.
+fn rebuild(
+    files: &mut dyn VaultFiles,
+    options: &VaultOptions,
+    image: &VaultImage,
+) -> Result<Member, ShardError> {
+    let record = &image.record;
+    let db = Arc::new(files.create(record.id)?);
+    NodeCatalog::open(Arc::clone(&db), [0; 32])?.create_vault(
+        record.id,
+        &record.name,
+        record.created_at_ms,
+    )?;
+    let mut vault = Vault::open(Arc::clone(&db), record.id, options.clone())?;
+    vault.set_commit_index(image.commit_index);
+    for block in &image.blocks {
+        vault.replay_block(block, image.schema_text_for(block))?;
+    }
+    if vault.schema_versions().len() != image.schemas.len() {
+        return Err(ShardError::Corrupt {
+            what: format!(
+                "vault {}: the snapshot lists {} schema versions, its ledger deploys {}",
+                record.id,
+                image.schemas.len(),
+                vault.schema_versions().len()
+            ),
+        });
+    }
+    Ok(Member { vault, db })
+}

@@ -1,0 +1,129 @@
+//! The logical snapshot of a shard: the catalog, and for every vault its schema texts and
+//! its whole ledger, from which [`crate::ShardMachine`] rebuilds identical vaults.
+//!
+//! # Encoding (format 1; integers big-endian, `str`/`bytes` = u32 length ‖ content)
+//!
+//! ```text
+//! snapshot = 0x01 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
+//! vault    = u64 id ‖ str name ‖ u64 created_at_ms ‖ u64 commit_index
+//!            ‖ u32 count ‖ (u32 version ‖ str text)*                   (oldest first)
+//!            ‖ u32 count ‖ bytes block*                                 (height 1 up; the
+//!                                                                        vault's stored block
+//!                                                                        encoding)
+//! ```
+
+use inferadb_protocols::VaultId;
+use inferadb_vault::{Block, VaultRecord};
+
+use crate::wire::{expect_format, DecodeError, Reader, Writer};
+
+/// The format byte of a shard snapshot.
+pub const SNAPSHOT_FORMAT: u8 = 1;
+
+/// One vault of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VaultImage {
+    pub(crate) record: VaultRecord,
+    pub(crate) commit_index: u64,
+    pub(crate) schemas: Vec<(u32, String)>,
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl VaultImage {
+    /// The text of the schema version a block deploys, if it deploys one.
+    pub(crate) fn schema_text_for(&self, block: &Block) -> Option<&str> {
+        block
+            .operations
+            .iter()
+            .find_map(|operation| match operation {
+                inferadb_vault::Operation::SchemaDeployed { version, .. } => self
+                    .schemas
+                    .iter()
+                    .find(|(stored, _)| stored == version)
+                    .map(|(_, text)| text.as_str()),
+                _ => None,
+            })
+    }
+}
+
+/// A whole shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ShardImage {
+    pub(crate) applied_index: u64,
+    pub(crate) vaults: Vec<VaultImage>,
+}
+
+impl ShardImage {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::default();
+        writer.u8(SNAPSHOT_FORMAT);
+        writer.u64(self.applied_index);
+        writer.len(self.vaults.len());
+        for vault in &self.vaults {
+            writer.u64(vault.record.id.0);
+            writer.str(&vault.record.name);
+            writer.u64(vault.record.created_at_ms);
+            writer.u64(vault.commit_index);
+            writer.len(vault.schemas.len());
+            for (version, text) in &vault.schemas {
+                writer.u32(*version);
+                writer.str(text);
+            }
+            writer.len(vault.blocks.len());
+            for block in &vault.blocks {
+                writer.bytes(&block.encode());
+            }
+        }
+        writer.out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        expect_format(&mut reader, "shard snapshot", SNAPSHOT_FORMAT)?;
+        let applied_index = reader.u64("applied_index")?;
+        let count = reader.count("vault count", 36)?;
+        let mut vaults = Vec::with_capacity(count);
+        for _ in 0..count {
+            vaults.push(decode_vault(&mut reader)?);
+        }
+        reader.finish()?;
+        Ok(ShardImage {
+            applied_index,
+            vaults,
+        })
+    }
+}
+
+fn decode_vault(reader: &mut Reader<'_>) -> Result<VaultImage, DecodeError> {
+    let record = VaultRecord {
+        id: VaultId(reader.u64("vault id")?),
+        name: reader.str("vault name")?.to_owned(),
+        created_at_ms: reader.u64("created_at_ms")?,
+    };
+    let commit_index = reader.u64("commit_index")?;
+    let count = reader.count("schema count", 8)?;
+    let mut schemas = Vec::with_capacity(count);
+    for _ in 0..count {
+        schemas.push((
+            reader.u32("schema version")?,
+            reader.str("schema text")?.to_owned(),
+        ));
+    }
+    let count = reader.count("block count", 4)?;
+    let mut blocks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let bytes = reader.bytes("block")?;
+        blocks.push(
+            Block::decode(bytes).ok_or_else(|| DecodeError::InvalidText {
+                what: "block",
+                message: "not a stored block encoding".into(),
+            })?,
+        );
+    }
+    Ok(VaultImage {
+        record,
+        commit_index,
+        schemas,
+        blocks,
+    })
+}

@@ -1,0 +1,330 @@
+//! Shared helpers: machines over memory, a generator of command sequences, and a
+//! fingerprint of a machine's whole state.
+
+use std::sync::Arc;
+
+use inferadb_protocols::{Relationship, VaultId};
+use inferadb_shard::{MemoryVaultFiles, ShardAnswer, ShardCommand, ShardMachine, ShardOptions};
+use inferadb_storage::io::{CrashMode, MemoryIo};
+use inferadb_vault::{
+    open_database_with_io, Mutation, Precondition, PreconditionKind, RelationshipFilter, WriteBatch,
+};
+use proptest::prelude::*;
+
+pub const SCHEMA: &str = "type user {}
+type group { relation member: user | group#member }
+type doc {
+    relation owner: user
+    relation viewer: user | user:* | group#member
+    permission view = owner | viewer
+}
+";
+
+/// Compatible with `SCHEMA` (adds a relation).
+pub const SCHEMA_2: &str = "type user {}
+type group { relation member: user | group#member }
+type doc {
+    relation owner: user
+    relation viewer: user | user:* | group#member
+    relation editor: user
+    permission view = owner | viewer | editor
+}
+";
+
+/// Drops `doc#viewer`'s userset and wildcard: refused while such relationships are stored.
+pub const SCHEMA_NARROW: &str = "type user {}
+type group { relation member: user | group#member }
+type doc {
+    relation owner: user
+    relation viewer: user
+    permission view = owner | viewer
+}
+";
+
+/// A machine's storage: the catalog file and the vault files, in memory.
+#[derive(Clone)]
+pub struct Disk {
+    pub catalog: Arc<MemoryIo>,
+    pub files: MemoryVaultFiles,
+}
+
+impl Disk {
+    pub fn new() -> Self {
+        Disk {
+            catalog: Arc::new(MemoryIo::default()),
+            files: MemoryVaultFiles::new(),
+        }
+    }
+
+    /// What a power failure now leaves, as independent copies.
+    pub fn crash_copy(&self, mode: CrashMode) -> Disk {
+        Disk {
+            catalog: Arc::new(MemoryIo::from_image(self.catalog.crash_image(mode))),
+            files: self.files.crash_copy(mode),
+        }
+    }
+
+    pub fn open(&self) -> ShardMachine {
+        let db = Arc::new(open_database_with_io(Arc::clone(&self.catalog) as _).unwrap());
+        ShardMachine::open(db, Box::new(self.files.clone()), ShardOptions::default()).unwrap()
+    }
+}
+
+pub fn machine() -> (ShardMachine, Disk) {
+    let disk = Disk::new();
+    (disk.open(), disk)
+}
+
+/// One vault as compared between replicas.
+#[derive(Debug, PartialEq, Eq)]
+pub struct VaultPrint {
+    pub id: VaultId,
+    pub name: String,
+    pub created_at_ms: u64,
+    pub schemas: Vec<(u32, u64, u64, String)>,
+    /// (height, hash, state root, timestamp) of every block.
+    pub blocks: Vec<(u64, [u8; 32], [u8; 32], u64)>,
+    pub state_root: [u8; 32],
+    pub relationships: u64,
+}
+
+/// Everything a replica's state is, checking each vault's ledger on the way.
+pub fn fingerprint(machine: &ShardMachine) -> (u64, Vec<VaultPrint>) {
+    let records = machine.records().unwrap();
+    assert_eq!(
+        records.iter().map(|record| record.id).collect::<Vec<_>>(),
+        machine.vault_ids()
+    );
+    let vaults = records
+        .into_iter()
+        .map(|record| {
+            let vault = machine.vault(record.id).unwrap();
+            let snapshot = vault.snapshot().unwrap();
+            let report = snapshot.verify_ledger().unwrap();
+            assert!(report.holds, "vault {}: {:?}", record.id, report.problems);
+            let blocks = (1..=snapshot.revision().0)
+                .map(|height| {
+                    let block = snapshot.block(height).unwrap().unwrap();
+                    (
+                        block.height,
+                        block.hash,
+                        block.state_root,
+                        block.timestamp_ms,
+                    )
+                })
+                .collect();
+            let schemas = vault
+                .schema_texts()
+                .unwrap()
+                .into_iter()
+                .map(|(version, text)| {
+                    (
+                        version.version,
+                        version.created_at_ms,
+                        version.revision.0,
+                        text,
+                    )
+                })
+                .collect();
+            VaultPrint {
+                id: record.id,
+                name: record.name,
+                created_at_ms: record.created_at_ms,
+                schemas,
+                blocks,
+                state_root: vault.state_root(),
+                relationships: snapshot.relationship_count(),
+            }
+        })
+        .collect();
+    (machine.applied_index(), vaults)
+}
+
+/// A command before its clock is known: small choices, so collisions (names taken,
+/// relationships that exist, preconditions that fail) are frequent.
+#[derive(Clone, Debug)]
+pub enum Spec {
+    Create {
+        vault: u8,
+        name: u8,
+    },
+    Delete {
+        vault: u8,
+    },
+    Deploy {
+        vault: u8,
+        schema: u8,
+    },
+    Write {
+        vault: u8,
+        mutations: Vec<(u8, u8, u8)>,
+        precondition: Option<(bool, u8)>,
+    },
+    Garbage,
+}
+
+/// Vault 0 and 1 mostly (the prologue creates them), vault 2 sometimes.
+fn vault() -> impl Strategy<Value = u8> {
+    prop_oneof![4 => Just(0u8), 4 => Just(1u8), 1 => Just(2u8)]
+}
+
+/// A mutation: (kind 0..5, relationship 0..12 — 11, invalid, is rare — expiry 0..8).
+fn mutation() -> impl Strategy<Value = (u8, u8, u8)> {
+    let pick = prop_oneof![30 => 0..11u8, 1 => Just(11u8)];
+    (0..5u8, pick, 0..8u8)
+}
+
+pub fn spec() -> impl Strategy<Value = Spec> {
+    prop_oneof![
+        2 => (vault(), 0..4u8).prop_map(|(vault, name)| Spec::Create { vault, name }),
+        1 => vault().prop_map(|vault| Spec::Delete { vault }),
+        2 => (vault(), 0..4u8).prop_map(|(vault, schema)| Spec::Deploy { vault, schema }),
+        12 => (
+            vault(),
+            prop::collection::vec(mutation(), 1..5),
+            prop::option::of((any::<bool>(), 0..12u8)),
+        )
+            .prop_map(|(vault, mutations, precondition)| Spec::Write { vault, mutations, precondition }),
+        1 => Just(Spec::Garbage),
+    ]
+}
+
+pub fn specs(max: usize) -> impl Strategy<Value = Vec<Spec>> {
+    prop::collection::vec(spec(), 1..max)
+}
+
+/// The relationship `pick` names (12 of them; the last is invalid under every schema).
+pub fn relationship(pick: u8, expiry: Option<u64>) -> Relationship {
+    let text = match pick {
+        0..=3 => format!("doc:d{}#viewer@user:u{}", pick % 2, pick / 2),
+        4 | 5 => format!("doc:d{}#owner@user:u0", pick % 2),
+        6 => "doc:d0#viewer@group:g#member".to_owned(),
+        7 => "doc:d1#viewer@user:*".to_owned(),
+        8 | 9 => format!("group:g#member@user:u{}", pick % 2),
+        10 => "doc:d2#editor@user:u1".to_owned(),
+        _ => "folder:f#viewer@user:u0".to_owned(),
+    };
+    let relationship: Relationship = text.parse().unwrap();
+    match expiry {
+        Some(at) => relationship.with_expiry(at),
+        None => relationship,
+    }
+}
+
+fn filter_for(pick: u8) -> RelationshipFilter {
+    let relationship = relationship(pick, None);
+    RelationshipFilter {
+        resource_type: Some(relationship.resource.object_type.clone()),
+        resource_id: Some(relationship.resource.object_id.clone()),
+        relation: Some(relationship.relation.clone()),
+        ..RelationshipFilter::default()
+    }
+}
+
+/// The command for the entry at `index` (its clock is `1_000 + 10 × index`).
+pub fn command(spec: &Spec, index: u64) -> ShardCommand {
+    let now_ms = 1_000 + 10 * index;
+    let id = |vault: u8| VaultId(0x100 + u64::from(vault));
+    match spec {
+        Spec::Create { vault, name } => ShardCommand::CreateVault {
+            id: id(*vault),
+            name: ["alpha", "beta", "alpha", ""][usize::from(*name)].to_owned(),
+            now_ms,
+        },
+        Spec::Delete { vault } => ShardCommand::DeleteVault { id: id(*vault) },
+        Spec::Deploy { vault, schema } => ShardCommand::DeploySchema {
+            vault: id(*vault),
+            text: [SCHEMA, SCHEMA_2, SCHEMA_NARROW, "type {"][usize::from(*schema)].to_owned(),
+            now_ms,
+        },
+        Spec::Write {
+            vault,
+            mutations,
+            precondition,
+        } => ShardCommand::Write {
+            vault: id(*vault),
+            batch: batch(mutations, *precondition, now_ms),
+            now_ms,
+        },
+        Spec::Garbage => ShardCommand::DeleteVault {
+            id: VaultId(u64::MAX),
+        },
+    }
+}
+
+fn batch(mutations: &[(u8, u8, u8)], precondition: Option<(bool, u8)>, now_ms: u64) -> WriteBatch {
+    let mutations = mutations
+        .iter()
+        .map(|(kind, pick, expiry)| {
+            // Expiry 0..=4: none; 5: already past (refused); 6, 7: in 15 / 25 ms (entries
+            // are 10 ms apart, so they expire a command or two later).
+            let expiry = match expiry {
+                0..=4 => None,
+                5 => Some(now_ms),
+                other => Some(now_ms + 10 * u64::from(*other - 4) - 5),
+            };
+            match kind {
+                0 | 1 => Mutation::Create(relationship(*pick, expiry)),
+                2 => Mutation::Touch(relationship(*pick, expiry)),
+                3 => Mutation::Delete(relationship(*pick, None)),
+                _ => Mutation::DeleteMatching(filter_for(*pick)),
+            }
+        })
+        .collect();
+    let preconditions = precondition
+        .map(|(must_match, pick)| Precondition {
+            kind: if must_match {
+                PreconditionKind::MustMatch
+            } else {
+                PreconditionKind::MustNotMatch
+            },
+            filter: filter_for(pick),
+        })
+        .into_iter()
+        .collect();
+    WriteBatch {
+        mutations,
+        preconditions,
+    }
+}
+
+/// The entries' bytes: each command's encoding, or malformed bytes for `Garbage`.
+pub fn encoded(specs: &[Spec], first: u64) -> Vec<Vec<u8>> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(offset, spec)| match spec {
+            Spec::Garbage => vec![1, 99, 0],
+            spec => command(spec, first + offset as u64).encode(),
+        })
+        .collect()
+}
+
+/// Applies raw entries from log index `first` on.
+pub fn apply_entries(
+    machine: &mut ShardMachine,
+    first: u64,
+    entries: &[Vec<u8>],
+) -> Vec<ShardAnswer> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(offset, entry)| machine.apply_command(first + offset as u64, entry))
+        .collect()
+}
+
+/// A fixed prologue that makes the random part interesting: two vaults with a schema.
+pub fn prologue() -> Vec<Spec> {
+    vec![
+        Spec::Create { vault: 0, name: 0 },
+        Spec::Create { vault: 1, name: 1 },
+        Spec::Deploy {
+            vault: 0,
+            schema: 0,
+        },
+        Spec::Deploy {
+            vault: 1,
+            schema: 1,
+        },
+    ]
+}

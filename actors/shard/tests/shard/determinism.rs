@@ -1,0 +1,104 @@
+//! Three replicas applying the same entries end in the same state with the same answers.
+
+use inferadb_shard::ShardAnswer;
+use proptest::prelude::*;
+
+use crate::common::{apply_entries, encoded, fingerprint, machine, prologue, specs};
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replicas_applying_the_same_entries_agree_on_answers_blocks_and_roots(random in specs(40)) {
+        let all: Vec<_> = prologue().into_iter().chain(random).collect();
+        let entries = encoded(&all, 1);
+        let mut replicas: Vec<_> = (0..3).map(|_| machine().0).collect();
+        let answers: Vec<Vec<ShardAnswer>> = replicas
+            .iter_mut()
+            .map(|replica| apply_entries(replica, 1, &entries))
+            .collect();
+        prop_assert_eq!(&answers[0], &answers[1]);
+        prop_assert_eq!(&answers[0], &answers[2]);
+        for answer in &answers[0] {
+            prop_assert!(
+                !matches!(answer, ShardAnswer::Fatal { .. } | ShardAnswer::AlreadyApplied),
+                "{:?}", answer
+            );
+        }
+        let first = fingerprint(&replicas[0]);
+        prop_assert_eq!(first.0, entries.len() as u64);
+        for replica in &replicas[1..] {
+            prop_assert_eq!(&fingerprint(replica), &first);
+        }
+    }
+}
+
+#[test]
+fn refusals_change_nothing_and_say_why() {
+    use inferadb_protocols::VaultId;
+    use inferadb_shard::ShardCommand;
+
+    let (mut machine, _) = machine();
+    let create = |name: &str, id| ShardCommand::CreateVault {
+        id: VaultId(id),
+        name: name.into(),
+        now_ms: 5,
+    };
+    let kinds: Vec<String> = [
+        create("a", 1),
+        create("a", 2),
+        create("b", 1),
+        create("", 3),
+        ShardCommand::DeploySchema {
+            vault: VaultId(9),
+            text: "type user {}".into(),
+            now_ms: 6,
+        },
+        ShardCommand::DeploySchema {
+            vault: VaultId(1),
+            text: "type {".into(),
+            now_ms: 6,
+        },
+        ShardCommand::Write {
+            vault: VaultId(1),
+            batch: Default::default(),
+            now_ms: 7,
+        },
+        ShardCommand::DeleteVault { id: VaultId(2) },
+    ]
+    .iter()
+    .enumerate()
+    .map(
+        |(offset, command)| match machine.apply_command(offset as u64 + 1, &command.encode()) {
+            ShardAnswer::Refused { kind, .. } => kind,
+            other => format!("{other:?}"),
+        },
+    )
+    .collect();
+    assert_eq!(
+        kinds,
+        [
+            "VaultCreated { id: VaultId(1), name: \"a\", created_at_ms: 5 }",
+            "vault_name_taken",
+            "vault_id_taken",
+            "vault_name_invalid",
+            "vault_not_found",
+            "schema_invalid",
+            "no_schema",
+            "vault_not_found",
+        ]
+    );
+    assert_eq!(machine.vault_ids(), vec![VaultId(1)]);
+    assert_eq!(machine.vault(VaultId(1)).unwrap().revision().0, 0);
+    assert_eq!(machine.applied_index(), 8);
+    // Malformed bytes are refused too; an entry at or below the applied index is skipped.
+    assert!(matches!(
+        machine.apply_command(9, &[1, 42]),
+        ShardAnswer::Refused { kind, .. } if kind == "malformed_command"
+    ));
+    assert_eq!(
+        machine.apply_command(9, &create("z", 7).encode()),
+        ShardAnswer::AlreadyApplied
+    );
+    assert_eq!(machine.vault_ids(), vec![VaultId(1)]);
+}

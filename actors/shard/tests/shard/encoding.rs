@@ -1,0 +1,228 @@
+//! Commands and answers round-trip through their encodings; anything else is refused.
+
+use inferadb_protocols::{ObjectId, RelationName, Relationship, Revision, TypeName, VaultId};
+use inferadb_shard::{DecodeError, ShardAnswer, ShardCommand};
+use inferadb_vault::{Mutation, Precondition, PreconditionKind, RelationshipFilter, WriteBatch};
+use proptest::prelude::*;
+
+fn name() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["doc", "user", "group", "a_b", "x1"]).prop_map(str::to_owned)
+}
+
+fn id() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9_|-]{1,12}"
+}
+
+fn relationship() -> impl Strategy<Value = Relationship> {
+    let subject = prop_oneof![
+        (name(), id()).prop_map(|(t, i)| format!("{t}:{i}")),
+        (name(), id(), name()).prop_map(|(t, i, r)| format!("{t}:{i}#{r}")),
+        name().prop_map(|t| format!("{t}:*")),
+    ];
+    (
+        name(),
+        id(),
+        name(),
+        subject,
+        prop::option::of(any::<u64>()),
+    )
+        .prop_map(|(t, i, r, s, expiry)| {
+            let relationship: Relationship = format!("{t}:{i}#{r}@{s}").parse().unwrap();
+            match expiry {
+                Some(at) => relationship.with_expiry(at),
+                None => relationship,
+            }
+        })
+}
+
+fn filter() -> impl Strategy<Value = RelationshipFilter> {
+    (
+        prop::option::of(name()),
+        prop::option::of(id()),
+        prop::option::of(name()),
+        prop::option::of(name()),
+        prop::option::of(prop_oneof![
+            id(),
+            Just("*".to_owned()),
+            Just("not valid!".to_owned())
+        ]),
+        prop::option::of(name()),
+    )
+        .prop_map(|(rt, ri, rel, st, si, sr)| RelationshipFilter {
+            resource_type: rt.map(|t| TypeName::new(t).unwrap()),
+            resource_id: ri.map(|i| ObjectId::new(i).unwrap()),
+            relation: rel.map(|r| RelationName::new(r).unwrap()),
+            subject_type: st.map(|t| TypeName::new(t).unwrap()),
+            subject_id: si,
+            subject_relation: sr.map(|r| RelationName::new(r).unwrap()),
+        })
+}
+
+fn batch() -> impl Strategy<Value = WriteBatch> {
+    let mutation = prop_oneof![
+        relationship().prop_map(Mutation::Create),
+        relationship().prop_map(Mutation::Touch),
+        relationship().prop_map(Mutation::Delete),
+        filter().prop_map(Mutation::DeleteMatching),
+    ];
+    let precondition = (any::<bool>(), filter()).prop_map(|(must, filter)| Precondition {
+        kind: if must {
+            PreconditionKind::MustMatch
+        } else {
+            PreconditionKind::MustNotMatch
+        },
+        filter,
+    });
+    (
+        prop::collection::vec(mutation, 0..6),
+        prop::collection::vec(precondition, 0..3),
+    )
+        .prop_map(|(mutations, preconditions)| WriteBatch {
+            mutations,
+            preconditions,
+        })
+}
+
+fn command() -> impl Strategy<Value = ShardCommand> {
+    prop_oneof![
+        (any::<u64>(), ".{0,20}", any::<u64>()).prop_map(|(id, name, now_ms)| {
+            ShardCommand::CreateVault {
+                id: VaultId(id),
+                name,
+                now_ms,
+            }
+        }),
+        any::<u64>().prop_map(|id| ShardCommand::DeleteVault { id: VaultId(id) }),
+        (any::<u64>(), ".{0,40}", any::<u64>()).prop_map(|(id, text, now_ms)| {
+            ShardCommand::DeploySchema {
+                vault: VaultId(id),
+                text,
+                now_ms,
+            }
+        }),
+        (any::<u64>(), batch(), any::<u64>()).prop_map(|(id, batch, now_ms)| ShardCommand::Write {
+            vault: VaultId(id),
+            batch,
+            now_ms
+        }),
+    ]
+}
+
+fn answer() -> impl Strategy<Value = ShardAnswer> {
+    prop_oneof![
+        (any::<u64>(), ".{0,20}", any::<u64>()).prop_map(|(id, name, created_at_ms)| {
+            ShardAnswer::VaultCreated {
+                id: VaultId(id),
+                name,
+                created_at_ms,
+            }
+        }),
+        any::<u64>().prop_map(|id| ShardAnswer::VaultDeleted { id: VaultId(id) }),
+        (any::<u32>(), any::<u64>()).prop_map(|(version, revision)| ShardAnswer::SchemaDeployed {
+            version,
+            revision: Revision(revision)
+        }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(revision, inserted, removed)| {
+            ShardAnswer::Written {
+                revision: Revision(revision),
+                inserted,
+                removed,
+            }
+        }),
+        ("[a-z_]{0,20}", ".{0,40}")
+            .prop_map(|(kind, message)| ShardAnswer::Refused { kind, message }),
+        Just(ShardAnswer::AlreadyApplied),
+        ".{0,40}".prop_map(|message| ShardAnswer::Fatal { message }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn commands_round_trip_and_every_strict_prefix_is_refused(command in command()) {
+        let bytes = command.encode();
+        prop_assert_eq!(ShardCommand::decode(&bytes), Ok(command));
+        for length in 0..bytes.len() {
+            prop_assert!(ShardCommand::decode(&bytes[..length]).is_err());
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        prop_assert_eq!(ShardCommand::decode(&longer), Err(DecodeError::TrailingBytes { count: 1 }));
+    }
+
+    #[test]
+    fn answers_round_trip_and_every_strict_prefix_is_refused(answer in answer()) {
+        let bytes = answer.encode();
+        prop_assert_eq!(ShardAnswer::decode(&bytes), Ok(answer));
+        for length in 0..bytes.len() {
+            prop_assert!(ShardAnswer::decode(&bytes[..length]).is_err());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoders(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let _ = ShardCommand::decode(&bytes);
+        let _ = ShardAnswer::decode(&bytes);
+    }
+}
+
+#[test]
+fn unknown_versions_tags_and_non_canonical_text_are_refused() {
+    let command = ShardCommand::DeleteVault { id: VaultId(7) };
+    let mut bytes = command.encode();
+    assert_eq!(bytes, [1, 2, 0, 0, 0, 0, 0, 0, 0, 7]);
+    bytes[0] = 2;
+    assert_eq!(
+        ShardCommand::decode(&bytes),
+        Err(DecodeError::UnknownVersion {
+            what: "shard command",
+            version: 2
+        })
+    );
+    assert_eq!(ShardCommand::decode(&[]), Err(DecodeError::Empty));
+    assert_eq!(
+        ShardCommand::decode(&[1, 9]),
+        Err(DecodeError::UnknownTag {
+            what: "command",
+            tag: 9
+        })
+    );
+    assert_eq!(
+        ShardAnswer::decode(&[3, 6]),
+        Err(DecodeError::UnknownVersion {
+            what: "shard answer",
+            version: 3
+        })
+    );
+
+    // A relationship whose text parses but does not print back identically.
+    let write = |text: &str| {
+        let mut bytes = vec![1, 4];
+        bytes.extend_from_slice(&7u64.to_be_bytes());
+        bytes.extend_from_slice(&9u64.to_be_bytes());
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.push(1);
+        bytes.extend_from_slice(&(text.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.extend_from_slice(&0u32.to_be_bytes());
+        bytes
+    };
+    assert!(ShardCommand::decode(&write("doc:a#viewer@user:b[expires_at_ms:9]")).is_ok());
+    assert!(matches!(
+        ShardCommand::decode(&write("doc:a#viewer@user:b[expires_at_ms:09]")),
+        Err(DecodeError::NonCanonical { .. })
+    ));
+    assert!(matches!(
+        ShardCommand::decode(&write("doc:a#viewer")),
+        Err(DecodeError::InvalidText {
+            what: "relationship",
+            ..
+        })
+    ));
+    // A count larger than the input can hold is refused before allocating.
+    let mut huge = write("doc:a#viewer@user:b");
+    huge[18..22].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(
+        ShardCommand::decode(&huge),
+        Err(DecodeError::Truncated { .. })
+    ));
+}

@@ -1,0 +1,13 @@
+//! The shard's test binary: encodings (round trips and rejections), determinism across
+//! replicas, snapshot and restore, idempotent re-application after crashes, and a Raft trio
+//! of shard machines.
+
+// Helpers outside #[test] functions unwrap too: a test's failure is its panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod determinism;
+mod encoding;
+mod raft_trio;
+mod restart;
+mod snapshot;
