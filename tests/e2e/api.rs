@@ -452,25 +452,7 @@ fn a_full_evaluator_queue_answers_429_with_retry_after() {
     };
     let node = Node::start_with(directory.path(), &options);
     let id = vault_with_schema(&node, "busy");
-    let mut triples: Vec<(String, String)> = (1..=200)
-        .map(|index| ("group:g0".to_string(), format!("group:g{index}#member")))
-        .collect();
-    triples.extend((1..=200).map(|index| (format!("group:g{index}"), format!("user:x{index}"))));
-    let writes: Vec<_> = triples
-        .iter()
-        .map(|(resource, subject)| json!({"resource": resource, "relation": "member", "subject": subject}))
-        .collect();
-    let written = node.post(
-        &format!("/v1/vaults/{id}/relationships"),
-        &json!({"writes": writes}),
-    );
-    assert_eq!(written.status, 200, "{}", written.text);
-    // A group of 200 groups makes every (denied) check read 200 usersets: each batch keeps
-    // the one worker busy long enough for the queue to fill.
-    let checks: Vec<_> = (0..1_000)
-        .map(|index| json!({"resource": "group:g0", "permission": "member", "subject": format!("user:u{index}")}))
-        .collect();
-    let body = json!({ "checks": checks }).to_string();
+    let body = crate::slow_batch(&node, &id);
     let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..24)
             .map(|_| {

@@ -135,19 +135,7 @@ fn sigterm_drains_in_flight_requests_before_the_node_exits() {
     };
     let node = Node::start_with(directory.path(), &options);
     let vault = vault_with_schema(&node, "draining");
-    let mut writes: Vec<_> = (1..=200)
-        .map(|index| json!({"resource": "group:g0", "relation": "member", "subject": format!("group:g{index}#member")}))
-        .collect();
-    writes.extend((1..=200).map(|index| json!({"resource": format!("group:g{index}"), "relation": "member", "subject": format!("user:x{index}")})));
-    let written = node.post(
-        &format!("/v1/vaults/{vault}/relationships"),
-        &json!({"writes": writes}),
-    );
-    assert_eq!(written.status, 200, "{}", written.text);
-    let checks: Vec<_> = (0..1_000)
-        .map(|index| json!({"resource": "group:g0", "permission": "member", "subject": format!("user:u{index}")}))
-        .collect();
-    let body = json!({ "checks": checks }).to_string();
+    let body = crate::slow_batch(&node, &vault);
     let (sender, receiver) = std::sync::mpsc::channel();
     let clients: Vec<_> = (0..4)
         .map(|_| {

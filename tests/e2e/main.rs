@@ -81,3 +81,31 @@ pub fn check(node: &Node, vault: &str, resource: &str, permission: &str, subject
     assert_eq!(answer.status, 200, "{}", answer.text);
     answer.json["allowed"].as_bool().expect("a decision")
 }
+
+/// Makes every check of `group:g0#member` for an unknown user slow: `g0` holds 200 groups
+/// of one member each, so each (denied) check reads 200 usersets. Returns the body of a
+/// batch of 1,000 such checks, which keeps one evaluator worker busy for a while.
+pub fn slow_batch(node: &Node, vault: &str) -> String {
+    let mut writes: Vec<Value> = (1..=200)
+        .map(|index| {
+            json!({"resource": "group:g0", "relation": "member",
+                "subject": format!("group:g{index}#member")})
+        })
+        .collect();
+    writes.extend((1..=200).map(|index| {
+        json!({"resource": format!("group:g{index}"), "relation": "member",
+            "subject": format!("user:x{index}")})
+    }));
+    let written = node.post(
+        &format!("/v1/vaults/{vault}/relationships"),
+        &json!({ "writes": writes }),
+    );
+    assert_eq!(written.status, 200, "{}", written.text);
+    let checks: Vec<Value> = (0..1_000)
+        .map(|index| {
+            json!({"resource": "group:g0", "permission": "member",
+                "subject": format!("user:u{index}")})
+        })
+        .collect();
+    json!({ "checks": checks }).to_string()
+}
