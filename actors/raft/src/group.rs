@@ -243,6 +243,36 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     }
 }
 
+/// A reference state machine for tests and the simulator: it appends every payload and
+/// answers with how many it holds. Its snapshot is the payloads joined by `\n`, so payloads
+/// must not contain that byte.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Journal {
+    /// The applied payloads, in order.
+    pub items: Vec<Vec<u8>>,
+}
+
+impl StateMachine for Journal {
+    fn apply(&mut self, _index: u64, data: &[u8]) -> Vec<u8> {
+        self.items.push(data.to_vec());
+        (self.items.len() as u64).to_be_bytes().to_vec()
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.items.join(&b'\n')
+    }
+
+    fn restore(&mut self, data: &[u8]) {
+        self.items = if data.is_empty() {
+            Vec::new()
+        } else {
+            data.split(|byte| *byte == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect()
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,42 +281,18 @@ mod tests {
     use crate::memory_store::MemoryStore;
     use raft::eraftpb::ConfState;
 
-    /// Appends every payload; answers with the count so far.
-    #[derive(Default)]
-    struct Counter {
-        items: Vec<Vec<u8>>,
-    }
-
-    impl StateMachine for Counter {
-        fn apply(&mut self, _index: u64, data: &[u8]) -> Vec<u8> {
-            self.items.push(data.to_vec());
-            (self.items.len() as u64).to_be_bytes().to_vec()
-        }
-
-        fn snapshot(&self) -> Vec<u8> {
-            self.items.join(&b'\n')
-        }
-
-        fn restore(&mut self, data: &[u8]) {
-            self.items = data
-                .split(|byte| *byte == b'\n')
-                .map(<[u8]>::to_vec)
-                .collect();
-        }
-    }
-
-    fn group(id: u64, voters: &[u64]) -> RaftGroup<MemoryStore, Counter> {
+    fn group(id: u64, voters: &[u64]) -> RaftGroup<MemoryStore, Journal> {
         let conf_state = ConfState {
             voters: voters.to_vec(),
             ..ConfState::default()
         };
         let store = MemoryStore::new_with_conf_state(conf_state);
         let core = RaftCore::new(&RaftConfig::new(id, 7), store, &raft_logger("test")).unwrap();
-        RaftGroup::new(core, Counter::default(), 0)
+        RaftGroup::new(core, Journal::default(), 0)
     }
 
     /// Delivers every message until the cluster is quiet; returns the completions.
-    fn settle(groups: &mut [RaftGroup<MemoryStore, Counter>]) -> Vec<(u64, Completion)> {
+    fn settle(groups: &mut [RaftGroup<MemoryStore, Journal>]) -> Vec<(u64, Completion)> {
         let mut completions = Vec::new();
         for _ in 0..100 {
             let mut inflight = Vec::new();

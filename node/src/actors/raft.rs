@@ -214,33 +214,12 @@ fn status<S: LogStore, M: StateMachine>(group: &RaftGroup<S, M>) -> GroupStatus 
 mod tests {
     use super::*;
     use inferadb_raft::core::{RaftConfig, RaftCore};
+    use inferadb_raft::group::Journal;
     use inferadb_raft::log::{DurableLog, LogOptions};
     use inferadb_raft::logging::raft_logger;
     use parking_lot::RwLock;
     use raft::eraftpb::ConfState;
     use std::collections::HashMap;
-
-    /// Appends payloads; answers with how many it holds.
-    #[derive(Default)]
-    struct Journal {
-        items: Vec<Vec<u8>>,
-    }
-
-    impl StateMachine for Journal {
-        fn apply(&mut self, _index: u64, data: &[u8]) -> Vec<u8> {
-            self.items.push(data.to_vec());
-            (self.items.len() as u64).to_be_bytes().to_vec()
-        }
-        fn snapshot(&self) -> Vec<u8> {
-            self.items.join(&b'\n')
-        }
-        fn restore(&mut self, data: &[u8]) {
-            self.items = data
-                .split(|byte| *byte == b'\n')
-                .map(<[u8]>::to_vec)
-                .collect();
-        }
-    }
 
     /// In-process transport: member id → actor.
     #[derive(Default)]
