@@ -11,6 +11,8 @@
 //!   tag 5 Refused         str kind ‖ str message
 //!   tag 6 AlreadyApplied
 //!   tag 7 Fatal           str message
+//!   tag 8 LeaseGranted    u64 epoch ‖ u64 expires_at_ms
+//!   tag 9 LeaseReleased
 //! ```
 
 use inferadb_protocols::{Revision, VaultId};
@@ -73,6 +75,16 @@ pub enum ShardAnswer {
         /// What failed.
         message: String,
     },
+    /// A lease was granted or renewed (`AcquireLease`, `RenewLease`): its holder may run
+    /// the job, fenced by `epoch`, until `expires_at_ms`.
+    LeaseGranted {
+        /// The fencing epoch (unchanged by a renewal).
+        epoch: u64,
+        /// When the lease expires.
+        expires_at_ms: u64,
+    },
+    /// A lease was released (`ReleaseLease`).
+    LeaseReleased,
 }
 
 impl ShardAnswer {
@@ -128,6 +140,15 @@ impl ShardAnswer {
                 writer.u8(7);
                 writer.str(message);
             }
+            ShardAnswer::LeaseGranted {
+                epoch,
+                expires_at_ms,
+            } => {
+                writer.u8(8);
+                writer.u64(*epoch);
+                writer.u64(*expires_at_ms);
+            }
+            ShardAnswer::LeaseReleased => writer.u8(9),
         }
         writer.out
     }
@@ -162,6 +183,11 @@ impl ShardAnswer {
             7 => ShardAnswer::Fatal {
                 message: reader.str("fatal message")?.to_owned(),
             },
+            8 => ShardAnswer::LeaseGranted {
+                epoch: reader.u64("lease epoch")?,
+                expires_at_ms: reader.u64("expires_at_ms")?,
+            },
+            9 => ShardAnswer::LeaseReleased,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "answer",

@@ -8,6 +8,9 @@
 //!   tag 2 DeleteVault   u64 id
 //!   tag 3 DeploySchema  u64 vault ‖ str text ‖ u64 now_ms
 //!   tag 4 Write         u64 vault ‖ u64 now_ms ‖ u32 count ‖ mutation* ‖ u32 count ‖ precondition*
+//!   tag 5 AcquireLease  str job ‖ u64 holder ‖ u64 duration_ms ‖ u64 now_ms
+//!   tag 6 RenewLease    str job ‖ u64 holder ‖ u64 epoch ‖ u64 duration_ms ‖ u64 now_ms
+//!   tag 7 ReleaseLease  str job ‖ u64 holder ‖ u64 epoch
 //! mutation     = 1 ‖ str relationship (Create) | 2 ‖ str relationship (Touch)
 //!              | 3 ‖ str relationship (Delete) | 4 ‖ filter (DeleteMatching)
 //! precondition = 1 (MustMatch) | 2 (MustNotMatch) ‖ filter
@@ -21,7 +24,13 @@
 //! does not print back identically, so every command has exactly one encoding. Names in
 //! filters are validated as the types they are (`TypeName`, `ObjectId`, `RelationName`);
 //! the filter *rules* (e.g. `resource_id` needs `resource_type`) are the vault's business
-//! and give a deterministic refusal when applied.
+//! and give a deterministic refusal when applied. Likewise a lease's job name is any UTF-8
+//! string on the wire; the [`crate::lease`] rules (1–64 bytes of `[a-z0-9_.-]`) refuse it
+//! when applied.
+//!
+//! Tags 5–7 were added without changing the format byte: every older encoding decodes as
+//! before. A replica of a version without them refuses them as `malformed_command`, so a
+//! cluster must not propose them until every member runs a version that knows them.
 
 use inferadb_protocols::{ObjectId, RelationName, Relationship, TypeName, VaultId};
 use inferadb_vault::{Mutation, Precondition, PreconditionKind, RelationshipFilter, WriteBatch};
@@ -35,6 +44,9 @@ const TAG_CREATE_VAULT: u8 = 1;
 const TAG_DELETE_VAULT: u8 = 2;
 const TAG_DEPLOY_SCHEMA: u8 = 3;
 const TAG_WRITE: u8 = 4;
+const TAG_ACQUIRE_LEASE: u8 = 5;
+const TAG_RENEW_LEASE: u8 = 6;
+const TAG_RELEASE_LEASE: u8 = 7;
 
 /// One entry of a shard's Raft log. Everything a replica needs to apply it identically is
 /// inside: ids and the leader's clock (`now_ms`) are chosen once, by the proposer.
@@ -71,6 +83,39 @@ pub enum ShardCommand {
         batch: WriteBatch,
         /// The proposer's clock: the block's timestamp and the expiry reference.
         now_ms: u64,
+    },
+    /// Acquires a singleton job's lease (see [`crate::lease::LeaseTable::acquire`]).
+    AcquireLease {
+        /// The job's name.
+        job: String,
+        /// The node asking for it.
+        holder: u64,
+        /// How long the lease lasts from `now_ms`.
+        duration_ms: u64,
+        /// The proposer's clock.
+        now_ms: u64,
+    },
+    /// Renews a held lease (see [`crate::lease::LeaseTable::renew`]).
+    RenewLease {
+        /// The job's name.
+        job: String,
+        /// The node holding it.
+        holder: u64,
+        /// The epoch it holds it with.
+        epoch: u64,
+        /// How long the lease lasts from `now_ms`.
+        duration_ms: u64,
+        /// The proposer's clock.
+        now_ms: u64,
+    },
+    /// Releases a held lease (see [`crate::lease::LeaseTable::release`]).
+    ReleaseLease {
+        /// The job's name.
+        job: String,
+        /// The node holding it.
+        holder: u64,
+        /// The epoch it holds it with.
+        epoch: u64,
     },
 }
 
@@ -110,6 +155,32 @@ impl ShardCommand {
                 writer.u64(*now_ms);
                 encode_batch(&mut writer, batch);
             }
+            ShardCommand::AcquireLease {
+                job,
+                holder,
+                duration_ms,
+                now_ms,
+            } => lease_fields(
+                &mut writer,
+                TAG_ACQUIRE_LEASE,
+                job,
+                &[*holder, *duration_ms, *now_ms],
+            ),
+            ShardCommand::RenewLease {
+                job,
+                holder,
+                epoch,
+                duration_ms,
+                now_ms,
+            } => lease_fields(
+                &mut writer,
+                TAG_RENEW_LEASE,
+                job,
+                &[*holder, *epoch, *duration_ms, *now_ms],
+            ),
+            ShardCommand::ReleaseLease { job, holder, epoch } => {
+                lease_fields(&mut writer, TAG_RELEASE_LEASE, job, &[*holder, *epoch]);
+            }
         }
         writer.out
     }
@@ -137,6 +208,24 @@ impl ShardCommand {
                 now_ms: reader.u64("now_ms")?,
                 batch: decode_batch(&mut reader)?,
             },
+            TAG_ACQUIRE_LEASE => ShardCommand::AcquireLease {
+                job: reader.str("lease job")?.to_owned(),
+                holder: reader.u64("lease holder")?,
+                duration_ms: reader.u64("duration_ms")?,
+                now_ms: reader.u64("now_ms")?,
+            },
+            TAG_RENEW_LEASE => ShardCommand::RenewLease {
+                job: reader.str("lease job")?.to_owned(),
+                holder: reader.u64("lease holder")?,
+                epoch: reader.u64("lease epoch")?,
+                duration_ms: reader.u64("duration_ms")?,
+                now_ms: reader.u64("now_ms")?,
+            },
+            TAG_RELEASE_LEASE => ShardCommand::ReleaseLease {
+                job: reader.str("lease job")?.to_owned(),
+                holder: reader.u64("lease holder")?,
+                epoch: reader.u64("lease epoch")?,
+            },
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "command",
@@ -146,6 +235,15 @@ impl ShardCommand {
         };
         reader.finish()?;
         Ok(command)
+    }
+}
+
+/// A lease command's fields: its tag, the job, then its integers in order.
+fn lease_fields(writer: &mut Writer, tag: u8, job: &str, integers: &[u64]) {
+    writer.u8(tag);
+    writer.str(job);
+    for integer in integers {
+        writer.u64(*integer);
     }
 }
 

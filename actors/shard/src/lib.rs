@@ -4,9 +4,10 @@
 //! committed commands to its own copy of the shard's vaults through a [`ShardMachine`]
 //! (an `inferadb_raft::group::StateMachine`) and answers the proposer with a
 //! [`ShardAnswer`]. This crate owns the commands' and answers' canonical encodings, the
-//! deterministic application of commands to the shard's catalog and vault files, the
-//! recovery rule that makes re-applying log entries after a crash idempotent, and logical
-//! snapshots that rebuild identical vaults (same blocks, hashes and state roots).
+//! deterministic application of commands to the shard's catalog, vault files and lease
+//! table, the recovery rule that makes re-applying log entries after a crash idempotent,
+//! and logical snapshots that rebuild identical vaults (same blocks, hashes and state
+//! roots) and leases.
 //!
 //! It must never read the clock, draw randomness, spawn threads or tasks, or depend on an
 //! async runtime: ids and `now_ms` travel inside the commands, chosen once by the proposer,
@@ -17,6 +18,8 @@
 //! - [`command`]: [`ShardCommand`] and its encoding.
 //! - [`answer`]: [`ShardAnswer`] and its encoding.
 //! - [`machine`]: [`ShardMachine`]: applying, durability and the recovery rule.
+//! - [`lease`]: [`LeaseTable`]: cluster-wide leases for singleton jobs, fenced by epoch
+//!   (kept in shard 0; its documentation says how the leader-election actor uses them).
 //! - [`snapshot`]: the logical snapshot's encoding.
 //! - [`files`]: [`VaultFiles`], over a directory or over memory.
 
@@ -24,6 +27,7 @@ pub mod answer;
 pub mod command;
 pub mod error;
 pub mod files;
+pub mod lease;
 pub mod machine;
 pub mod snapshot;
 mod wire;
@@ -32,5 +36,6 @@ pub use answer::ShardAnswer;
 pub use command::ShardCommand;
 pub use error::ShardError;
 pub use files::{DirVaultFiles, MemoryVaultFiles, VaultFiles};
+pub use lease::{Lease, LeaseError, LeaseLimits, LeaseTable};
 pub use machine::{ShardMachine, ShardOptions};
 pub use wire::DecodeError;

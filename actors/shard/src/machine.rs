@@ -10,7 +10,9 @@
 //! `batch_too_large`, `too_many_preconditions`, `unknown_type`, `unknown_relation`,
 //! `not_a_direct_relation`, `subject_not_allowed`, `expiry_in_past`, `already_exists`,
 //! `too_many_matches`, `filter_invalid`, `precondition_invalid`, `precondition_failed`,
-//! `block_too_large`. A failure of this replica's own (storage error, corrupt data) is
+//! `block_too_large`, and for leases (see [`crate::lease`]) `lease_job_invalid`,
+//! `lease_duration_invalid`, `lease_held`, `lease_not_held`, `lease_expired`,
+//! `leases_full`, `lease_epochs_exhausted`. A failure of this replica's own (storage error, corrupt data) is
 //! [`ShardAnswer::Fatal`]: the machine stops (every later entry answers `Fatal` too,
 //! [`ShardMachine::fatal`] says why) and **the shell must stop the member**; its durable
 //! state is consistent and recovers by the rule below on restart.
@@ -20,7 +22,8 @@
 //! Vaults commit with `Durability::Deferred`: the Raft log is what makes an applied entry
 //! durable, so applying costs no fsync. Each apply also records `applied_index` (the
 //! entry's index) in the catalog, in the same catalog transaction as any catalog change of
-//! that entry, and each vault commit stores the index of the command that made it in the
+//! that entry (a lease command's changes to the lease table included: see
+//! [`LEASES_TABLE`]), and each vault commit stores the index of the command that made it in the
 //! vault's own state table, in the same transaction as its block
 //! (`Vault::set_commit_index`). [`ShardMachine::sync`] makes everything durable, vault
 //! files **first**, then the catalog, so the catalog's durable `applied_index` never names
@@ -53,12 +56,16 @@ use inferadb_vault::{
     WriteError,
 };
 
+mod leases;
 mod restore;
+
+pub use leases::{LAST_EPOCH_KEY, LEASES_TABLE};
 
 use crate::answer::ShardAnswer;
 use crate::command::ShardCommand;
 use crate::error::ShardError;
 use crate::files::VaultFiles;
+use crate::lease::{LeaseLimits, LeaseTable};
 
 /// The catalog table of the shard's own keys.
 pub const SHARD_TABLE: &str = "shard";
@@ -73,6 +80,9 @@ pub struct ShardOptions {
     /// The revision-token secret stored in the catalog when it has none (node-level
     /// configuration, not replicated state: it is not part of snapshots).
     pub token_secret: [u8; 32],
+    /// The lease table's limits; like the vault options, every replica of a shard must use
+    /// the same, since they decide refusals.
+    pub lease: LeaseLimits,
 }
 
 /// One open vault and its database.
@@ -88,13 +98,15 @@ pub struct ShardMachine {
     catalog: NodeCatalog,
     files: Box<dyn VaultFiles>,
     vault_options: VaultOptions,
+    leases: LeaseTable,
     applied_index: u64,
     fatal: OnceLock<String>,
 }
 
 impl ShardMachine {
     /// Opens the machine over its catalog database and its vault files: reads the applied
-    /// index, removes vault files the catalog does not name, opens every vault.
+    /// index and the lease table, removes vault files the catalog does not name, opens
+    /// every vault.
     pub fn open(
         catalog_db: Arc<Database>,
         mut files: Box<dyn VaultFiles>,
@@ -102,6 +114,7 @@ impl ShardMachine {
     ) -> Result<Self, ShardError> {
         let catalog = NodeCatalog::open(catalog_db, options.token_secret)?;
         let applied_index = read_applied_index(catalog.database())?;
+        let leases = leases::load(catalog.database(), options.lease)?;
         let records = catalog.list_vaults()?;
         for id in files.list()? {
             if !records.iter().any(|record| record.id == id) {
@@ -124,6 +137,7 @@ impl ShardMachine {
             catalog,
             files,
             vault_options,
+            leases,
             applied_index,
             fatal: OnceLock::new(),
         })
@@ -235,6 +249,34 @@ impl ShardMachine {
                 let answer = self.with_vault(index, vault, |vault| write(vault, batch, now_ms))?;
                 self.record_applied(index)?;
                 Ok(answer)
+            }
+            ShardCommand::AcquireLease {
+                job,
+                holder,
+                duration_ms,
+                now_ms,
+            } => self.apply_lease(index, |leases| {
+                leases
+                    .acquire(&job, holder, duration_ms, now_ms)
+                    .map(leases::granted)
+            }),
+            ShardCommand::RenewLease {
+                job,
+                holder,
+                epoch,
+                duration_ms,
+                now_ms,
+            } => self.apply_lease(index, |leases| {
+                leases
+                    .renew(&job, holder, epoch, duration_ms, now_ms)
+                    .map(leases::granted)
+            }),
+            ShardCommand::ReleaseLease { job, holder, epoch } => {
+                self.apply_lease(index, |leases| {
+                    leases
+                        .release(&job, holder, epoch)
+                        .map(|()| ShardAnswer::LeaseReleased)
+                })
             }
         }
     }

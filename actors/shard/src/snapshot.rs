@@ -1,24 +1,35 @@
-//! The logical snapshot of a shard: the catalog, and for every vault its schema texts and
-//! its whole ledger, from which [`crate::ShardMachine`] rebuilds identical vaults.
+//! The logical snapshot of a shard: the catalog, for every vault its schema texts and its
+//! whole ledger, from which [`crate::ShardMachine`] rebuilds identical vaults, and the
+//! lease table.
 //!
-//! # Encoding (format 1; integers big-endian, `str`/`bytes` = u32 length ‖ content)
+//! # Encoding (format 2; integers big-endian, `str`/`bytes` = u32 length ‖ content)
 //!
 //! ```text
-//! snapshot = 0x01 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
+//! snapshot = 0x02 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
+//!            ‖ u64 last_epoch ‖ u32 count ‖ lease*                     (leases by job name)
 //! vault    = u64 id ‖ str name ‖ u64 created_at_ms ‖ u64 commit_index
 //!            ‖ u32 count ‖ (u32 version ‖ str text)*                   (oldest first)
 //!            ‖ u32 count ‖ bytes block*                                 (height 1 up; the
 //!                                                                        vault's stored block
 //!                                                                        encoding)
+//! lease    = str job ‖ u64 holder ‖ u64 epoch ‖ u64 expires_at_ms
 //! ```
+//!
+//! Format 1 (written before leases existed) is format 2 without the lease part; it still
+//! decodes, as a snapshot with no leases and `last_epoch` 0. Leases are checked when
+//! decoded (valid job names in strictly ascending order, distinct epochs in
+//! `1..=last_epoch`), so each snapshot has one encoding.
 
 use inferadb_protocols::VaultId;
 use inferadb_vault::{Block, VaultRecord};
 
-use crate::wire::{expect_format, DecodeError, Reader, Writer};
+use crate::lease::{validate_parts, Lease};
+use crate::wire::{DecodeError, Reader, Writer};
 
 /// The format byte of a shard snapshot.
-pub const SNAPSHOT_FORMAT: u8 = 1;
+pub const SNAPSHOT_FORMAT: u8 = 2;
+/// The format before leases, still accepted by restores.
+const SNAPSHOT_FORMAT_NO_LEASES: u8 = 1;
 
 /// One vault of a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +62,10 @@ impl VaultImage {
 pub(crate) struct ShardImage {
     pub(crate) applied_index: u64,
     pub(crate) vaults: Vec<VaultImage>,
+    /// The lease table's epoch counter.
+    pub(crate) last_epoch: u64,
+    /// Every lease, by job name ascending.
+    pub(crate) leases: Vec<(String, Lease)>,
 }
 
 impl ShardImage {
@@ -74,22 +89,45 @@ impl ShardImage {
                 writer.bytes(&block.encode());
             }
         }
+        writer.u64(self.last_epoch);
+        writer.len(self.leases.len());
+        for (job, lease) in &self.leases {
+            writer.str(job);
+            writer.u64(lease.holder);
+            writer.u64(lease.epoch);
+            writer.u64(lease.expires_at_ms);
+        }
         writer.out
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(bytes);
-        expect_format(&mut reader, "shard snapshot", SNAPSHOT_FORMAT)?;
+        let format = reader
+            .u8("shard snapshot")
+            .map_err(|_| DecodeError::Empty)?;
+        if format != SNAPSHOT_FORMAT && format != SNAPSHOT_FORMAT_NO_LEASES {
+            return Err(DecodeError::UnknownVersion {
+                what: "shard snapshot",
+                version: format,
+            });
+        }
         let applied_index = reader.u64("applied_index")?;
         let count = reader.count("vault count", 36)?;
         let mut vaults = Vec::with_capacity(count);
         for _ in 0..count {
             vaults.push(decode_vault(&mut reader)?);
         }
+        let (last_epoch, leases) = if format == SNAPSHOT_FORMAT {
+            decode_leases(&mut reader)?
+        } else {
+            (0, Vec::new())
+        };
         reader.finish()?;
         Ok(ShardImage {
             applied_index,
             vaults,
+            last_epoch,
+            leases,
         })
     }
 }
@@ -126,4 +164,25 @@ fn decode_vault(reader: &mut Reader<'_>) -> Result<VaultImage, DecodeError> {
         schemas,
         blocks,
     })
+}
+
+fn decode_leases(reader: &mut Reader<'_>) -> Result<(u64, Vec<(String, Lease)>), DecodeError> {
+    let last_epoch = reader.u64("last_epoch")?;
+    // Every lease takes at least 4 + 1 + 3 × 8 bytes.
+    let count = reader.count("lease count", 29)?;
+    let mut leases = Vec::with_capacity(count);
+    for _ in 0..count {
+        let job = reader.str("lease job")?.to_owned();
+        let lease = Lease {
+            holder: reader.u64("lease holder")?,
+            epoch: reader.u64("lease epoch")?,
+            expires_at_ms: reader.u64("expires_at_ms")?,
+        };
+        leases.push((job, lease));
+    }
+    validate_parts(last_epoch, &leases).map_err(|message| DecodeError::InvalidText {
+        what: "leases",
+        message,
+    })?;
+    Ok((last_epoch, leases))
 }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use inferadb_storage::Durability;
 use inferadb_vault::{NodeCatalog, Vault, VaultOptions};
 
-use super::{finish_catalog, Member, ShardMachine};
+use super::{finish_catalog, leases, Member, ShardMachine};
 use crate::error::ShardError;
 use crate::files::VaultFiles;
+use crate::lease::LeaseTable;
 use crate::snapshot::{ShardImage, VaultImage};
 
 /// The machine's state as a snapshot image: every vault's record, commit index, schema
-/// texts and blocks.
+/// texts and blocks, and the lease table.
 pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
     let mut vaults = Vec::with_capacity(machine.vaults.len());
     for (id, member) in &machine.vaults {
@@ -45,23 +46,40 @@ pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
     Ok(ShardImage {
         applied_index: machine.applied_index,
         vaults,
+        last_epoch: machine.leases.last_epoch(),
+        leases: machine
+            .leases
+            .iter()
+            .map(|(job, lease)| (job.to_owned(), *lease))
+            .collect(),
     })
 }
 
 /// Replaces the machine's state with a snapshot's. First the catalog durably forgets every
-/// vault (applied index 0) and the files go, so a crash part-way leaves an empty machine
-/// that the shell restores again; then each vault is rebuilt block by block, synced, and
-/// only then named by the catalog, with the snapshot's applied index, durably.
+/// vault and lease (applied index 0) and the files go, so a crash part-way leaves an empty
+/// machine that the shell restores again; then each vault is rebuilt block by block,
+/// synced, and only then named by the catalog, with the snapshot's leases and applied
+/// index, durably.
 pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), ShardError> {
     let image = ShardImage::decode(data)?;
+    let limits = machine.leases.limits();
+    let restored =
+        LeaseTable::from_parts(limits, image.last_epoch, image.leases).map_err(|message| {
+            ShardError::Corrupt {
+                what: format!("snapshot leases: {message}"),
+            }
+        })?;
     machine.vaults.clear();
     let records = machine.catalog.list_vaults()?;
     let mut txn = machine.catalog.database().begin_write()?;
     for record in records {
         machine.catalog.delete_vault_in(&mut txn, record.id)?;
     }
+    let empty = LeaseTable::new(limits);
+    leases::write_all(&mut txn, &empty)?;
     finish_catalog(txn, 0, Durability::Immediate)?;
     machine.applied_index = 0;
+    machine.leases = empty;
     for id in machine.files.list()? {
         machine.files.remove(id)?;
     }
@@ -78,8 +96,10 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
             .catalog
             .create_vault_in(&mut txn, record.id, &record.name, record.created_at_ms)?;
     }
+    leases::write_all(&mut txn, &restored)?;
     finish_catalog(txn, image.applied_index, Durability::Immediate)?;
     machine.vaults = members;
+    machine.leases = restored;
     machine.applied_index = image.applied_index;
     Ok(())
 }

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use inferadb_protocols::{Relationship, VaultId};
-use inferadb_shard::{MemoryVaultFiles, ShardAnswer, ShardCommand, ShardMachine, ShardOptions};
+use inferadb_shard::{
+    Lease, LeaseLimits, LeaseTable, MemoryVaultFiles, ShardAnswer, ShardCommand, ShardMachine,
+    ShardOptions,
+};
 use inferadb_storage::io::{CrashMode, MemoryIo};
 use inferadb_vault::{
     open_database_with_io, Mutation, Precondition, PreconditionKind, RelationshipFilter, WriteBatch,
@@ -88,8 +91,23 @@ pub struct VaultPrint {
     pub relationships: u64,
 }
 
+/// A replica's lease table: its epoch counter and every lease, by job.
+pub type LeasePrint = (u64, Vec<(String, Lease)>);
+
+/// The lease table as compared between replicas.
+pub fn lease_print(machine: &ShardMachine) -> LeasePrint {
+    let leases = machine.leases();
+    (
+        leases.last_epoch(),
+        leases
+            .iter()
+            .map(|(job, lease)| (job.to_owned(), *lease))
+            .collect(),
+    )
+}
+
 /// Everything a replica's state is, checking each vault's ledger on the way.
-pub fn fingerprint(machine: &ShardMachine) -> (u64, Vec<VaultPrint>) {
+pub fn fingerprint(machine: &ShardMachine) -> (u64, Vec<VaultPrint>, LeasePrint) {
     let records = machine.records().unwrap();
     assert_eq!(
         records.iter().map(|record| record.id).collect::<Vec<_>>(),
@@ -137,7 +155,7 @@ pub fn fingerprint(machine: &ShardMachine) -> (u64, Vec<VaultPrint>) {
             }
         })
         .collect();
-    (machine.applied_index(), vaults)
+    (machine.applied_index(), vaults, lease_print(machine))
 }
 
 /// A command before its clock is known: small choices, so collisions (names taken,
@@ -160,6 +178,17 @@ pub enum Spec {
         mutations: Vec<(u8, u8, u8)>,
         precondition: Option<(bool, u8)>,
     },
+    /// A lease command: kind 0..3 (acquire, renew, release), job 0..3 (2 is invalid),
+    /// holder 0..4 (0: the job's current holder), epoch 0..4 (0..=2: the job's current
+    /// epoch; 3: the one before), duration 0..5 (0 and 4 are refused). "Current"
+    /// is looked up when the command is built (see [`encoded`]).
+    Lease {
+        kind: u8,
+        job: u8,
+        holder: u8,
+        epoch: u8,
+        duration: u8,
+    },
     Garbage,
 }
 
@@ -174,6 +203,11 @@ fn mutation() -> impl Strategy<Value = (u8, u8, u8)> {
     (0..5u8, pick, 0..8u8)
 }
 
+/// Mostly the job's current holder (0), sometimes a given node.
+pub fn lease_holder() -> impl Strategy<Value = u8> {
+    prop_oneof![3 => Just(0u8), 2 => 1..4u8]
+}
+
 pub fn spec() -> impl Strategy<Value = Spec> {
     prop_oneof![
         2 => (vault(), 0..4u8).prop_map(|(vault, name)| Spec::Create { vault, name }),
@@ -186,6 +220,14 @@ pub fn spec() -> impl Strategy<Value = Spec> {
         )
             .prop_map(|(vault, mutations, precondition)| Spec::Write { vault, mutations, precondition }),
         1 => Just(Spec::Garbage),
+        6 => (
+            0..3u8,
+            prop_oneof![8 => 0..2u8, 1 => Just(2u8)],
+            lease_holder(),
+            0..4u8,
+            prop_oneof![8 => 1..4u8, 1 => Just(0u8), 1 => Just(4u8)],
+        )
+            .prop_map(|(kind, job, holder, epoch, duration)| Spec::Lease { kind, job, holder, epoch, duration }),
     ]
 }
 
@@ -221,6 +263,48 @@ fn filter_for(pick: u8) -> RelationshipFilter {
     }
 }
 
+/// The lease command of a `Spec::Lease`; `current` is the job's (holder, epoch).
+fn lease_command(spec: &Spec, now_ms: u64, current: impl Fn(&str) -> (u64, u64)) -> ShardCommand {
+    let Spec::Lease {
+        kind,
+        job,
+        holder,
+        epoch,
+        duration,
+    } = *spec
+    else {
+        unreachable!()
+    };
+    let job = ["gc", "rebalance", "Not valid"][usize::from(job)].to_owned();
+    let (current_holder, current_epoch) = current(&job);
+    let holder = match holder {
+        0 => current_holder,
+        holder => u64::from(holder),
+    };
+    let epoch = match epoch {
+        0..=2 => current_epoch,
+        _ => current_epoch.saturating_sub(1),
+    };
+    // Entries are 10 ms apart: leases last one to a few commands, or are refused.
+    let duration_ms = [0, 15, 35, 100, 60_001][usize::from(duration)];
+    match kind {
+        0 => ShardCommand::AcquireLease {
+            job,
+            holder,
+            duration_ms,
+            now_ms,
+        },
+        1 => ShardCommand::RenewLease {
+            job,
+            holder,
+            epoch,
+            duration_ms,
+            now_ms,
+        },
+        _ => ShardCommand::ReleaseLease { job, holder, epoch },
+    }
+}
+
 /// The command for the entry at `index` (its clock is `1_000 + 10 × index`).
 pub fn command(spec: &Spec, index: u64) -> ShardCommand {
     let now_ms = 1_000 + 10 * index;
@@ -249,6 +333,8 @@ pub fn command(spec: &Spec, index: u64) -> ShardCommand {
         Spec::Garbage => ShardCommand::DeleteVault {
             id: VaultId(u64::MAX),
         },
+        // Without a table to look at, "the current epoch" is a small fixed guess.
+        Spec::Lease { .. } => lease_command(spec, now_ms, |_| (1, 1)),
     }
 }
 
@@ -289,15 +375,57 @@ fn batch(mutations: &[(u8, u8, u8)], precondition: Option<(bool, u8)>, now_ms: u
 }
 
 /// The entries' bytes: each command's encoding, or malformed bytes for `Garbage`.
+///
+/// Lease commands that name "the current epoch" take it from a shadow lease table that
+/// applies the lease commands as they are built (exact for a machine that started empty),
+/// so renewals and releases often hit.
 pub fn encoded(specs: &[Spec], first: u64) -> Vec<Vec<u8>> {
+    let mut shadow = LeaseTable::new(LeaseLimits::default());
     specs
         .iter()
         .enumerate()
-        .map(|(offset, spec)| match spec {
-            Spec::Garbage => vec![1, 99, 0],
-            spec => command(spec, first + offset as u64).encode(),
+        .map(|(offset, spec)| {
+            let index = first + offset as u64;
+            match spec {
+                Spec::Garbage => vec![1, 99, 0],
+                Spec::Lease { .. } => {
+                    let current = |job: &str| {
+                        shadow
+                            .get(job)
+                            .map_or((1, 1), |lease| (lease.holder, lease.epoch))
+                    };
+                    let command = lease_command(spec, 1_000 + 10 * index, current);
+                    shadow_apply(&mut shadow, &command);
+                    command.encode()
+                }
+                spec => command(spec, index).encode(),
+            }
         })
         .collect()
+}
+
+fn shadow_apply(shadow: &mut LeaseTable, command: &ShardCommand) {
+    let _ = match command {
+        ShardCommand::AcquireLease {
+            job,
+            holder,
+            duration_ms,
+            now_ms,
+        } => shadow
+            .acquire(job, *holder, *duration_ms, *now_ms)
+            .map(drop),
+        ShardCommand::RenewLease {
+            job,
+            holder,
+            epoch,
+            duration_ms,
+            now_ms,
+        } => shadow
+            .renew(job, *holder, *epoch, *duration_ms, *now_ms)
+            .map(drop),
+        ShardCommand::ReleaseLease { job, holder, epoch } => shadow.release(job, *holder, *epoch),
+        _ => Ok(()),
+    };
 }
 
 /// Applies raw entries from log index `first` on.

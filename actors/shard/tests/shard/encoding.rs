@@ -105,6 +105,32 @@ fn command() -> impl Strategy<Value = ShardCommand> {
             batch,
             now_ms
         }),
+        (".{0,20}", any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+            |(job, holder, duration_ms, now_ms)| ShardCommand::AcquireLease {
+                job,
+                holder,
+                duration_ms,
+                now_ms,
+            }
+        ),
+        (
+            ".{0,20}",
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(|(job, holder, epoch, duration_ms, now_ms)| {
+                ShardCommand::RenewLease {
+                    job,
+                    holder,
+                    epoch,
+                    duration_ms,
+                    now_ms,
+                }
+            }),
+        (".{0,20}", any::<u64>(), any::<u64>())
+            .prop_map(|(job, holder, epoch)| { ShardCommand::ReleaseLease { job, holder, epoch } }),
     ]
 }
 
@@ -133,6 +159,13 @@ fn answer() -> impl Strategy<Value = ShardAnswer> {
             .prop_map(|(kind, message)| ShardAnswer::Refused { kind, message }),
         Just(ShardAnswer::AlreadyApplied),
         ".{0,40}".prop_map(|message| ShardAnswer::Fatal { message }),
+        (any::<u64>(), any::<u64>()).prop_map(|(epoch, expires_at_ms)| {
+            ShardAnswer::LeaseGranted {
+                epoch,
+                expires_at_ms,
+            }
+        }),
+        Just(ShardAnswer::LeaseReleased),
     ]
 }
 
@@ -225,4 +258,62 @@ fn unknown_versions_tags_and_non_canonical_text_are_refused() {
         ShardCommand::decode(&huge),
         Err(DecodeError::Truncated { .. })
     ));
+}
+
+#[test]
+fn lease_commands_and_answers_have_fixed_bytes() {
+    let be = |value: u64| value.to_be_bytes().to_vec();
+    let job = [0, 0, 0, 2, b'g', b'c'];
+    let acquire = ShardCommand::AcquireLease {
+        job: "gc".into(),
+        holder: 1,
+        duration_ms: 2,
+        now_ms: 3,
+    };
+    assert_eq!(
+        acquire.encode(),
+        [vec![1, 5], job.to_vec(), be(1), be(2), be(3)].concat()
+    );
+    let renew = ShardCommand::RenewLease {
+        job: "gc".into(),
+        holder: 1,
+        epoch: 4,
+        duration_ms: 2,
+        now_ms: 3,
+    };
+    assert_eq!(
+        renew.encode(),
+        [vec![1, 6], job.to_vec(), be(1), be(4), be(2), be(3)].concat()
+    );
+    let release = ShardCommand::ReleaseLease {
+        job: "gc".into(),
+        holder: 1,
+        epoch: 4,
+    };
+    assert_eq!(
+        release.encode(),
+        [vec![1, 7], job.to_vec(), be(1), be(4)].concat()
+    );
+    let granted = ShardAnswer::LeaseGranted {
+        epoch: 4,
+        expires_at_ms: 5,
+    };
+    assert_eq!(granted.encode(), [vec![1, 8], be(4), be(5)].concat());
+    assert_eq!(ShardAnswer::LeaseReleased.encode(), [1, 9]);
+    // The old tags are unchanged.
+    assert_eq!(ShardAnswer::AlreadyApplied.encode(), [1, 6]);
+    assert_eq!(
+        ShardCommand::decode(&[1, 8]),
+        Err(DecodeError::UnknownTag {
+            what: "command",
+            tag: 8
+        })
+    );
+    assert_eq!(
+        ShardAnswer::decode(&[1, 10]),
+        Err(DecodeError::UnknownTag {
+            what: "answer",
+            tag: 10
+        })
+    );
 }

@@ -1,6 +1,6 @@
 //! The shard's test binary: encodings (round trips and rejections), determinism across
-//! replicas, snapshot and restore, idempotent re-application after crashes, and a Raft trio
-//! of shard machines.
+//! replicas, snapshot and restore, idempotent re-application after crashes, leases for
+//! singleton jobs, and a Raft trio of shard machines.
 
 // Helpers outside #[test] functions unwrap too: a test's failure is its panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,6 +8,7 @@
 mod common;
 mod determinism;
 mod encoding;
+mod lease;
 mod raft_trio;
 mod restart;
 mod snapshot;

@@ -140,3 +140,44 @@ fn three_members_replicate_vault_commands_and_agree() {
     }
     assert_eq!(members[0].machine().applied_index(), members[0].applied());
 }
+
+#[test]
+fn three_members_replicate_leases_and_agree() {
+    let mut members: Vec<Member> = (1..=3).map(member).collect();
+    members[0].core_mut().campaign().unwrap();
+    settle(&mut members);
+    assert!(members[0].core().is_leader());
+
+    let acquire = |holder, now_ms| ShardCommand::AcquireLease {
+        job: "gc".into(),
+        holder,
+        duration_ms: 1_000,
+        now_ms,
+    };
+    let answers: Vec<ShardAnswer> = [acquire(1, 0), acquire(2, 500), acquire(2, 1_000)]
+        .iter()
+        .map(|command| propose(&mut members, command))
+        .collect();
+    assert_eq!(
+        answers[0],
+        ShardAnswer::LeaseGranted {
+            epoch: 1,
+            expires_at_ms: 1_000
+        }
+    );
+    assert!(matches!(&answers[1], ShardAnswer::Refused { kind, .. } if kind == "lease_held"));
+    assert_eq!(
+        answers[2],
+        ShardAnswer::LeaseGranted {
+            epoch: 2,
+            expires_at_ms: 2_000
+        }
+    );
+    let leader = fingerprint(members[0].machine());
+    assert_eq!(leader.2 .0, 2);
+    for member in &members[1..] {
+        assert_eq!(fingerprint(member.machine()), leader);
+        assert!(member.machine().leases().check("gc", 2, 1_500));
+        assert!(!member.machine().leases().check("gc", 1, 500));
+    }
+}
