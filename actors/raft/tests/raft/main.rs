@@ -5,3 +5,4 @@
 
 mod cluster;
 mod log_store;
+mod review;
