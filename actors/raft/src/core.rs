@@ -323,6 +323,13 @@ impl<S: LogStore> RaftCore<S> {
         effects.messages_after_persist.extend(light.take_messages());
         committed.extend(light.take_committed_entries());
         effects.conf_state = self.apply_conf_changes(&committed)?;
+        if effects.conf_state.is_some() {
+            // The new membership must be durable before the state machine (which may record
+            // its applied index durably) is handed the entry: after a restart raft-rs does
+            // not replay entries at or below the applied index, so an unsynced membership
+            // would be lost for good. Conf changes are rare; the extra sync is cheap.
+            self.node.mut_store().sync()?;
+        }
         self.node.advance_apply();
         effects.committed_entries = appended.unwrap_or(committed);
         effects.role_change = self.role_change();

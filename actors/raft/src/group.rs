@@ -43,6 +43,12 @@ pub enum Completion {
         /// The proposal.
         ticket: Proposed,
     },
+    /// A snapshot from the leader covered its index: it may or may not have taken effect
+    /// (the snapshot does not say which entries it holds). The client must read back.
+    Unknown {
+        /// The proposal.
+        ticket: Proposed,
+    },
 }
 
 /// Everything one [`RaftGroup::drain`] produced for the shell.
@@ -162,7 +168,7 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
             if index > self.applied {
                 self.machine.restore(snapshot.get_data());
                 self.applied = index;
-                self.settle_up_to(index, None, outputs);
+                self.settle_covered(index, outputs);
             }
         }
         for entry in committed_entries {
@@ -187,21 +193,42 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
             self.applied + 1,
             "invariant: committed entries are applied in order without gaps"
         );
-        let output = (entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty())
-            .then(|| self.machine.apply(index, &entry.data));
+        // Raft's own empty entries (a new leader's first) never reach the state machine, and
+        // match no proposal; a proposal of empty data completes with an empty answer.
+        let output = (entry.get_entry_type() == EntryType::EntryNormal).then(|| {
+            if entry.data.is_empty() {
+                Vec::new()
+            } else {
+                self.machine.apply(index, &entry.data)
+            }
+        });
         self.applied = index;
         outputs.applied_entries += 1;
-        self.settle_up_to(index, Some((entry.term, output)), outputs);
+        self.settle_up_to(index, (entry.term, output), outputs);
+    }
+
+    /// Completes every proposal a restored snapshot covers: whether each took effect is
+    /// unknown.
+    fn settle_covered(&mut self, index: u64, outputs: &mut Outputs) {
+        let covered: Vec<(u64, u64)> = self
+            .waiting
+            .range(..=index)
+            .map(|(index, term)| (*index, *term))
+            .collect();
+        for (waiting_index, term) in covered {
+            self.waiting.remove(&waiting_index);
+            outputs.completions.push(Completion::Unknown {
+                ticket: Proposed {
+                    index: waiting_index,
+                    term,
+                },
+            });
+        }
     }
 
     /// Completes every proposal at or below `index`: the one at `index` with this entry's
     /// term is applied; any other was overwritten.
-    fn settle_up_to(
-        &mut self,
-        index: u64,
-        applied: Option<(u64, Option<Vec<u8>>)>,
-        outputs: &mut Outputs,
-    ) {
+    fn settle_up_to(&mut self, index: u64, applied: (u64, Option<Vec<u8>>), outputs: &mut Outputs) {
         let settled: Vec<(u64, u64)> = self
             .waiting
             .range(..=index)
@@ -214,9 +241,7 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
                 term,
             };
             let completion = match &applied {
-                Some((applied_term, Some(output)))
-                    if waiting_index == index && *applied_term == term =>
-                {
+                (applied_term, Some(output)) if waiting_index == index && *applied_term == term => {
                     Completion::Applied {
                         ticket,
                         output: output.clone(),

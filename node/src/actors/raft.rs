@@ -168,6 +168,7 @@ fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: O
         let (ticket, answer) = match completion {
             Completion::Applied { ticket, output } => (ticket, Ok(output)),
             Completion::Dropped { ticket } => (ticket, Err(ProposeError::Dropped)),
+            Completion::Unknown { ticket } => (ticket, Err(ProposeError::Unknown)),
         };
         if let Some(reply) = state.proposals.remove(&(ticket.index, ticket.term)) {
             let _ = reply.send(answer);

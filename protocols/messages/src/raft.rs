@@ -15,6 +15,12 @@ pub enum ProposeError {
     /// A later leader overwrote the entry: it never took effect. Safe to retry.
     #[error("the proposal was overwritten by a new leader and never took effect")]
     Dropped,
+    /// A snapshot covered the entry before its member could tell whether it took effect:
+    /// read back before retrying.
+    #[error(
+        "the proposal's outcome is unknown (a snapshot covered it); read back before retrying"
+    )]
+    Unknown,
     /// The group failed (storage error): the outcome is unknown.
     #[error("the raft group failed: {0}")]
     Failed(String),
