@@ -115,6 +115,20 @@ pub(crate) fn decode(bytes: &[u8], offset: u64) -> Result<Record<'_>, BadRecord>
     })
 }
 
+/// Whether the bad record is complete (its declared length fits) and more bytes follow it.
+/// A torn write can only damage the last record of a file, which nothing follows; a bad
+/// record with data after it is corruption (bit rot, a misdirected write), never a tear.
+pub(crate) fn is_followed(bytes: &[u8], bad: &BadRecord) -> bool {
+    let start = bad.offset as usize;
+    let Some(header) = bytes.get(start..start + HEADER_BYTES) else {
+        return false;
+    };
+    let mut length = [0u8; 4];
+    length.copy_from_slice(&header[..4]);
+    let end = start + HEADER_BYTES + u32::from_le_bytes(length) as usize;
+    end < bytes.len()
+}
+
 /// Decodes consecutive records from the start of `bytes` until the end or the first bad
 /// record.
 pub(crate) fn scan(bytes: &[u8]) -> (Vec<Record<'_>>, Option<BadRecord>) {

@@ -93,6 +93,14 @@ fn load_state_file(io: &dyn LogIo, names: &[String]) -> Result<(StateRecord, u64
     }
     let mut len = bytes.len() as u64;
     if let Some(bad) = bad {
+        if record::is_followed(&bytes, &bad) {
+            // Newer state records follow the bad one: cutting it off would roll the term and
+            // the vote back. Refuse instead.
+            return Err(corrupt(
+                format!("{STATE_FILE} at offset {}", bad.offset),
+                format!("{} before newer state records", bad.reason),
+            ));
+        }
         tracing::warn!(offset = bad.offset, reason = %bad.reason, "raft log: torn state record cut off");
         io.truncate(STATE_FILE, bad.offset).map_err(io_error)?;
         io.sync(STATE_FILE).map_err(io_error)?;
@@ -211,6 +219,12 @@ fn scan_segment(
             return Err(corrupt(
                 location,
                 format!("{} in a segment that is not the last", bad.reason),
+            ));
+        }
+        if record::is_followed(&bytes, &bad) {
+            return Err(corrupt(
+                location,
+                format!("{} before further records: not a torn tail", bad.reason),
             ));
         }
         if let Some((segment, synced)) = watermark.filter(|(segment, _)| *segment == first_index) {

@@ -221,8 +221,11 @@ impl DurableLog {
     /// Group commit: every segment written since the last sync, the directory if needed,
     /// then the state if it changed.
     pub(super) fn sync_all(&mut self) -> Result<(), LogError> {
+        // Entries synced now may be acknowledged: the watermark must move past them, or bit
+        // rot in them would later pass for a torn tail and be cut off silently.
+        let wrote_entries = self.segments.iter().any(|segment| segment.dirty);
         self.sync_segments()?;
-        if self.state_dirty {
+        if self.state_dirty || wrote_entries {
             self.write_state()?;
         }
         Ok(())

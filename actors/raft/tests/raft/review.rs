@@ -90,7 +90,6 @@ fn three_votes() -> Arc<MemoryLogIo> {
 }
 
 #[test]
-#[ignore = "review: bit rot in a middle state record silently rolls the vote back and truncates newer records"]
 fn review_state_file_bit_rot_in_a_middle_record_rolls_back_term_and_vote() {
     let io = three_votes();
     let offsets = record_offsets(&io, "state");
@@ -126,7 +125,6 @@ fn review_state_file_bit_rot_in_the_newest_record_forgets_the_vote() {
 }
 
 #[test]
-#[ignore = "review: the sync watermark only advances when the hard/conf state changed, so synced entries are cut as a torn tail"]
 fn review_bit_rot_in_synced_entries_past_a_stale_watermark_is_cut_silently() {
     let options = LogOptions {
         segment_size_max: 1 << 20,
