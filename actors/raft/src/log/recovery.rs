@@ -212,37 +212,10 @@ fn scan_segment(
         *cache_bytes += record.payload.len() as u64;
         cache.push_back((entry, record.payload.len() as u64));
     }
-    let mut len = bytes.len() as u64;
-    if let Some(bad) = bad {
-        let location = format!("{name} at offset {}", bad.offset);
-        if !is_last {
-            return Err(corrupt(
-                location,
-                format!("{} in a segment that is not the last", bad.reason),
-            ));
-        }
-        if record::is_followed(&bytes, &bad) {
-            return Err(corrupt(
-                location,
-                format!("{} before further records: not a torn tail", bad.reason),
-            ));
-        }
-        if let Some((segment, synced)) = watermark.filter(|(segment, _)| *segment == first_index) {
-            if bad.offset < synced {
-                return Err(corrupt(
-                    location,
-                    format!(
-                        "{} below the synced length {synced} of log-{segment}",
-                        bad.reason
-                    ),
-                ));
-            }
-        }
-        tracing::warn!(file = name, offset = bad.offset, reason = %bad.reason, "raft log: torn tail cut off");
-        io.truncate(name, bad.offset).map_err(io_error)?;
-        io.sync(name).map_err(io_error)?;
-        len = bad.offset;
-    }
+    let len = match bad {
+        Some(bad) => cut_torn_tail(io, name, (first_index, is_last), watermark, &bytes, &bad)?,
+        None => bytes.len() as u64,
+    };
     let segment = Segment {
         first_index,
         name: name.to_owned(),
@@ -250,6 +223,47 @@ fn scan_segment(
         dirty: false,
     };
     Ok(Scanned { segment, entries })
+}
+
+/// A bad record in a segment: only a torn tail (in the last segment, after the synced
+/// watermark, with nothing after it) is cut off; anything else is corruption. Returns the
+/// segment's length after the cut.
+fn cut_torn_tail(
+    io: &dyn LogIo,
+    name: &str,
+    (first_index, is_last): (u64, bool),
+    watermark: Option<(u64, u64)>,
+    bytes: &[u8],
+    bad: &record::BadRecord,
+) -> Result<u64, LogError> {
+    let location = format!("{name} at offset {}", bad.offset);
+    if !is_last {
+        return Err(corrupt(
+            location,
+            format!("{} in a segment that is not the last", bad.reason),
+        ));
+    }
+    if record::is_followed(bytes, bad) {
+        return Err(corrupt(
+            location,
+            format!("{} before further records: not a torn tail", bad.reason),
+        ));
+    }
+    if let Some((segment, synced)) = watermark.filter(|(segment, _)| *segment == first_index) {
+        if bad.offset < synced {
+            return Err(corrupt(
+                location,
+                format!(
+                    "{} below the synced length {synced} of log-{segment}",
+                    bad.reason
+                ),
+            ));
+        }
+    }
+    tracing::warn!(file = name, offset = bad.offset, reason = %bad.reason, "raft log: torn tail cut off");
+    io.truncate(name, bad.offset).map_err(io_error)?;
+    io.sync(name).map_err(io_error)?;
+    Ok(bad.offset)
 }
 
 /// Recovery rule 3: segments of a history the snapshot replaced, segments wholly below the
