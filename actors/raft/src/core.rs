@@ -72,7 +72,7 @@ impl<S: LogStore> RaftCore<S> {
         mut store: S,
         logger: &slog::Logger,
     ) -> Result<Self, CoreError> {
-        let raft_config = config.to_raft();
+        let mut raft_config = config.to_raft();
         raft_config
             .validate()
             .map_err(|e| CoreError::Config(e.to_string()))?;
@@ -85,7 +85,7 @@ impl<S: LogStore> RaftCore<S> {
             };
             store.set_hard_state(&state.hard_state)?;
         }
-        check_restart_point(config, &mut store, &state.hard_state)?;
+        raft_config.applied = check_restart_point(config, &mut store, &state.hard_state)?;
         let node = RawNode::new(&raft_config, store, logger)?;
         let applied = node.raft.raft_log.applied;
         let mut core = Self {
@@ -451,35 +451,41 @@ impl<S: LogStore> RaftCore<S> {
     }
 }
 
-/// Validates (and where safe repairs) the restart point before raft-rs asserts on it.
+/// Validates (and where safe repairs) the restart point before raft-rs asserts on it, and
+/// returns the applied index raft-rs must start from. A state machine behind the stored
+/// snapshot (it does not count raft's own entries, or it restarts empty) starts at the
+/// snapshot's index: the caller restores the stored snapshot into it
+/// (`RaftGroup::new` does).
 fn check_restart_point<S: LogStore>(
     config: &RaftConfig,
     store: &mut S,
     hard_state: &HardState,
-) -> Result<(), CoreError> {
+) -> Result<u64, CoreError> {
     if config.applied == 0 {
-        return Ok(());
+        // raft-rs starts right after the stored snapshot by itself.
+        return Ok(0);
     }
     let snapshot_index = store.first_index()?.saturating_sub(1);
     let last_index = store.last_index()?;
-    if config.applied < snapshot_index || config.applied > last_index {
+    if config.applied > last_index {
         return Err(CoreError::Config(format!(
-            "applied index {} outside the stored log [{snapshot_index}, {last_index}]",
+            "applied index {} beyond the stored log's last index {last_index}",
             config.applied
         )));
     }
-    if config.applied > hard_state.commit {
+    let applied = config.applied.max(snapshot_index);
+    if applied > hard_state.commit {
         // The commit index is written unsynced, so it can lag what the state machine
         // applied; anything applied was committed, so raising it is safe (raft-rs would
         // otherwise refuse an applied index above the commit index).
         let raised = HardState {
-            commit: config.applied,
+            commit: applied,
             ..hard_state.clone()
         };
         store.set_hard_state(&raised)?;
         store.sync()?;
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Mixes the node id into the seed so members sharing a seed draw different timeouts

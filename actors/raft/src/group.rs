@@ -80,8 +80,18 @@ pub struct RaftGroup<S: LogStore, M: StateMachine> {
 
 impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     /// A member over `core` whose state machine has applied up to `applied` (the core's
-    /// `RaftConfig::applied`).
-    pub fn new(core: RaftCore<S>, machine: M, applied: u64) -> Self {
+    /// `RaftConfig::applied`). A state machine behind the store's snapshot (it restarted
+    /// empty, or it does not count raft's own entries) is first restored from that snapshot:
+    /// raft-rs only hands out the entries after it.
+    pub fn new(core: RaftCore<S>, mut machine: M, applied: u64) -> Self {
+        let mut applied = applied;
+        if let Ok(snapshot) = core.store().snapshot(applied + 1, 0) {
+            let index = snapshot.get_metadata().index;
+            if index > applied {
+                machine.restore(snapshot.get_data());
+                applied = index;
+            }
+        }
         RaftGroup {
             core,
             machine,

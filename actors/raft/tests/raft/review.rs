@@ -193,7 +193,6 @@ fn review_a_conf_change_is_lost_when_the_state_machine_persisted_its_index() {
 }
 
 #[test]
-#[ignore = "review: a restart over a compacted log with applied = 0 never restores the state machine from the stored snapshot"]
 fn review_restart_after_compaction_never_restores_the_state_machine() {
     let io = Arc::new(MemoryLogIo::new());
     let mut log = open(&io, LogOptions::default()).unwrap();
@@ -250,7 +249,6 @@ impl StateMachine for IndexMachine {
 }
 
 #[test]
-#[ignore = "review: empty and conf-change entries never reach the state machine, so its applied index lags the snapshot index and the restart is refused"]
 fn review_a_state_machine_cannot_know_its_applied_index_across_compaction() {
     let io = Arc::new(MemoryLogIo::new());
     let mut log = open(&io, LogOptions::default()).unwrap();
