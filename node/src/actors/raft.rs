@@ -29,6 +29,10 @@ pub struct RaftArguments<S: LogStore, M: StateMachine> {
     pub transport: Arc<dyn Transport>,
     /// The period of the logical clock.
     pub tick_ms: u64,
+    /// Ticks a proposal or read may wait before its client is told the outcome is unknown
+    /// (a proposal) or to retry (a read): raft-rs drops some requests silently (a read on a
+    /// leader that has not committed in its term, messages lost with a partition).
+    pub request_timeout_ticks: u64,
 }
 
 /// The actor's state.
@@ -36,9 +40,12 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     group: RaftGroup<S, M>,
     group_id: u64,
     transport: Arc<dyn Transport>,
-    proposals: BTreeMap<(u64, u64), ProposeReply>,
-    reads: BTreeMap<u64, ReadReply>,
+    proposals: BTreeMap<(u64, u64), (u64, ProposeReply)>,
+    reads: BTreeMap<u64, (u64, ReadReply)>,
     next_read_id: u64,
+    /// Ticks since the actor started (the deadline clock of waiting requests).
+    ticks: u64,
+    request_timeout_ticks: u64,
 }
 
 /// The raft group actor (generic over the log store and the state machine).
@@ -72,6 +79,8 @@ where
             proposals: BTreeMap::new(),
             reads: BTreeMap::new(),
             next_read_id: 1,
+            ticks: 0,
+            request_timeout_ticks: arguments.request_timeout_ticks,
         })
     }
 
@@ -82,7 +91,11 @@ where
         state: &mut RaftState<S, M>,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RaftMsg::Tick => state.group.tick()?,
+            RaftMsg::Tick => {
+                state.ticks += 1;
+                expire_requests(state);
+                state.group.tick()?;
+            }
             RaftMsg::Peer(envelope) => step(state, &envelope),
             RaftMsg::Propose { data, reply } => propose(state, data, reply),
             RaftMsg::ReadBarrier { reply } => read_barrier(state, reply),
@@ -132,7 +145,7 @@ fn propose<S: LogStore, M: StateMachine>(
 ) {
     match state.group.propose(data) {
         Ok(Proposed { index, term }) => {
-            state.proposals.insert((index, term), reply);
+            state.proposals.insert((index, term), (state.ticks, reply));
         }
         Err(CoreError::NotLeader { leader_hint }) => {
             let _ = reply.send(Err(not_leader(leader_hint)));
@@ -148,7 +161,10 @@ fn read_barrier<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, reply
     state.next_read_id += 1;
     match state.group.read_index(id) {
         Ok(()) => {
-            state.reads.insert(id, reply);
+            state.reads.insert(id, (state.ticks, reply));
+        }
+        Err(CoreError::NotLeader { leader_hint }) => {
+            let _ = reply.send(Err(not_leader(leader_hint)));
         }
         Err(error) => {
             let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
@@ -170,20 +186,20 @@ fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: O
             Completion::Dropped { ticket } => (ticket, Err(ProposeError::Dropped)),
             Completion::Unknown { ticket } => (ticket, Err(ProposeError::Unknown)),
         };
-        if let Some(reply) = state.proposals.remove(&(ticket.index, ticket.term)) {
+        if let Some((_, reply)) = state.proposals.remove(&(ticket.index, ticket.term)) {
             let _ = reply.send(answer);
         }
     }
     let applied = state.group.applied();
     for id in outputs.reads {
-        if let Some(reply) = state.reads.remove(&id) {
+        if let Some((_, reply)) = state.reads.remove(&id) {
             let _ = reply.send(Ok(applied));
         }
     }
     if let Some(change) = outputs.role_change {
         // Reads waiting for a leadership confirmation this member no longer can give.
         if change.leader_id != Some(state.group.core().id()) {
-            for (_, reply) in std::mem::take(&mut state.reads) {
+            for (_, (_, reply)) in std::mem::take(&mut state.reads) {
                 let _ = reply.send(Err(not_leader(change.leader_id)));
             }
         }
@@ -191,11 +207,40 @@ fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: O
 }
 
 fn fail_all<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, error: &CoreError) {
-    for (_, reply) in std::mem::take(&mut state.proposals) {
+    for (_, (_, reply)) in std::mem::take(&mut state.proposals) {
         let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
     }
-    for (_, reply) in std::mem::take(&mut state.reads) {
+    for (_, (_, reply)) in std::mem::take(&mut state.reads) {
         let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
+    }
+}
+
+/// Answers the requests that waited longer than `request_timeout_ticks`: a proposal's
+/// outcome is unknown (it may still commit), a read must be retried.
+fn expire_requests<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
+    let deadline = state.ticks.saturating_sub(state.request_timeout_ticks);
+    let leader_hint = state.group.core().status().leader_id;
+    let expired: Vec<(u64, u64)> = state
+        .proposals
+        .iter()
+        .filter(|(_, (since, _))| *since < deadline)
+        .map(|(key, _)| *key)
+        .collect();
+    for key in expired {
+        if let Some((_, reply)) = state.proposals.remove(&key) {
+            let _ = reply.send(Err(ProposeError::Unknown));
+        }
+    }
+    let expired: Vec<u64> = state
+        .reads
+        .iter()
+        .filter(|(_, (since, _))| *since < deadline)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in expired {
+        if let Some((_, reply)) = state.reads.remove(&id) {
+            let _ = reply.send(Err(not_leader(leader_hint)));
+        }
     }
 }
 
@@ -241,6 +286,15 @@ mod tests {
         directory: &std::path::Path,
         transport: &Arc<Local>,
     ) -> ActorRef<RaftMsg> {
+        start_with_timeout(id, directory, transport, 200).await
+    }
+
+    async fn start_with_timeout(
+        id: u64,
+        directory: &std::path::Path,
+        transport: &Arc<Local>,
+        request_timeout_ticks: u64,
+    ) -> ActorRef<RaftMsg> {
         let mut store =
             DurableLog::open_dir(&directory.join(format!("n{id}")), LogOptions::default())
                 .expect("the log opens");
@@ -260,6 +314,7 @@ mod tests {
             group_id: 1,
             transport: Arc::clone(transport) as Arc<dyn Transport>,
             tick_ms: 10,
+            request_timeout_ticks,
         };
         let (actor, _) = Actor::spawn(None, RaftActor::default(), arguments)
             .await
@@ -345,6 +400,45 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(caught_up, "the restarted member caught up");
+        for actor in actors.values() {
+            actor.stop(None);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_that_cannot_be_confirmed_are_answered_not_left_waiting() {
+        let directory = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Local::default());
+        // A lone member knows no leader: refused at once.
+        let lonely = start_with_timeout(9, directory.path(), &transport, 5).await;
+        let answer = ractor::call!(lonely, |reply| RaftMsg::ReadBarrier { reply }).unwrap();
+        assert!(
+            matches!(answer, Err(ProposeError::NotLeader { .. })),
+            "{answer:?}"
+        );
+        lonely.stop(None);
+        // A follower whose leader is cut off forwards the read into the void: its deadline
+        // (or the election that follows) answers it.
+        let mut actors = BTreeMap::new();
+        for id in 1..=3 {
+            actors.insert(
+                id,
+                start_with_timeout(id, directory.path(), &transport, 5).await,
+            );
+        }
+        let leader = wait_for_leader(&actors).await;
+        transport.peers.write().remove(&leader);
+        let follower = *actors.keys().find(|id| **id != leader).unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), async {
+            ractor::call!(actors[&follower], |reply| RaftMsg::ReadBarrier { reply })
+        })
+        .await
+        .expect("the read is answered")
+        .unwrap();
+        assert!(
+            matches!(answer, Err(ProposeError::NotLeader { .. }) | Ok(_)),
+            "{answer:?}"
+        );
         for actor in actors.values() {
             actor.stop(None);
         }
