@@ -26,6 +26,13 @@ pub trait StateMachine {
 
     /// Replaces the state machine with a snapshot's bytes.
     fn restore(&mut self, data: &[u8]);
+
+    /// Why the state machine stopped (a storage failure, a snapshot it could not take or
+    /// restore), if it did. A stopped machine's answers and snapshots mean nothing: the group
+    /// stops with it instead of applying further entries or compacting the log.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What happened to a proposal.
@@ -148,17 +155,31 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     /// shell must do.
     pub fn drain(&mut self) -> Result<Outputs, CoreError> {
         let mut outputs = Outputs::default();
+        self.check_machine()?;
         while let Some(effects) = self.core.ready()? {
             self.absorb(effects, &mut outputs);
+            self.check_machine()?;
         }
         self.serve_reads(&mut outputs);
         Ok(outputs)
     }
 
-    /// Takes a snapshot of the state machine at the applied index and compacts the log.
+    /// Takes a snapshot of the state machine at the applied index and compacts the log
+    /// (never from a stopped machine: its snapshot would replace the log with nothing).
     pub fn compact(&mut self) -> Result<(), CoreError> {
+        self.check_machine()?;
         let data = self.machine.snapshot();
+        self.check_machine()?;
         self.core.compact(self.applied, data)
+    }
+
+    fn check_machine(&self) -> Result<(), CoreError> {
+        match self.machine.failure() {
+            Some(reason) => Err(CoreError::Failed(format!(
+                "the state machine stopped: {reason}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn absorb(&mut self, effects: Effects, outputs: &mut Outputs) {
@@ -449,5 +470,46 @@ mod tests {
             }
         }
         assert_eq!(served, vec![42]);
+    }
+
+    /// A machine that stops after its first entry.
+    #[derive(Default)]
+    struct Fragile {
+        journal: Journal,
+        stopped: bool,
+    }
+
+    impl StateMachine for Fragile {
+        fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8> {
+            self.stopped = true;
+            self.journal.apply(index, data)
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            Vec::new()
+        }
+        fn restore(&mut self, data: &[u8]) {
+            self.journal.restore(data);
+        }
+        fn failure(&self) -> Option<String> {
+            self.stopped.then(|| "disk gone".to_string())
+        }
+    }
+
+    #[test]
+    fn a_stopped_state_machine_stops_the_group_and_is_never_compacted() {
+        let conf_state = ConfState {
+            voters: vec![1],
+            ..ConfState::default()
+        };
+        let store = MemoryStore::new_with_conf_state(conf_state);
+        let core = RaftCore::new(&RaftConfig::new(1, 7), store, &raft_logger("test")).unwrap();
+        let mut group = RaftGroup::new(core, Fragile::default(), 0);
+        group.core_mut().campaign().unwrap();
+        group.drain().unwrap();
+        group.propose(b"x".to_vec()).unwrap();
+        let error = group.drain().unwrap_err();
+        assert!(error.to_string().contains("disk gone"), "{error}");
+        assert!(group.compact().is_err());
+        assert!(group.drain().is_err(), "it stays stopped");
     }
 }

@@ -398,6 +398,11 @@ impl StateMachine for ShardMachine {
     fn restore(&mut self, data: &[u8]) {
         let _ = self.try_restore(data);
     }
+
+    /// See [`ShardMachine::fatal`].
+    fn failure(&self) -> Option<String> {
+        self.fatal().map(str::to_owned)
+    }
 }
 
 /// Writes the applied index into `txn` and commits it.
