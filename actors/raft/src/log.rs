@@ -6,7 +6,8 @@
 //! | name | content | written |
 //! |---|---|---|
 //! | `log-<first index, 20 digits>.seg` | entry records, consecutive indexes from the name's | appended; rolled at [`LogOptions::segment_size_max`] |
-//! | `state` | state records (hard state, conf state, sync watermark); the newest valid one wins | appended at `sync` when the state changed; rewritten through `state.tmp` when over [`LogOptions::state_file_size_max`] |
+//! | `state` | state records (hard state, conf state, sync watermark); the newest valid one wins | appended at `sync` when the state changed or entries were written (the watermark moves); rewritten through `state.tmp` when over [`LogOptions::state_file_size_max`] |
+//! | `state.copy` | a second copy of every state record that changed the term, the vote or the membership, written after the first is durable | as `state`; recovery takes the newest valid record of both files, so bit rot in one copy of a vote cannot roll it back |
 //! | `snapshot` | one snapshot record: the state at that moment + protobuf `Snapshot` (metadata and data) | `snapshot.tmp`, fsync, rename, fsync of the directory |
 //! | `*.tmp` | an interrupted atomic write | deleted on open |
 //!
@@ -45,8 +46,9 @@
 //! # Recovery rules (on open)
 //!
 //! 1. `*.tmp` files are deleted. The state is the valid state record with the highest
-//!    sequence, from the state file's records or the snapshot file's embedded state. A bad
-//!    record at the end of the state file is a torn append and is ignored; the snapshot file
+//!    sequence, from both state files' records or the snapshot file's embedded state. A bad
+//!    record at the end of a state file (nothing after it) is a torn append and is ignored; a
+//!    bad record followed by more records is corruption; the snapshot file
 //!    must be valid (it was renamed into place only once durable).
 //! 2. Each segment is scanned. A bad record (incomplete, checksum mismatch) in the **last**
 //!    segment at or after the watermark is a torn tail: the file is truncated there (it was
@@ -90,6 +92,9 @@ pub const DEFAULT_STATE_FILE_SIZE_MAX: u64 = 1 << 20;
 
 /// Name of the state file.
 pub const STATE_FILE: &str = "state";
+/// Name of the second copy of the state records that change the term, the vote or the
+/// membership: bit rot in the newest such record of one file must not roll a vote back.
+pub const STATE_COPY_FILE: &str = "state.copy";
 /// Name of the snapshot file.
 pub const SNAPSHOT_FILE: &str = "snapshot";
 const TMP_SUFFIX: &str = ".tmp";
@@ -168,7 +173,11 @@ pub struct DurableLog {
     /// The current state (memory); `sequence` and `watermark` are those of the last write.
     state: StateRecord,
     state_dirty: bool,
+    /// Whether the term, vote or membership changed since the last state record (such a
+    /// record is written to both state files).
+    critical_dirty: bool,
     state_file_len: u64,
+    state_copy_len: u64,
     dir_dirty: bool,
     failed: bool,
 }
@@ -260,6 +269,7 @@ impl LogStore for DurableLog {
         self.guarded(|log| {
             log.state.conf_state = conf_state.clone();
             log.state_dirty = true;
+            log.critical_dirty = true;
             Ok(())
         })
     }

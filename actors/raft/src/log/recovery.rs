@@ -5,7 +5,7 @@ use super::record::{self, Kind};
 use super::state::{self, StateRecord};
 use super::{
     io_error, parse_segment_file_name, DurableLog, Location, LogError, LogOptions, Segment,
-    SNAPSHOT_FILE, STATE_FILE, TMP_SUFFIX,
+    SNAPSHOT_FILE, STATE_COPY_FILE, STATE_FILE, TMP_SUFFIX,
 };
 use crate::io::LogIo;
 use protobuf::Message as _;
@@ -38,7 +38,15 @@ pub(super) fn open(io: Arc<dyn LogIo>, options: LogOptions) -> Result<DurableLog
     if !tmp.is_empty() {
         io.sync_dir().map_err(io_error)?;
     }
-    let (file_state, state_file_len) = load_state_file(&*io, &names)?;
+    let (primary, state_file_len) = load_state_file(&*io, &names, STATE_FILE)?;
+    let (copy, state_copy_len) = load_state_file(&*io, &names, STATE_COPY_FILE)?;
+    // The copy holds only the records that changed the term, vote or membership; the newest
+    // of the two is the state.
+    let file_state = if copy.sequence > primary.sequence {
+        copy
+    } else {
+        primary
+    };
     let (state, snapshot) = match load_snapshot_file(&*io, &names)? {
         Some((embedded, snapshot)) if embedded.sequence > file_state.sequence => {
             (embedded, snapshot)
@@ -59,7 +67,9 @@ pub(super) fn open(io: Arc<dyn LogIo>, options: LogOptions) -> Result<DurableLog
         snapshot,
         state,
         state_dirty: false,
+        critical_dirty: false,
         state_file_len,
+        state_copy_len,
         dir_dirty: false,
         failed: false,
     };
@@ -74,15 +84,19 @@ pub(super) fn open(io: Arc<dyn LogIo>, options: LogOptions) -> Result<DurableLog
 
 /// The newest valid record of the state file (a bad record ends the file: it is a torn
 /// append, cut off) and the file's valid length.
-fn load_state_file(io: &dyn LogIo, names: &[String]) -> Result<(StateRecord, u64), LogError> {
-    if !names.iter().any(|n| n == STATE_FILE) {
+fn load_state_file(
+    io: &dyn LogIo,
+    names: &[String],
+    file: &str,
+) -> Result<(StateRecord, u64), LogError> {
+    if !names.iter().any(|n| n == file) {
         return Ok((StateRecord::default(), 0));
     }
-    let bytes = io.read_all(STATE_FILE).map_err(io_error)?;
+    let bytes = io.read_all(file).map_err(io_error)?;
     let (records, bad) = record::scan(&bytes);
     let mut newest = StateRecord::default();
     for record in &records {
-        let location = format!("{STATE_FILE} at offset {}", record.offset);
+        let location = format!("{file} at offset {}", record.offset);
         if record.kind != Kind::State {
             return Err(corrupt(location, format!("a {:?} record", record.kind)));
         }
@@ -97,13 +111,13 @@ fn load_state_file(io: &dyn LogIo, names: &[String]) -> Result<(StateRecord, u64
             // Newer state records follow the bad one: cutting it off would roll the term and
             // the vote back. Refuse instead.
             return Err(corrupt(
-                format!("{STATE_FILE} at offset {}", bad.offset),
+                format!("{file} at offset {}", bad.offset),
                 format!("{} before newer state records", bad.reason),
             ));
         }
         tracing::warn!(offset = bad.offset, reason = %bad.reason, "raft log: torn state record cut off");
-        io.truncate(STATE_FILE, bad.offset).map_err(io_error)?;
-        io.sync(STATE_FILE).map_err(io_error)?;
+        io.truncate(file, bad.offset).map_err(io_error)?;
+        io.sync(file).map_err(io_error)?;
         len = bad.offset;
     }
     Ok((newest, len))

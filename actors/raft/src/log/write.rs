@@ -5,7 +5,7 @@ use super::record::{self, Kind, HEADER_BYTES};
 use super::state::{self, StateRecord};
 use super::{
     io_error, segment_file_name, DurableLog, Location, LogError, Segment, SNAPSHOT_FILE,
-    STATE_FILE, TMP_SUFFIX,
+    STATE_COPY_FILE, STATE_FILE, TMP_SUFFIX,
 };
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
@@ -213,6 +213,10 @@ impl DurableLog {
                 hard_state.term, self.state.hard_state.term
             )));
         }
+        let stored = &self.state.hard_state;
+        if hard_state.term != stored.term || hard_state.vote != stored.vote {
+            self.critical_dirty = true;
+        }
         self.state.hard_state = hard_state.clone();
         self.state_dirty = true;
         Ok(())
@@ -256,18 +260,28 @@ impl DurableLog {
         self.state.watermark = self.synced_end();
         let mut bytes = Vec::new();
         record::encode(Kind::State, &self.state.encode()?, &mut bytes).map_err(misuse)?;
-        let len = bytes.len() as u64;
-        if self.state_file_len == 0 || self.state_file_len + len > self.options.state_file_size_max
-        {
-            self.write_atomically(STATE_FILE, &bytes)?;
-            self.state_file_len = len;
-        } else {
-            self.io.append(STATE_FILE, &bytes).map_err(io_error)?;
-            self.io.sync(STATE_FILE).map_err(io_error)?;
-            self.state_file_len += len;
+        self.state_file_len = self.append_state(STATE_FILE, self.state_file_len, &bytes)?;
+        if self.critical_dirty {
+            // After the first copy is durable: a torn write can hit one copy only.
+            self.state_copy_len =
+                self.append_state(STATE_COPY_FILE, self.state_copy_len, &bytes)?;
         }
         self.state_dirty = false;
+        self.critical_dirty = false;
         Ok(())
+    }
+
+    /// Appends one state record to `name` (rewriting the file when it is full) and syncs;
+    /// returns the file's new length.
+    fn append_state(&mut self, name: &str, len: u64, bytes: &[u8]) -> Result<u64, LogError> {
+        let added = bytes.len() as u64;
+        if len == 0 || len + added > self.options.state_file_size_max {
+            self.write_atomically(name, bytes)?;
+            return Ok(added);
+        }
+        self.io.append(name, bytes).map_err(io_error)?;
+        self.io.sync(name).map_err(io_error)?;
+        Ok(len + added)
     }
 
     /// `name.tmp`, fsync, rename to `name`, fsync of the directory.
