@@ -88,12 +88,13 @@ impl<S: LogStore> RaftCore<S> {
         raft_config.applied = check_restart_point(config, &mut store, &state.hard_state)?;
         let node = RawNode::new(&raft_config, store, logger)?;
         let applied = node.raft.raft_log.applied;
+        let conf_index = restart_conf_index(&node)?;
         let mut core = Self {
             rng: SmallRng::seed_from_u64(mix_seed(config.seed, config.id)),
             election_tick: config.election_tick,
             canaries: config.canaries,
             reported: role_of(&node),
-            conf_history: vec![(applied, state.conf_state)],
+            conf_history: vec![(conf_index.max(applied), state.conf_state)],
             replayed_up_to: node.raft.raft_log.committed,
             failed: None,
             node,
@@ -257,11 +258,16 @@ impl<S: LogStore> RaftCore<S> {
                 applied,
             });
         }
-        let at = self
+        let Some(at) = self
             .conf_history
             .iter()
             .rposition(|(index, _)| *index <= applied_index)
-            .unwrap_or(0);
+        else {
+            return Err(CoreError::MembershipUnknown {
+                index: applied_index,
+                known_from: self.conf_history.first().map_or(0, |(index, _)| *index),
+            });
+        };
         let conf_state = self.conf_history[at].1.clone();
         let store = self.node.mut_store();
         store.compact(applied_index, &conf_state, state_machine)?;
@@ -449,6 +455,28 @@ impl<S: LogStore> RaftCore<S> {
             Err(e) => Err(CoreError::Raft(e)),
         }
     }
+}
+
+/// The index the stored membership belongs to after a restart: the last configuration
+/// change among the committed entries the state machine has not applied yet (the store
+/// records a membership as soon as its change is applied to the group, which can be ahead
+/// of the state machine's applied index), or 0 when there is none.
+fn restart_conf_index<S: LogStore>(node: &RawNode<S>) -> Result<u64, CoreError> {
+    let log = &node.raft.raft_log;
+    if log.committed <= log.applied {
+        return Ok(0);
+    }
+    let entries = node.store().entries(
+        log.applied + 1,
+        log.committed + 1,
+        None,
+        raft::GetEntriesContext::empty(false),
+    )?;
+    Ok(entries
+        .iter()
+        .rev()
+        .find(|entry| entry.get_entry_type() != EntryType::EntryNormal)
+        .map_or(0, |entry| entry.index))
 }
 
 /// Validates (and where safe repairs) the restart point before raft-rs asserts on it, and

@@ -159,6 +159,15 @@ pub enum CoreError {
         /// The applied index.
         applied: u64,
     },
+    /// The membership at the requested compaction index is not known (after a restart, the
+    /// stored membership is that of a later index): compact at or after `known_from`.
+    #[error("cannot compact at {index}: the membership is known from index {known_from} on")]
+    MembershipUnknown {
+        /// The requested index.
+        index: u64,
+        /// The first index whose membership is known.
+        known_from: u64,
+    },
     /// The configuration or the restart point is invalid.
     #[error("invalid raft configuration: {0}")]
     Config(String),

@@ -380,3 +380,48 @@ fn review_a_committed_proposal_is_reported_dropped_when_a_snapshot_covers_it() {
         "p took effect but its client is told it never did: {mine:?}"
     );
 }
+
+/// Review item 9: after a restart whose state machine lags a configuration change, the
+/// stored membership belongs to the change's index, not to the applied index; a compaction
+/// below it must not record that future membership.
+#[test]
+fn review_a_restart_never_snapshots_a_membership_from_a_later_index() {
+    let io = Arc::new(MemoryLogIo::new());
+    let mut log = open(&io, LogOptions::default()).unwrap();
+    log.set_conf_state(&voters(&[1])).unwrap();
+    log.sync().unwrap();
+    let core = RaftCore::new(&RaftConfig::new(1, 7), log, &raft_logger("review")).unwrap();
+    let mut group = RaftGroup::new(core, Journal::default(), 0);
+    group.core_mut().campaign().unwrap();
+    group.drain().unwrap();
+    let before = group.propose(b"a".to_vec()).unwrap();
+    group.drain().unwrap();
+    group
+        .core_mut()
+        .propose_conf_change(change(ConfChangeType::AddLearnerNode, 2), Vec::new())
+        .unwrap();
+    group.drain().unwrap();
+    let conf_index = group.applied();
+    assert!(conf_index > before.index);
+    drop(group);
+    // The state machine durably applied only up to `a`.
+    let image = Arc::new(MemoryLogIo::from_image(io.image()));
+    let log = open(&image, LogOptions::default()).unwrap();
+    let config = RaftConfig {
+        applied: before.index,
+        ..RaftConfig::new(1, 7)
+    };
+    let mut core = RaftCore::new(&config, log, &raft_logger("review")).unwrap();
+    let refused = core.compact(before.index, Vec::new());
+    assert!(
+        matches!(
+            refused,
+            Err(inferadb_raft::core::CoreError::MembershipUnknown { .. })
+        ),
+        "{refused:?}"
+    );
+    while core.ready().unwrap().is_some() {}
+    core.compact(conf_index, Vec::new()).unwrap();
+    let snapshot = core.store().snapshot(conf_index, 0).unwrap();
+    assert_eq!(snapshot.get_metadata().get_conf_state().learners, vec![2]);
+}
