@@ -32,6 +32,19 @@ fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
     }
 }
 
+/// A one-member group on a durable log over memory, elected: the log's I/O and the group.
+fn lone_leader<M: StateMachine>(machine: M) -> (Arc<MemoryLogIo>, RaftGroup<DurableLog, M>) {
+    let io = Arc::new(MemoryLogIo::new());
+    let mut log = open(&io, LogOptions::default()).unwrap();
+    log.set_conf_state(&voters(&[1])).unwrap();
+    log.sync().unwrap();
+    let core = RaftCore::new(&RaftConfig::new(1, 7), log, &raft_logger("review")).unwrap();
+    let mut group = RaftGroup::new(core, machine, 0);
+    group.core_mut().campaign().unwrap();
+    group.drain().unwrap();
+    (io, group)
+}
+
 fn voters(ids: &[u64]) -> ConfState {
     ConfState {
         voters: ids.to_vec(),
@@ -193,14 +206,7 @@ fn review_a_conf_change_is_lost_when_the_state_machine_persisted_its_index() {
 
 #[test]
 fn review_restart_after_compaction_never_restores_the_state_machine() {
-    let io = Arc::new(MemoryLogIo::new());
-    let mut log = open(&io, LogOptions::default()).unwrap();
-    log.set_conf_state(&voters(&[1])).unwrap();
-    log.sync().unwrap();
-    let core = RaftCore::new(&RaftConfig::new(1, 7), log, &raft_logger("review")).unwrap();
-    let mut group = RaftGroup::new(core, Journal::default(), 0);
-    group.core_mut().campaign().unwrap();
-    group.drain().unwrap();
+    let (io, mut group) = lone_leader(Journal::default());
     for item in [b"a", b"b"] {
         group.propose(item.to_vec()).unwrap();
         group.drain().unwrap();
@@ -386,14 +392,7 @@ fn review_a_committed_proposal_is_reported_dropped_when_a_snapshot_covers_it() {
 /// below it must not record that future membership.
 #[test]
 fn review_a_restart_never_snapshots_a_membership_from_a_later_index() {
-    let io = Arc::new(MemoryLogIo::new());
-    let mut log = open(&io, LogOptions::default()).unwrap();
-    log.set_conf_state(&voters(&[1])).unwrap();
-    log.sync().unwrap();
-    let core = RaftCore::new(&RaftConfig::new(1, 7), log, &raft_logger("review")).unwrap();
-    let mut group = RaftGroup::new(core, Journal::default(), 0);
-    group.core_mut().campaign().unwrap();
-    group.drain().unwrap();
+    let (io, mut group) = lone_leader(Journal::default());
     let before = group.propose(b"a".to_vec()).unwrap();
     group.drain().unwrap();
     group
