@@ -70,6 +70,9 @@ pub fn parse(
     }
 }
 
+/// The shard a single node serves every vault from (shards arrive with the cluster).
+const SINGLE_NODE_SHARD: u64 = 0;
+
 /// Decodes a revision token of `vault` (400 when forged, malformed or foreign).
 pub fn decode_token(
     context: &GatewayContext,
@@ -77,12 +80,13 @@ pub fn decode_token(
     token: &str,
 ) -> Result<Revision, Problem> {
     RevisionToken::decode(&context.token_secret, vault, token)
+        .map(|named| named.revision)
         .map_err(|error| Problem::bad_request("invalid-revision-token", error.to_string()))
 }
 
 /// Encodes a revision of `vault` as a token.
 pub fn encode_token(context: &GatewayContext, vault: VaultId, revision: Revision) -> String {
-    RevisionToken::encode(&context.token_secret, vault, revision)
+    RevisionToken::encode(&context.token_secret, SINGLE_NODE_SHARD, vault, revision)
 }
 
 /// The snapshot that satisfies `consistency`.

@@ -45,7 +45,7 @@ pub use ledger::{Block, Operation};
 pub use limits::VaultLimits;
 pub use read::RelationshipPage;
 pub use snapshot::{ActiveSchema, VaultSnapshot};
-pub use token::RevisionToken;
+pub use token::{RevisionToken, TokenRevision};
 pub use validate::{allowed_text, validate_relationship};
 pub use vault::{
     Mutation, Precondition, PreconditionKind, SchemaDeployed, SchemaVersion, Vault, VaultOptions,

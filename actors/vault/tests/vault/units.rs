@@ -7,7 +7,7 @@ use inferadb_vault::ledger::{
     bucket_of, decode_operation, encode_operation, merkle_root, sha256, Block, Operation,
     StateBuckets,
 };
-use inferadb_vault::{RevisionToken, TokenError};
+use inferadb_vault::{RevisionToken, TokenError, TokenRevision};
 use proptest::prelude::*;
 
 fn name() -> impl Strategy<Value = String> {
@@ -107,18 +107,23 @@ proptest! {
 
     #[test]
     fn tokens_round_trip_and_refuse_tampering(
-        vault in any::<u64>(), height in any::<u64>(), other in any::<u64>(), position in 3usize..51,
+        shard in any::<u64>(), vault in any::<u64>(), height in any::<u64>(),
+        other in any::<u64>(), position in 3usize..67,
     ) {
         let secret = [9; 32];
-        let token = RevisionToken::encode(&secret, VaultId(vault), Revision(height));
-        prop_assert!(token.is_ascii() && token.len() == 51);
-        prop_assert_eq!(RevisionToken::decode(&secret, VaultId(vault), &token), Ok(Revision(height)));
+        let token = RevisionToken::encode(&secret, shard, VaultId(vault), Revision(height));
+        prop_assert!(token.is_ascii() && token.len() == 67);
+        prop_assert_eq!(
+            RevisionToken::decode(&secret, VaultId(vault), &token),
+            Ok(TokenRevision { shard, revision: Revision(height) })
+        );
         prop_assert_eq!(RevisionToken::decode(&[8; 32], VaultId(vault), &token), Err(TokenError::Forged));
         if other != vault {
             let refused = RevisionToken::decode(&secret, VaultId(other), &token);
             prop_assert_eq!(refused, Err(TokenError::OtherVault { expected: VaultId(other), found: VaultId(vault) }));
         }
-        // Changing any hex digit is either another vault or a forgery, never accepted.
+        // Changing any hex digit (shard, vault, height or MAC) is either another vault or a
+        // forgery, never accepted.
         let mut bytes = token.into_bytes();
         bytes[position] = if bytes[position] == b'0' { b'1' } else { b'0' };
         let altered = String::from_utf8(bytes).unwrap();
@@ -144,9 +149,10 @@ fn malformed_tokens_say_why() {
     for bad in [
         "",
         "r2_00",
-        "r1_zz",
-        "r1_0123",
-        &format!("r1_{}", "A".repeat(48)),
+        "r2_zz",
+        "r2_0123",
+        &format!("r2_{}", "A".repeat(64)),
+        &format!("r1_{}", "0".repeat(48)),
     ] {
         assert!(
             matches!(
