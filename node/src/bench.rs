@@ -717,27 +717,14 @@ async fn load(args: &LoadArgs) -> BenchResult<()> {
         batch: args.batch,
     });
     let (mut tally, elapsed) = drive(&client, workload, plan).await?;
-    let rate = tally.items as f64 / elapsed.as_secs_f64().max(1e-9);
     println!("load: vault {vault}");
+    let rate = tally.items as f64 / elapsed.as_secs_f64().max(1e-9);
     println!(
         "  {} of {count} relationships written ({} new) in batches of {}, concurrency {}: {rate:.0} relationships/s",
         tally.items, tally.inserted, args.batch, args.concurrency
     );
-    let mut figures = Map::new();
-    figures.insert("mode".into(), json!("load"));
-    figures.insert("vault".into(), json!(vault));
-    figures.insert("relationships".into(), json!(tally.items));
-    figures.insert("inserted".into(), json!(tally.inserted));
-    figures.insert("relationships_per_s".into(), json!(rate.round()));
-    figures.insert("batch".into(), json!(args.batch));
-    figures.insert("concurrency".into(), json!(args.concurrency));
-    report_common(&mut tally, elapsed, &mut figures);
-    let failed = !tally.errors.is_empty();
-    print_figures(figures);
-    if failed {
-        return Err("bench: some writes failed (see errors above)".into());
-    }
-    Ok(())
+    let shape = (args.batch, args.concurrency);
+    finish_writes("load", &vault, &mut tally, elapsed, shape)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1023,8 +1010,8 @@ async fn write(args: &WriteArgs) -> BenchResult<()> {
         batch: args.batch as u64,
     });
     let (mut tally, elapsed) = drive(&client, workload, plan).await?;
-    let rate = tally.items as f64 / elapsed.as_secs_f64().max(1e-9);
     println!("write: vault {vault}");
+    let rate = tally.items as f64 / elapsed.as_secs_f64().max(1e-9);
     println!(
         "  {} relationships written ({} new) in batches of {}, concurrency {}: {rate:.0} relationships/s",
         tally.items, tally.inserted, args.batch, args.concurrency
@@ -1032,15 +1019,29 @@ async fn write(args: &WriteArgs) -> BenchResult<()> {
     if tally.inserted < tally.items {
         println!("  note: some relationships already existed (same --seed on the same vault?)");
     }
+    let shape = (args.batch, args.concurrency);
+    finish_writes("write", &vault, &mut tally, elapsed, shape)
+}
+
+/// The figures of a `load` or `write` run (`shape`: batch size and concurrency), printed
+/// as the final `bench:` line; an error when some writes failed.
+fn finish_writes(
+    mode: &str,
+    vault: &str,
+    tally: &mut Tally,
+    elapsed: Duration,
+    (batch, concurrency): (usize, usize),
+) -> BenchResult<()> {
+    let rate = tally.items as f64 / elapsed.as_secs_f64().max(1e-9);
     let mut figures = Map::new();
-    figures.insert("mode".into(), json!("write"));
+    figures.insert("mode".into(), json!(mode));
     figures.insert("vault".into(), json!(vault));
     figures.insert("relationships".into(), json!(tally.items));
     figures.insert("inserted".into(), json!(tally.inserted));
     figures.insert("relationships_per_s".into(), json!(rate.round()));
-    figures.insert("batch".into(), json!(args.batch));
-    figures.insert("concurrency".into(), json!(args.concurrency));
-    report_common(&mut tally, elapsed, &mut figures);
+    figures.insert("batch".into(), json!(batch));
+    figures.insert("concurrency".into(), json!(concurrency));
+    report_common(tally, elapsed, &mut figures);
     let failed = !tally.errors.is_empty();
     print_figures(figures);
     if failed {

@@ -69,6 +69,8 @@ pub struct NodeContext {
     pub vaults: VaultDirectory,
     /// Stable names.
     pub names: Names,
+    /// The node catalog (vault records, the token key), opened once at start.
+    pub catalog: inferadb_vault::NodeCatalog,
     /// The key revision tokens are authenticated with.
     pub token_secret: [u8; 32],
     /// Open vault files, by vault: a database file can be opened once per process, and

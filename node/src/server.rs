@@ -108,6 +108,7 @@ fn node_context(config: NodeConfig) -> Result<NodeContext, Box<dyn Error>> {
         actors: ActorDirectory::new(),
         vaults: VaultDirectory::new(),
         token_secret: catalog.token_secret(),
+        catalog,
         vault_files: parking_lot::Mutex::new(std::collections::HashMap::new()),
         metrics: install_metrics()?,
     })

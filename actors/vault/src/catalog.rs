@@ -85,7 +85,8 @@ pub fn validate_vault_name(name: &str) -> Result<(), CatalogError> {
     Err(CatalogError::NameInvalid { rule })
 }
 
-/// The vaults of a node, over the node's shared database.
+/// The vaults of a node, over the node's shared database. Cloning shares the database.
+#[derive(Clone)]
 pub struct NodeCatalog {
     db: Arc<Database>,
     token_secret: [u8; 32],

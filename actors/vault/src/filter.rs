@@ -3,11 +3,11 @@
 
 use std::ops::ControlFlow;
 
-use inferadb_protocols::{ObjectId, RelationName, Relationship, SubjectRef, TypeName};
+use inferadb_protocols::{ObjectId, RelationName, Relationship, TypeName};
 use inferadb_storage::{Range, StorageError};
 
 use crate::error::{Field, FilterError};
-use crate::keys::{decode_expiry, decode_forward, decode_reverse, push_components};
+use crate::keys::{decode_expiry, decode_forward, decode_reverse, push_components, subject_parts};
 
 /// Selects relationships; every field that is set must match. `resource_id` needs
 /// `resource_type`, and `subject_id` needs `subject_type`.
@@ -41,20 +41,6 @@ pub enum IndexKind {
 pub(crate) struct ScanPlan {
     pub(crate) index: IndexKind,
     pub(crate) prefix: Vec<u8>,
-}
-
-fn subject_parts(subject: &SubjectRef) -> (&str, &str, Option<&str>) {
-    match subject {
-        SubjectRef::Object(object) => {
-            (object.object_type.as_ref(), object.object_id.as_ref(), None)
-        }
-        SubjectRef::Userset { object, relation } => (
-            object.object_type.as_ref(),
-            object.object_id.as_ref(),
-            Some(relation.as_ref()),
-        ),
-        SubjectRef::Wildcard(type_name) => (type_name.as_ref(), "*", None),
-    }
 }
 
 impl RelationshipFilter {

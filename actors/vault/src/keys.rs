@@ -28,7 +28,8 @@ pub(crate) fn push_components(key: &mut Vec<u8>, components: &[&[u8]]) {
     }
 }
 
-fn subject_parts(subject: &SubjectRef) -> (&str, &str, Option<&str>) {
+/// A subject's type, id (`*` for a wildcard) and userset relation.
+pub(crate) fn subject_parts(subject: &SubjectRef) -> (&str, &str, Option<&str>) {
     match subject {
         SubjectRef::Object(object) => {
             (object.object_type.as_ref(), object.object_id.as_ref(), None)

@@ -61,7 +61,7 @@ impl Actor for VaultRegistry {
         myself: ActorRef<RegistryMsg>,
         context: Arc<NodeContext>,
     ) -> Result<RegistryState, ActorProcessingErr> {
-        let catalog = NodeCatalog::open(Arc::clone(&context.database), rand::random())?;
+        let catalog = context.catalog.clone();
         let mut state = RegistryState {
             context: Arc::clone(&context),
             catalog,
