@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferadb_messages::VaultRoute;
+use inferadb_messages::{ProposalFailure, ShardMsg, VaultRoute};
 use inferadb_protocols::{Revision, VaultId};
 use inferadb_vault::{RevisionToken, VaultSnapshot};
 use serde::Deserialize;
@@ -89,6 +89,26 @@ pub fn encode_token(context: &GatewayContext, vault: VaultId, revision: Revision
     RevisionToken::encode(&context.token_secret, SINGLE_NODE_SHARD, vault, revision)
 }
 
+/// Waits until this node's replica has applied everything committed before now (a
+/// read-index round through the shard's leader).
+async fn read_barrier(context: &GatewayContext) -> Result<u64, Problem> {
+    let timeout = context.limits.consistency_wait_max_ms;
+    context
+        .shard
+        .call(|reply| ShardMsg::ReadBarrier { reply }, timeout)
+        .await
+        .map_err(crate::routes::mailbox_problem)?
+        .map_err(|failure| match failure {
+            // A read changes nothing: whatever the barrier's fate, a retry is safe.
+            ProposalFailure::NotApplied { reason } | ProposalFailure::OutcomeUnknown { reason } => {
+                Problem::unavailable(format!(
+                    "a fully consistent read needs the shard's leader: {reason}"
+                ))
+                .retry_after(1)
+            }
+        })
+}
+
 /// The snapshot that satisfies `consistency`.
 pub async fn snapshot(
     context: &GatewayContext,
@@ -98,7 +118,13 @@ pub async fn snapshot(
     let mut receiver = route.snapshots.clone();
     let minimum = match consistency {
         Consistency::AtLeastAsFresh(revision) => *revision,
-        Consistency::MinimizeLatency | Consistency::FullyConsistent => Revision::ZERO,
+        Consistency::MinimizeLatency => Revision::ZERO,
+        Consistency::FullyConsistent => {
+            read_barrier(context).await?;
+            // The shard publishes a drain's snapshots before it answers the barrier, so the
+            // latest published snapshot now holds every write committed before the read.
+            Revision::ZERO
+        }
     };
     let wait = Duration::from_millis(context.limits.consistency_wait_max_ms);
     let ready = tokio::time::timeout(

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use inferadb_messages::{
-    ActorDirectory, EvaluatorMsg, Mailbox, NodeMsg, RegistryMsg, StorageMsg, VaultDirectory,
+    ActorDirectory, EvaluatorMsg, Mailbox, NodeMsg, RegistryMsg, ShardMsg, StorageMsg,
+    VaultDirectory,
 };
 use inferadb_protocols::Clock;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -49,6 +50,8 @@ pub struct GatewayContext {
     pub storage: Mailbox<StorageMsg>,
     /// The vault registry.
     pub registry: Mailbox<RegistryMsg>,
+    /// The shard every vault lives in (its raft member and proposal routing).
+    pub shard: Mailbox<ShardMsg>,
     /// The evaluator pool.
     pub evaluator: Mailbox<EvaluatorMsg>,
     /// The key revision tokens are authenticated with.

@@ -31,6 +31,91 @@ pub struct NodeConfig {
     pub supervision: SupervisionConfig,
     /// Operator endpoints.
     pub admin: AdminConfig,
+    /// The other nodes, and how this one reaches them.
+    pub cluster: ClusterConfig,
+    /// The consensus of each shard.
+    pub raft: RaftSettings,
+}
+
+/// The cluster: who the members are and how they reach each other. With no peers the node
+/// runs alone (the shard's only voter); with peers, every member lists the others.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Where this node listens for other nodes (`127.0.0.1:7001`); required with peers.
+    pub listen: String,
+    /// The secret every member shares: it authenticates nodes to each other (ractor_cluster
+    /// cookie) and keys the revision tokens, so a token verifies on every member. At least
+    /// 16 bytes; required with peers.
+    pub cookie: String,
+    /// The other members (the first start of a cluster makes them all voters of each shard).
+    pub peers: Vec<PeerConfig>,
+    /// How often a missing link to a peer is retried.
+    pub reconnect_interval_ms: u64,
+    /// How long a proposal or read barrier forwarded to the leader may take.
+    pub forward_timeout_ms: u64,
+}
+
+/// Another member of the cluster.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Its node id.
+    pub id: u64,
+    /// Its cluster address (`cluster.listen` on that node).
+    pub addr: String,
+}
+
+/// The consensus of each shard: the logical clock and what is measured in its ticks.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSettings {
+    /// The period of the logical clock.
+    pub tick_ms: u64,
+    /// A follower that hears no leader for `election_ticks` to `2 × election_ticks` ticks
+    /// starts an election.
+    pub election_ticks: u64,
+    /// A leader heartbeats every `heartbeat_ticks` ticks.
+    pub heartbeat_ticks: u64,
+    /// Ticks a proposal may wait for its entry to apply before its client hears that the
+    /// outcome is unknown.
+    pub request_timeout_ticks: u64,
+    /// Applied entries after which the log is compacted behind a snapshot.
+    pub compact_after_entries: u64,
+    /// Seeds the election-timeout draws (mixed with the node id).
+    pub seed: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            listen: String::new(),
+            cookie: String::new(),
+            peers: Vec::new(),
+            reconnect_interval_ms: 250,
+            forward_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            tick_ms: 50,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            request_timeout_ticks: 200,
+            compact_after_entries: 100_000,
+            seed: 0x1f5e_da7a,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node has peers (runs as a member of a cluster).
+    pub fn clustered(&self) -> bool {
+        !self.peers.is_empty()
+    }
 }
 
 /// The HTTP front end.
@@ -85,8 +170,10 @@ pub struct SupervisionConfig {
 }
 
 /// The kinds of supervised children a restart intensity can be set for.
-pub const CHILD_KINDS: [&str; 6] = [
+pub const CHILD_KINDS: [&str; 8] = [
     "storage",
+    "shard",
+    "raft_group",
     "vault_registry",
     "vault",
     "evaluator_pool",
@@ -126,6 +213,8 @@ impl Default for NodeConfig {
             vault: VaultLimits::default(),
             supervision: SupervisionConfig::default(),
             admin: AdminConfig::default(),
+            cluster: ClusterConfig::default(),
+            raft: RaftSettings::default(),
         }
     }
 }
@@ -178,6 +267,12 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// `dev`.
     pub dev: bool,
+    /// `--node-id`.
+    pub node_id: Option<u64>,
+    /// `--listen-cluster`.
+    pub listen_cluster: Option<String>,
+    /// `--peer <id>=<addr>` (replaces the configured peers when given).
+    pub peers: Vec<PeerConfig>,
 }
 
 /// A configuration that could not be loaded or breaks a rule.
@@ -231,6 +326,15 @@ fn apply(config: &mut NodeConfig, overrides: &Overrides) {
     }
     if let Some(workers) = overrides.workers {
         config.evaluator.workers = workers;
+    }
+    if let Some(node_id) = overrides.node_id {
+        config.node_id = node_id;
+    }
+    if let Some(listen) = &overrides.listen_cluster {
+        config.cluster.listen = listen.clone();
+    }
+    if !overrides.peers.is_empty() {
+        config.cluster.peers = overrides.peers.clone();
     }
     if overrides.dev {
         config.dev = true;
@@ -319,6 +423,84 @@ fn numeric_rules(config: &NodeConfig) -> Vec<NumericRule> {
     ]
 }
 
+/// The cluster rules: peers need a listen address and a cookie; ids are unique.
+fn validate_cluster(config: &NodeConfig) -> Result<(), ConfigError> {
+    let cluster = &config.cluster;
+    if !cluster.clustered() {
+        return Ok(());
+    }
+    if cluster.listen.parse::<SocketAddr>().is_err() {
+        return Err(invalid(
+            "cluster.listen",
+            "a node with peers must listen on an IP address and port such as 127.0.0.1:7001",
+            &cluster.listen,
+        ));
+    }
+    if cluster.cookie.len() < 16 {
+        return Err(invalid(
+            "cluster.cookie",
+            "a node with peers needs the cluster's shared cookie, at least 16 bytes",
+            format!("{} bytes", cluster.cookie.len()),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::from([config.node_id]);
+    for peer in &cluster.peers {
+        if peer.id == 0 || !seen.insert(peer.id) {
+            return Err(invalid(
+                "cluster.peers.id",
+                "peer ids must be non-zero, unique and differ from node_id",
+                peer.id,
+            ));
+        }
+        if peer.addr.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "cluster.peers.addr",
+                "must be an IP address and port such as 127.0.0.1:7002",
+                &peer.addr,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The numeric rules of the cluster and consensus settings.
+fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
+    vec![
+        ("raft.tick_ms", config.raft.tick_ms, 1, 10_000),
+        ("raft.election_ticks", config.raft.election_ticks, 3, 1_000),
+        (
+            "raft.heartbeat_ticks",
+            config.raft.heartbeat_ticks,
+            1,
+            config.raft.election_ticks.saturating_sub(1).max(1),
+        ),
+        (
+            "raft.request_timeout_ticks",
+            config.raft.request_timeout_ticks,
+            1,
+            1_000_000,
+        ),
+        (
+            "raft.compact_after_entries",
+            config.raft.compact_after_entries,
+            1_000,
+            u64::MAX,
+        ),
+        (
+            "cluster.reconnect_interval_ms",
+            config.cluster.reconnect_interval_ms,
+            10,
+            60_000,
+        ),
+        (
+            "cluster.forward_timeout_ms",
+            config.cluster.forward_timeout_ms,
+            10,
+            600_000,
+        ),
+    ]
+}
+
 /// Checks every rule a configuration must meet.
 pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
     if config.http.addr.parse::<SocketAddr>().is_err() {
@@ -328,7 +510,10 @@ pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
             &config.http.addr,
         ));
     }
-    for (field, value, min, max) in numeric_rules(config) {
+    for (field, value, min, max) in numeric_rules(config)
+        .into_iter()
+        .chain(cluster_rules(config))
+    {
         if !(min..=max).contains(&value) {
             return Err(ConfigError::Invalid {
                 field,
@@ -337,11 +522,12 @@ pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
             });
         }
     }
+    validate_cluster(config)?;
     for (kind, intensity) in &config.supervision.children {
         if !CHILD_KINDS.contains(&kind.as_str()) {
             return Err(invalid(
                 "supervision.children",
-                "keys must be storage, vault_registry, vault, evaluator_pool, gateway or http_listener",
+                "keys must be storage, shard, raft_group, vault_registry, vault, evaluator_pool, gateway or http_listener",
                 kind,
             ));
         }
@@ -380,6 +566,11 @@ impl NodeConfig {
     /// The directory of the vault files.
     pub fn vaults_dir(&self) -> PathBuf {
         self.data_dir.join("vaults")
+    }
+
+    /// The directory of shard `shard`'s raft log.
+    pub fn raft_dir(&self, shard: u64) -> PathBuf {
+        self.data_dir.join("raft").join(shard.to_string())
     }
 
     /// One vault's data file. Each vault has its own file, so a vault's snapshots only

@@ -3,8 +3,9 @@
 //! (`check`), the storage demo and integrity check (`demo`, `verify`), the HTTP load
 //! generator (`bench`) and `version`.
 //!
-//! The node is an actor tree: a root supervisor starts storage, the vault registry (one vault
-//! state actor per vault), the evaluator pool and the gateway (HTTP). See `docs/node.md`.
+//! The node is an actor tree: a root supervisor starts storage, the shard (its raft group
+//! member), the vault registry (one vault actor per vault), the evaluator pool and the
+//! gateway (HTTP). See `docs/node.md`.
 #![allow(clippy::disallowed_methods)] // the CLI reports wall-clock durations to a person
 
 use inferadb_node::{bench, client, config, local, server};
@@ -81,6 +82,31 @@ struct NodeFlags {
     /// Evaluator worker threads (0: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// This node's id in the cluster.
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Where this node listens for other nodes (`127.0.0.1:7001`).
+    #[arg(long)]
+    listen_cluster: Option<String>,
+    /// Another member, as `<id>=<cluster address>` (repeat for each; replaces
+    /// `cluster.peers`). The cookie comes from `cluster.cookie` or
+    /// `INFERADB__CLUSTER__COOKIE`.
+    #[arg(long = "peer", value_parser = parse_peer)]
+    peers: Vec<config::PeerConfig>,
+}
+
+/// Parses `--peer <id>=<address>`.
+fn parse_peer(text: &str) -> Result<config::PeerConfig, String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected <id>=<address>, such as 2=127.0.0.1:7002"))?;
+    let id = id
+        .parse()
+        .map_err(|_| format!("`{text}`: the id must be a positive integer"))?;
+    Ok(config::PeerConfig {
+        id,
+        addr: addr.to_string(),
+    })
 }
 
 impl NodeFlags {
@@ -90,6 +116,9 @@ impl NodeFlags {
             http_addr: self.http_addr.clone(),
             workers: self.workers,
             dev,
+            node_id: self.node_id,
+            listen_cluster: self.listen_cluster.clone(),
+            peers: self.peers.clone(),
         }
     }
 }

@@ -73,6 +73,7 @@ fn gateway_context(context: &NodeContext) -> GatewayContext {
         node: Mailbox::new(context.actors.record(&names.root(), None, "node")),
         storage: Mailbox::new(mailbox("storage", "storage")),
         registry: Mailbox::new(mailbox("vaults", "vault_registry")),
+        shard: crate::actors::registry::shard_mailbox(context),
         evaluator: Mailbox::new(mailbox("evaluator", "evaluator_pool")),
         token_secret: context.token_secret,
         metrics: context.metrics.clone(),
@@ -114,6 +115,15 @@ fn node_context(config: NodeConfig) -> Result<NodeContext, Box<dyn Error>> {
     })
 }
 
+/// The transport of a node without peers: a lone voter sends nothing anyone could receive.
+struct NoPeers;
+
+impl inferadb_raft::transport::Transport for NoPeers {
+    fn send(&self, envelope: inferadb_raft::transport::PeerEnvelope) {
+        tracing::debug!(to = envelope.to, "no peer to send a raft message to");
+    }
+}
+
 /// Runs a node until SIGINT or SIGTERM (or until its root supervisor gives up).
 pub fn run(config: NodeConfig) -> Result<(), Box<dyn Error>> {
     install_tracing();
@@ -134,6 +144,8 @@ async fn serve(config: NodeConfig) -> Result<(), Box<dyn Error>> {
     let arguments = RootArguments {
         context: Arc::clone(&context),
         gateway,
+        transport: Arc::new(NoPeers),
+        forwarder: None,
     };
     let (root, root_done) =
         Actor::spawn(Some(context.names.root()), RootSupervisor, arguments).await?;

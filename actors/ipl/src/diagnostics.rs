@@ -6,7 +6,19 @@ use std::fmt;
 use crate::limits::ERRORS_MAX;
 
 /// A byte range `start..end` in the source text.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Span {
     /// Offset of the first byte.
     pub start: usize,
@@ -28,7 +40,7 @@ impl Span {
 }
 
 /// Whether a diagnostic stops compilation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Severity {
     /// The schema is rejected.
     Error,
@@ -38,7 +50,7 @@ pub enum Severity {
 
 /// What went wrong. The stable code of each kind (see [`DiagnosticKind::code`]) appears in
 /// messages and in `docs/ipl.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DiagnosticKind {
     /// A character that starts no token.
     UnexpectedCharacter,
@@ -116,7 +128,7 @@ impl DiagnosticKind {
 }
 
 /// One error or warning, located in the source.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// What went wrong.
     pub kind: DiagnosticKind,
@@ -169,7 +181,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Every error found in a schema (at least one), in source order, plus the warnings.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostics {
     /// The errors, sorted by position.
     pub errors: Vec<Diagnostic>,
@@ -251,5 +263,22 @@ impl Location {
             column,
             snippet,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    /// Diagnostics cross the wire (a shard's refusal carries them to the gateway): every
+    /// field, line and column included, must survive JSON.
+    #[test]
+    fn diagnostics_round_trip_through_json() {
+        let diagnostics = crate::compile("type doc { relation owner: nobody }\ntype {")
+            .err()
+            .unwrap();
+        assert!(!diagnostics.errors.is_empty());
+        let json = serde_json::to_string(&diagnostics).unwrap();
+        let decoded: super::Diagnostics = serde_json::from_str(&json).unwrap();
+        assert_eq!(decoded, diagnostics);
     }
 }

@@ -33,6 +33,22 @@ pub trait StateMachine {
     fn failure(&self) -> Option<String> {
         None
     }
+
+    /// Called once at the end of every [`RaftGroup::drain`] that applied entries or restored
+    /// a snapshot, before the clients are answered: the place to publish what the applied
+    /// entries changed in one go (one read view per drain, not per entry).
+    fn drained(&mut self) {}
+
+    /// Makes every applied entry durable in the state machine's own storage. Called before
+    /// a compaction, which releases the log entries that could otherwise replay them; a
+    /// failure must show in [`StateMachine::failure`], which then refuses the compaction.
+    fn persist(&mut self) {}
+
+    /// Why no snapshot can be taken now, if so (part of the state is unavailable on this
+    /// replica): compaction is refused and the log kept, rather than snapshotting a part.
+    fn snapshot_blocked(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What happened to a proposal.
@@ -156,17 +172,34 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     pub fn drain(&mut self) -> Result<Outputs, CoreError> {
         let mut outputs = Outputs::default();
         self.check_machine()?;
+        let applied_before = self.applied;
         while let Some(effects) = self.core.ready()? {
             self.absorb(effects, &mut outputs);
+            self.check_machine()?;
+        }
+        if self.applied != applied_before {
+            self.machine.drained();
             self.check_machine()?;
         }
         self.serve_reads(&mut outputs);
         Ok(outputs)
     }
 
+    /// Makes every applied entry durable in the state machine (a clean stop does this, so
+    /// the next start replays nothing).
+    pub fn persist(&mut self) -> Result<(), CoreError> {
+        self.machine.persist();
+        self.check_machine()
+    }
+
     /// Takes a snapshot of the state machine at the applied index and compacts the log
     /// (never from a stopped machine: its snapshot would replace the log with nothing).
     pub fn compact(&mut self) -> Result<(), CoreError> {
+        self.check_machine()?;
+        if let Some(reason) = self.machine.snapshot_blocked() {
+            return Err(CoreError::SnapshotBlocked(reason));
+        }
+        self.machine.persist();
         self.check_machine()?;
         let data = self.machine.snapshot();
         self.check_machine()?;

@@ -1,6 +1,7 @@
 //! [`ShardAnswer`]: what applying a command returns to its proposer, and its encoding.
 //!
-//! # Encoding (format 1; integers big-endian, `str` = u32 length ‖ UTF-8)
+//! # Encoding (format 1; integers big-endian, `str` = u32 length ‖ UTF-8, `bytes` = u32
+//! length ‖ raw)
 //!
 //! ```text
 //! answer = 0x01 (format) ‖ tag ‖ fields
@@ -8,19 +9,38 @@
 //!   tag 2 VaultDeleted    u64 id
 //!   tag 3 SchemaDeployed  u32 version ‖ u64 revision
 //!   tag 4 Written         u64 revision ‖ u64 inserted ‖ u64 removed
-//!   tag 5 Refused         str kind ‖ str message
+//!   tag 5 Refused         refusal
 //!   tag 6 AlreadyApplied
 //!   tag 7 Fatal           str message
 //!   tag 8 LeaseGranted    u64 epoch ‖ u64 expires_at_ms
 //!   tag 9 LeaseReleased
+//!   tag 10 WroteGroup     u32 count ‖ item*
+//! item    = 1 ‖ u64 revision ‖ u64 inserted ‖ u64 removed (Written)
+//!         | 2 ‖ refusal (Refused)
+//! refusal = str kind ‖ str message ‖ bytes detail
 //! ```
+//!
+//! A refusal's `detail` is the JSON of the structured error that refused the command
+//! ([`WriteError`], [`SchemaError`] or [`CatalogError`]; a missing vault's
+//! `vault_not_found` carries `CatalogError::VaultNotFound`), empty when there is none
+//! (lease refusals, malformed commands, `group_too_large`); [`ShardAnswer::write_error`]
+//! and its siblings decode it. Derived `serde` impls print fields in declaration order, so every
+//! replica produces the same bytes for the same error.
+//!
+//! Answers are never stored: each member's own machine produces the answers its proposals
+//! wait for, so tag 5's `detail` (added after tags 1–9) needs no new format byte.
 
 use inferadb_protocols::{Revision, VaultId};
+use inferadb_vault::{CatalogError, SchemaError, WriteError};
 
+use crate::refusal;
 use crate::wire::{expect_format, DecodeError, Reader, Writer};
 
 /// The format byte of [`ShardAnswer::encode`].
 pub const ANSWER_FORMAT: u8 = 1;
+
+const TAG_GROUP_WRITTEN: u8 = 1;
+const TAG_GROUP_REFUSED: u8 = 2;
 
 /// The outcome of one applied command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +83,9 @@ pub enum ShardAnswer {
         kind: String,
         /// The human-readable reason.
         message: String,
+        /// The structured error as JSON (see the module documentation); empty when there
+        /// is none.
+        detail: Vec<u8>,
     },
     /// The command was already in this replica's durable state (an entry re-applied after a
     /// restart); nothing changed. Nobody waits for such an answer: a restarted member has
@@ -85,14 +108,85 @@ pub enum ShardAnswer {
     },
     /// A lease was released (`ReleaseLease`).
     LeaseReleased,
+    /// A group of write batches was applied (`WriteGroup`): one item per batch, in order.
+    WroteGroup {
+        /// Each batch's outcome.
+        results: Vec<GroupItem>,
+    },
+}
+
+/// The outcome of one batch of a `WriteGroup`: what a `Write` of it alone would answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupItem {
+    /// The batch was applied (see [`ShardAnswer::Written`]).
+    Written {
+        /// The revision that includes the batch.
+        revision: Revision,
+        /// Relationships inserted.
+        inserted: u64,
+        /// Relationships removed.
+        removed: u64,
+    },
+    /// The batch was refused and changed nothing (see [`ShardAnswer::Refused`]; the kinds
+    /// are those of a `Write`).
+    Refused {
+        /// Which rule refused it.
+        kind: String,
+        /// The human-readable reason.
+        message: String,
+        /// The [`WriteError`] as JSON; empty when there is none.
+        detail: Vec<u8>,
+    },
+}
+
+impl GroupItem {
+    /// The write error that refused the batch, decoded from `detail`; `None` when the
+    /// batch was written or the detail is empty or undecodable.
+    pub fn write_error(&self) -> Option<WriteError> {
+        match self {
+            GroupItem::Refused { kind, detail, .. } => {
+                refusal::decode(kind, detail, refusal::write_kind)
+            }
+            GroupItem::Written { .. } => None,
+        }
+    }
 }
 
 impl ShardAnswer {
-    /// A refusal.
+    /// A refusal without a structured error (`detail` is empty).
     pub fn refused(kind: &str, message: impl Into<String>) -> Self {
         ShardAnswer::Refused {
             kind: kind.to_owned(),
             message: message.into(),
+            detail: Vec::new(),
+        }
+    }
+
+    /// The write error that refused a `Write`, decoded from `detail`; `None` when this is
+    /// not a refusal, its kind is not a write rule's, or the detail is empty or
+    /// undecodable.
+    pub fn write_error(&self) -> Option<WriteError> {
+        self.decode_detail(refusal::write_kind)
+    }
+
+    /// The schema error that refused a `DeploySchema` (see [`Self::write_error`]).
+    pub fn schema_error(&self) -> Option<SchemaError> {
+        self.decode_detail(refusal::schema_kind)
+    }
+
+    /// The catalog error that refused a `CreateVault`, or any vault command whose vault
+    /// does not exist (`vault_not_found`); see [`Self::write_error`].
+    pub fn catalog_error(&self) -> Option<CatalogError> {
+        self.decode_detail(refusal::catalog_kind)
+    }
+
+    fn decode_detail<E: serde::de::DeserializeOwned>(
+        &self,
+        kind_of: fn(&E) -> Option<&'static str>,
+    ) -> Option<E> {
+        match self {
+            ShardAnswer::Refused { kind, detail, .. } => refusal::decode(kind, detail, kind_of),
+            _ => None,
         }
     }
 
@@ -126,14 +220,15 @@ impl ShardAnswer {
                 removed,
             } => {
                 writer.u8(4);
-                writer.u64(revision.0);
-                writer.u64(*inserted);
-                writer.u64(*removed);
+                written_fields(&mut writer, *revision, *inserted, *removed);
             }
-            ShardAnswer::Refused { kind, message } => {
+            ShardAnswer::Refused {
+                kind,
+                message,
+                detail,
+            } => {
                 writer.u8(5);
-                writer.str(kind);
-                writer.str(message);
+                refusal_fields(&mut writer, kind, message, detail);
             }
             ShardAnswer::AlreadyApplied => writer.u8(6),
             ShardAnswer::Fatal { message } => {
@@ -149,6 +244,10 @@ impl ShardAnswer {
                 writer.u64(*expires_at_ms);
             }
             ShardAnswer::LeaseReleased => writer.u8(9),
+            ShardAnswer::WroteGroup { results } => {
+                writer.u8(10);
+                encode_group(&mut writer, results);
+            }
         }
         writer.out
     }
@@ -178,6 +277,7 @@ impl ShardAnswer {
             5 => ShardAnswer::Refused {
                 kind: reader.str("refusal kind")?.to_owned(),
                 message: reader.str("refusal message")?.to_owned(),
+                detail: reader.bytes("refusal detail")?.to_vec(),
             },
             6 => ShardAnswer::AlreadyApplied,
             7 => ShardAnswer::Fatal {
@@ -188,6 +288,9 @@ impl ShardAnswer {
                 expires_at_ms: reader.u64("expires_at_ms")?,
             },
             9 => ShardAnswer::LeaseReleased,
+            10 => ShardAnswer::WroteGroup {
+                results: decode_group(&mut reader)?,
+            },
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "answer",
@@ -198,4 +301,67 @@ impl ShardAnswer {
         reader.finish()?;
         Ok(answer)
     }
+}
+
+fn written_fields(writer: &mut Writer, revision: Revision, inserted: u64, removed: u64) {
+    writer.u64(revision.0);
+    writer.u64(inserted);
+    writer.u64(removed);
+}
+
+fn refusal_fields(writer: &mut Writer, kind: &str, message: &str, detail: &[u8]) {
+    writer.str(kind);
+    writer.str(message);
+    writer.bytes(detail);
+}
+
+fn encode_group(writer: &mut Writer, results: &[GroupItem]) {
+    writer.len(results.len());
+    for item in results {
+        match item {
+            GroupItem::Written {
+                revision,
+                inserted,
+                removed,
+            } => {
+                writer.u8(TAG_GROUP_WRITTEN);
+                written_fields(writer, *revision, *inserted, *removed);
+            }
+            GroupItem::Refused {
+                kind,
+                message,
+                detail,
+            } => {
+                writer.u8(TAG_GROUP_REFUSED);
+                refusal_fields(writer, kind, message, detail);
+            }
+        }
+    }
+}
+
+fn decode_group(reader: &mut Reader<'_>) -> Result<Vec<GroupItem>, DecodeError> {
+    // The smallest item is a refusal with three empty strings: 1 + 3 × 4 bytes.
+    let count = reader.count("group result count", 13)?;
+    let mut results = Vec::with_capacity(count);
+    for _ in 0..count {
+        results.push(match reader.u8("group item tag")? {
+            TAG_GROUP_WRITTEN => GroupItem::Written {
+                revision: Revision(reader.u64("revision")?),
+                inserted: reader.u64("inserted")?,
+                removed: reader.u64("removed")?,
+            },
+            TAG_GROUP_REFUSED => GroupItem::Refused {
+                kind: reader.str("refusal kind")?.to_owned(),
+                message: reader.str("refusal message")?.to_owned(),
+                detail: reader.bytes("refusal detail")?.to_vec(),
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "group item",
+                    tag,
+                })
+            }
+        });
+    }
+    Ok(results)
 }

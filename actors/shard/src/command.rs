@@ -11,6 +11,8 @@
 //!   tag 5 AcquireLease  str job ‖ u64 holder ‖ u64 duration_ms ‖ u64 now_ms
 //!   tag 6 RenewLease    str job ‖ u64 holder ‖ u64 epoch ‖ u64 duration_ms ‖ u64 now_ms
 //!   tag 7 ReleaseLease  str job ‖ u64 holder ‖ u64 epoch
+//!   tag 8 WriteGroup    u64 vault ‖ u64 now_ms ‖ u32 count ‖ batch*
+//! batch        = u32 count ‖ mutation* ‖ u32 count ‖ precondition*   (as in Write)
 //! mutation     = 1 ‖ str relationship (Create) | 2 ‖ str relationship (Touch)
 //!              | 3 ‖ str relationship (Delete) | 4 ‖ filter (DeleteMatching)
 //! precondition = 1 (MustMatch) | 2 (MustNotMatch) ‖ filter
@@ -28,9 +30,10 @@
 //! string on the wire; the [`crate::lease`] rules (1–64 bytes of `[a-z0-9_.-]`) refuse it
 //! when applied.
 //!
-//! Tags 5–7 were added without changing the format byte: every older encoding decodes as
-//! before. A replica of a version without them refuses them as `malformed_command`, so a
-//! cluster must not propose them until every member runs a version that knows them.
+//! Tags 5–7, then tag 8, were added without changing the format byte: every older encoding
+//! decodes as before. A replica of a version without them refuses them as
+//! `malformed_command`, so a cluster must not propose them until every member runs a version
+//! that knows them.
 
 use inferadb_protocols::{ObjectId, RelationName, Relationship, TypeName, VaultId};
 use inferadb_vault::{Mutation, Precondition, PreconditionKind, RelationshipFilter, WriteBatch};
@@ -47,6 +50,7 @@ const TAG_WRITE: u8 = 4;
 const TAG_ACQUIRE_LEASE: u8 = 5;
 const TAG_RENEW_LEASE: u8 = 6;
 const TAG_RELEASE_LEASE: u8 = 7;
+const TAG_WRITE_GROUP: u8 = 8;
 
 /// One entry of a shard's Raft log. Everything a replica needs to apply it identically is
 /// inside: ids and the leader's clock (`now_ms`) are chosen once, by the proposer.
@@ -117,6 +121,17 @@ pub enum ShardCommand {
         /// The epoch it holds it with.
         epoch: u64,
     },
+    /// Applies several write batches to a vault in one storage transaction, each as a
+    /// `Write` of it alone would (atomically, with its own block, in order); at most
+    /// `VaultLimits::group_commit_batches_max` of them.
+    WriteGroup {
+        /// The vault.
+        vault: VaultId,
+        /// The batches, in order.
+        batches: Vec<WriteBatch>,
+        /// The proposer's clock: every block's timestamp and the expiry reference.
+        now_ms: u64,
+    },
 }
 
 impl ShardCommand {
@@ -150,10 +165,19 @@ impl ShardCommand {
                 batch,
                 now_ms,
             } => {
-                writer.u8(TAG_WRITE);
-                writer.u64(vault.0);
-                writer.u64(*now_ms);
+                write_fields(&mut writer, TAG_WRITE, *vault, *now_ms);
                 encode_batch(&mut writer, batch);
+            }
+            ShardCommand::WriteGroup {
+                vault,
+                batches,
+                now_ms,
+            } => {
+                write_fields(&mut writer, TAG_WRITE_GROUP, *vault, *now_ms);
+                writer.len(batches.len());
+                batches
+                    .iter()
+                    .for_each(|batch| encode_batch(&mut writer, batch));
             }
             ShardCommand::AcquireLease {
                 job,
@@ -226,6 +250,11 @@ impl ShardCommand {
                 holder: reader.u64("lease holder")?,
                 epoch: reader.u64("lease epoch")?,
             },
+            TAG_WRITE_GROUP => ShardCommand::WriteGroup {
+                vault: VaultId(reader.u64("vault id")?),
+                now_ms: reader.u64("now_ms")?,
+                batches: decode_batches(&mut reader)?,
+            },
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "command",
@@ -236,6 +265,13 @@ impl ShardCommand {
         reader.finish()?;
         Ok(command)
     }
+}
+
+/// A write command's leading fields: its tag, the vault, the clock.
+fn write_fields(writer: &mut Writer, tag: u8, vault: VaultId, now_ms: u64) {
+    writer.u8(tag);
+    writer.u64(vault.0);
+    writer.u64(now_ms);
 }
 
 /// A lease command's fields: its tag, the job, then its integers in order.
@@ -315,6 +351,16 @@ fn decode_batch(reader: &mut Reader<'_>) -> Result<WriteBatch, DecodeError> {
         mutations,
         preconditions,
     })
+}
+
+fn decode_batches(reader: &mut Reader<'_>) -> Result<Vec<WriteBatch>, DecodeError> {
+    // Every batch takes at least 8 bytes (its two counts).
+    let count = reader.count("batch count", 8)?;
+    let mut batches = Vec::with_capacity(count);
+    for _ in 0..count {
+        batches.push(decode_batch(reader)?);
+    }
+    Ok(batches)
 }
 
 fn decode_relationship(reader: &mut Reader<'_>) -> Result<Relationship, DecodeError> {

@@ -13,14 +13,15 @@ use inferadb_vault::{open_database, open_database_with_io};
 
 use crate::error::ShardError;
 
-/// Opens, creates and removes the database file of each vault of a shard. Implementations
-/// hold no open [`Database`] themselves: the machine owns the handles it opens.
+/// Opens, creates and removes the database file of each vault of a shard. The handles are
+/// shared (`Arc`): an implementation may keep them open across machines (a node reopens
+/// its shard after a restart of the raft member while readers still hold snapshots).
 pub trait VaultFiles: Send {
     /// Opens a vault's existing file; `None` when there is none.
-    fn open(&mut self, id: VaultId) -> Result<Option<Database>, ShardError>;
+    fn open(&mut self, id: VaultId) -> Result<Option<Arc<Database>>, ShardError>;
     /// Creates an empty file for a vault, replacing any file it had (a leftover of a
     /// creation that the catalog never recorded).
-    fn create(&mut self, id: VaultId) -> Result<Database, ShardError>;
+    fn create(&mut self, id: VaultId) -> Result<Arc<Database>, ShardError>;
     /// Removes a vault's file; removing a missing file is no error.
     fn remove(&mut self, id: VaultId) -> Result<(), ShardError>;
     /// Every vault that has a file, by id.
@@ -54,17 +55,17 @@ impl DirVaultFiles {
 }
 
 impl VaultFiles for DirVaultFiles {
-    fn open(&mut self, id: VaultId) -> Result<Option<Database>, ShardError> {
+    fn open(&mut self, id: VaultId) -> Result<Option<Arc<Database>>, ShardError> {
         let path = self.path(id);
         if !path.exists() {
             return Ok(None);
         }
-        Ok(Some(open_database(&path)?))
+        Ok(Some(Arc::new(open_database(&path)?)))
     }
 
-    fn create(&mut self, id: VaultId) -> Result<Database, ShardError> {
+    fn create(&mut self, id: VaultId) -> Result<Arc<Database>, ShardError> {
         self.remove(id)?;
-        Ok(open_database(self.path(id))?)
+        Ok(Arc::new(open_database(self.path(id))?))
     }
 
     fn remove(&mut self, id: VaultId) -> Result<(), ShardError> {
@@ -134,17 +135,17 @@ impl MemoryVaultFiles {
 }
 
 impl VaultFiles for MemoryVaultFiles {
-    fn open(&mut self, id: VaultId) -> Result<Option<Database>, ShardError> {
+    fn open(&mut self, id: VaultId) -> Result<Option<Arc<Database>>, ShardError> {
         let Some(io) = self.io(id) else {
             return Ok(None);
         };
-        Ok(Some(open_database_with_io(io)?))
+        Ok(Some(Arc::new(open_database_with_io(io)?)))
     }
 
-    fn create(&mut self, id: VaultId) -> Result<Database, ShardError> {
+    fn create(&mut self, id: VaultId) -> Result<Arc<Database>, ShardError> {
         let io = Arc::new(MemoryIo::default());
         self.files().insert(id, Arc::clone(&io));
-        Ok(open_database_with_io(io)?)
+        Ok(Arc::new(open_database_with_io(io)?))
     }
 
     fn remove(&mut self, id: VaultId) -> Result<(), ShardError> {

@@ -22,6 +22,8 @@
 //!   (kept in shard 0; its documentation says how the leader-election actor uses them).
 //! - [`snapshot`]: the logical snapshot's encoding.
 //! - [`files`]: [`VaultFiles`], over a directory or over memory.
+//! - [`observer`]: [`observer::ShardObserver`], how the node hears what applied entries
+//!   changed (to publish snapshots).
 
 pub mod answer;
 pub mod command;
@@ -29,10 +31,12 @@ pub mod error;
 pub mod files;
 pub mod lease;
 pub mod machine;
+pub mod observer;
+mod refusal;
 pub mod snapshot;
 mod wire;
 
-pub use answer::ShardAnswer;
+pub use answer::{GroupItem, ShardAnswer};
 pub use command::ShardCommand;
 pub use error::ShardError;
 pub use files::{DirVaultFiles, MemoryVaultFiles, VaultFiles};

@@ -5,17 +5,23 @@
 //! [`ShardMachine::apply_command`] decodes an entry and applies it. The answer is
 //! deterministic: a command that breaks a rule is [`ShardAnswer::Refused`] on every replica
 //! and changes nothing; refusal kinds are `malformed_command`, `vault_not_found`,
-//! `vault_id_taken`, `vault_name_taken`, `vault_name_invalid`, `schema_invalid`,
-//! `schema_too_large`, `schema_would_orphan`, and for writes `no_schema`,
+//! `vault_id_taken`, `vault_unavailable` (this replica only: see [`ShardMachine::quarantined`]), `vault_name_taken`, `vault_name_invalid`, `schema_invalid`,
+//! `schema_too_large`, `schema_would_orphan`, for a `WriteGroup` as a whole
+//! `group_too_large` (more batches than `VaultLimits::group_commit_batches_max`), and for
+//! writes (a `Write`, or one batch of a `WriteGroup`: [`GroupItem::Refused`]) `no_schema`,
 //! `batch_too_large`, `too_many_preconditions`, `unknown_type`, `unknown_relation`,
 //! `not_a_direct_relation`, `subject_not_allowed`, `expiry_in_past`, `already_exists`,
 //! `too_many_matches`, `filter_invalid`, `precondition_invalid`, `precondition_failed`,
 //! `block_too_large`, and for leases (see [`crate::lease`]) `lease_job_invalid`,
 //! `lease_duration_invalid`, `lease_held`, `lease_not_held`, `lease_expired`,
-//! `leases_full`, `lease_epochs_exhausted`. A failure of this replica's own (storage error, corrupt data) is
+//! `leases_full`, `lease_epochs_exhausted`. Vault, schema, write and catalog refusals carry
+//! the vault's structured error in their `detail` (see [`crate::answer`]).
+//!
+//! A failure of this replica's own (storage error, corrupt data) is
 //! [`ShardAnswer::Fatal`]: the machine stops (every later entry answers `Fatal` too,
 //! [`ShardMachine::fatal`] says why) and **the shell must stop the member**; its durable
-//! state is consistent and recovers by the rule below on restart.
+//! state is consistent and recovers by the rule below on restart. In a `WriteGroup`, one
+//! batch's failure of that kind makes the whole command `Fatal`.
 //!
 //! # Durability and the applied index
 //!
@@ -45,15 +51,15 @@
 //! holds a snapshot above `applied_index` (a restore interrupted by a crash, or a compaction
 //! without a sync), the shell restores from it before starting.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use inferadb_protocols::VaultId;
 use inferadb_raft::group::StateMachine;
 use inferadb_storage::{Database, Durability, WriteTransaction};
 use inferadb_vault::{
-    CatalogError, NodeCatalog, SchemaError, Vault, VaultOptions, VaultRecord, WriteBatch,
-    WriteError,
+    CatalogError, NodeCatalog, Vault, VaultOptions, VaultRecord, WriteBatch, WriteError,
+    WriteOutcome,
 };
 
 mod leases;
@@ -61,11 +67,13 @@ mod restore;
 
 pub use leases::{LAST_EPOCH_KEY, LEASES_TABLE};
 
-use crate::answer::ShardAnswer;
+use crate::answer::{GroupItem, ShardAnswer};
 use crate::command::ShardCommand;
 use crate::error::ShardError;
 use crate::files::VaultFiles;
 use crate::lease::{LeaseLimits, LeaseTable};
+use crate::observer::{NoObserver, ShardObserver, VaultChange};
+use crate::refusal::{self, Refusal};
 
 /// The catalog table of the shard's own keys.
 pub const SHARD_TABLE: &str = "shard";
@@ -101,6 +109,15 @@ pub struct ShardMachine {
     leases: LeaseTable,
     applied_index: u64,
     fatal: OnceLock<String>,
+    /// Who hears about changed vaults ([`Self::publish`]).
+    observer: Box<dyn ShardObserver>,
+    /// Vaults changed since the last [`Self::publish`].
+    touched: BTreeSet<VaultId>,
+    /// Whether a vault was created or deleted since the last [`Self::publish`].
+    membership_changed: bool,
+    /// Vaults whose file could not be opened on this replica, with why: out of service
+    /// here until deleted or repaired by a snapshot (see [`Self::quarantined`]).
+    quarantined: BTreeMap<VaultId, String>,
 }
 
 impl ShardMachine {
@@ -126,12 +143,20 @@ impl ShardMachine {
             ..options.vault
         };
         let mut vaults = BTreeMap::new();
+        let mut quarantined = BTreeMap::new();
         for record in records {
             let id = record.id;
-            let db = Arc::new(files.open(id)?.ok_or(ShardError::VaultFileMissing { id })?);
-            let vault = Vault::open(Arc::clone(&db), id, vault_options.clone())?;
-            vaults.insert(id, Member { vault, db });
+            // One damaged vault must not keep the shard, and every other vault, down.
+            match open_member(files.as_mut(), id, &vault_options) {
+                Ok(member) => {
+                    vaults.insert(id, member);
+                }
+                Err(error) => {
+                    quarantined.insert(id, error.to_string());
+                }
+            }
         }
+        let touched = vaults.keys().chain(quarantined.keys()).copied().collect();
         Ok(Self {
             vaults,
             catalog,
@@ -140,7 +165,62 @@ impl ShardMachine {
             leases,
             applied_index,
             fatal: OnceLock::new(),
+            observer: Box::new(NoObserver),
+            touched,
+            membership_changed: true,
+            quarantined,
         })
+    }
+
+    /// Vaults out of service on this replica because their file could not be opened, with
+    /// why. Commands for them are refused here as `vault_unavailable` (the other replicas
+    /// apply them: this replica's copy is stale from then on), no snapshot is taken while
+    /// one is quarantined, and deleting the vault or restoring a snapshot ends it.
+    pub fn quarantined(&self) -> &BTreeMap<VaultId, String> {
+        &self.quarantined
+    }
+
+    /// Sets who hears about changed vaults. Every open vault counts as changed until the
+    /// next [`Self::publish`], so a new observer learns the whole shard.
+    pub fn set_observer(&mut self, observer: Box<dyn ShardObserver>) {
+        self.observer = observer;
+        self.touched.extend(self.vaults.keys().copied());
+        self.membership_changed = true;
+    }
+
+    /// Tells the observer about every vault changed since the last call (see
+    /// [`crate::observer`]). Called after each drain of the Raft group, and by the shell
+    /// after opening.
+    pub fn publish(&mut self) {
+        if self.touched.is_empty() && !self.membership_changed {
+            return;
+        }
+        let touched = std::mem::take(&mut self.touched);
+        let mut changes = Vec::with_capacity(touched.len());
+        for id in touched {
+            if let Some(reason) = self.quarantined.get(&id) {
+                changes.push(VaultChange::Unavailable {
+                    id,
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            match self.vaults.get(&id) {
+                Some(member) => match self.catalog.get(id) {
+                    Ok(Some(record)) => changes.push(VaultChange::Current {
+                        record,
+                        vault: &member.vault,
+                        database: &member.db,
+                    }),
+                    // The catalog names every open vault; reading it back failed: the
+                    // observer keeps the previous state until the next change.
+                    _ => continue,
+                },
+                None => changes.push(VaultChange::Removed { id }),
+            }
+        }
+        let membership = std::mem::take(&mut self.membership_changed);
+        self.observer.changed(changes, membership);
     }
 
     /// The index of the last entry applied (durable once [`Self::sync`] returned).
@@ -228,28 +308,17 @@ impl ShardMachine {
                 vault,
                 text,
                 now_ms,
-            } => {
-                let answer = self.with_vault(index, vault, |vault| {
-                    match vault.deploy_schema(&text, now_ms) {
-                        Ok(deployed) => Ok(ShardAnswer::SchemaDeployed {
-                            version: deployed.version,
-                            revision: deployed.revision,
-                        }),
-                        Err(error) => schema_refusal(error),
-                    }
-                })?;
-                self.record_applied(index)?;
-                Ok(answer)
-            }
+            } => self.apply_vault(index, vault, |vault| deploy(vault, &text, now_ms)),
             ShardCommand::Write {
                 vault,
                 batch,
                 now_ms,
-            } => {
-                let answer = self.with_vault(index, vault, |vault| write(vault, batch, now_ms))?;
-                self.record_applied(index)?;
-                Ok(answer)
-            }
+            } => self.apply_vault(index, vault, |vault| write(vault, batch, now_ms)),
+            ShardCommand::WriteGroup {
+                vault,
+                batches,
+                now_ms,
+            } => self.apply_vault(index, vault, |vault| write_group(vault, batches, now_ms)),
             ShardCommand::AcquireLease {
                 job,
                 holder,
@@ -281,6 +350,18 @@ impl ShardMachine {
         }
     }
 
+    /// Runs a vault command (see [`Self::with_vault`]) and records it as applied.
+    fn apply_vault(
+        &mut self,
+        index: u64,
+        id: VaultId,
+        apply: impl FnOnce(&mut Vault) -> Result<ShardAnswer, ShardError>,
+    ) -> Result<ShardAnswer, ShardError> {
+        let answer = self.with_vault(index, id, apply)?;
+        self.record_applied(index)?;
+        Ok(answer)
+    }
+
     /// Runs a vault command unless the vault is missing or already includes it.
     fn with_vault(
         &mut self,
@@ -288,6 +369,12 @@ impl ShardMachine {
         id: VaultId,
         apply: impl FnOnce(&mut Vault) -> Result<ShardAnswer, ShardError>,
     ) -> Result<ShardAnswer, ShardError> {
+        if let Some(reason) = self.quarantined.get(&id) {
+            return Ok(ShardAnswer::refused(
+                "vault_unavailable",
+                format!("vault {id} is out of service on this replica: {reason}"),
+            ));
+        }
         let Some(member) = self.vaults.get_mut(&id) else {
             return Ok(not_found(id));
         };
@@ -295,6 +382,7 @@ impl ShardMachine {
             return Ok(ShardAnswer::AlreadyApplied);
         }
         member.vault.set_commit_index(index);
+        self.touched.insert(id);
         apply(&mut member.vault)
     }
 
@@ -316,11 +404,13 @@ impl ShardMachine {
             }
         };
         // The file first, durably (its own record commits `Immediate`), then the catalog.
-        let db = Arc::new(self.files.create(id)?);
+        let db = self.files.create(id)?;
         NodeCatalog::open(Arc::clone(&db), [0; 32])?.create_vault(id, name, now_ms)?;
         let vault = Vault::open(Arc::clone(&db), id, self.vault_options.clone())?;
         finish_catalog(txn, index, Durability::Deferred)?;
         self.vaults.insert(id, Member { vault, db });
+        self.touched.insert(id);
+        self.membership_changed = true;
         Ok(ShardAnswer::VaultCreated {
             id: record.id,
             name: record.name,
@@ -329,7 +419,7 @@ impl ShardMachine {
     }
 
     fn delete_vault(&mut self, index: u64, id: VaultId) -> Result<ShardAnswer, ShardError> {
-        if !self.vaults.contains_key(&id) {
+        if !self.vaults.contains_key(&id) && !self.quarantined.contains_key(&id) {
             self.record_applied(index)?;
             return Ok(not_found(id));
         }
@@ -340,6 +430,9 @@ impl ShardMachine {
         self.catalog.delete_vault_in(&mut txn, id)?;
         finish_catalog(txn, index, Durability::Immediate)?;
         self.vaults.remove(&id);
+        self.quarantined.remove(&id);
+        self.touched.insert(id);
+        self.membership_changed = true;
         self.files.remove(id)?;
         Ok(ShardAnswer::VaultDeleted { id })
     }
@@ -368,7 +461,16 @@ impl ShardMachine {
                 message: message.clone(),
             });
         }
+        // Every vault before and after the restore changed; the restore rebuilds the
+        // quarantined ones too.
+        self.touched
+            .extend(self.vaults.keys().chain(self.quarantined.keys()).copied());
         let result = restore::restore(self, data);
+        if result.is_ok() {
+            self.quarantined.clear();
+        }
+        self.touched.extend(self.vaults.keys().copied());
+        self.membership_changed = true;
         if let Err(error) = &result {
             let _ = self
                 .fatal
@@ -403,6 +505,28 @@ impl StateMachine for ShardMachine {
     fn failure(&self) -> Option<String> {
         self.fatal().map(str::to_owned)
     }
+
+    /// A snapshot would leave out the quarantined vaults' data.
+    fn snapshot_blocked(&self) -> Option<String> {
+        let (id, reason) = self.quarantined.iter().next()?;
+        Some(format!(
+            "vault {id} is quarantined on this replica: {reason}"
+        ))
+    }
+
+    /// See [`ShardMachine::publish`].
+    fn drained(&mut self) {
+        self.publish();
+    }
+
+    /// See [`ShardMachine::sync`]. On a failure the machine stops.
+    fn persist(&mut self) {
+        if let Err(error) = self.sync() {
+            let _ = self
+                .fatal
+                .set(format!("syncing the vaults failed: {error}"));
+        }
+    }
 }
 
 /// Writes the applied index into `txn` and commits it.
@@ -435,8 +559,39 @@ fn read_applied_index(db: &Database) -> Result<u64, ShardError> {
     }
 }
 
+/// The refusal of a command naming a vault that does not exist; its detail is the
+/// catalog's own error for it, so the proposer sees the same error either way.
+/// Opens one vault's file and its state.
+fn open_member(
+    files: &mut dyn VaultFiles,
+    id: VaultId,
+    options: &VaultOptions,
+) -> Result<Member, ShardError> {
+    let db = files.open(id)?.ok_or(ShardError::VaultFileMissing { id })?;
+    let vault = Vault::open(Arc::clone(&db), id, options.clone())?;
+    Ok(Member { vault, db })
+}
+
 fn not_found(id: VaultId) -> ShardAnswer {
-    ShardAnswer::refused("vault_not_found", format!("vault {id} does not exist"))
+    let error = CatalogError::VaultNotFound { id };
+    Refusal::of(&error, refusal::catalog_kind).map_or_else(
+        || ShardAnswer::refused("vault_not_found", error.to_string()),
+        Refusal::answer,
+    )
+}
+
+fn deploy(vault: &mut Vault, text: &str, now_ms: u64) -> Result<ShardAnswer, ShardError> {
+    match vault.deploy_schema(text, now_ms) {
+        Ok(deployed) => Ok(ShardAnswer::SchemaDeployed {
+            version: deployed.version,
+            revision: deployed.revision,
+        }),
+        Err(error) => Refusal::of(&error, refusal::schema_kind)
+            .map(Refusal::answer)
+            .ok_or_else(|| ShardError::Corrupt {
+                what: format!("a schema deploy failed: {error}"),
+            }),
+    }
 }
 
 fn write(vault: &mut Vault, batch: WriteBatch, now_ms: u64) -> Result<ShardAnswer, ShardError> {
@@ -446,57 +601,57 @@ fn write(vault: &mut Vault, batch: WriteBatch, now_ms: u64) -> Result<ShardAnswe
             inserted: outcome.inserted as u64,
             removed: outcome.removed as u64,
         }),
-        Err(error) => write_refusal(error),
+        Err(error) => write_refusal(&error).map(Refusal::answer),
+    }
+}
+
+/// Applies a group in one storage transaction; a group above the vault's
+/// `group_commit_batches_max` is refused whole, before anything is applied.
+fn write_group(
+    vault: &mut Vault,
+    batches: Vec<WriteBatch>,
+    now_ms: u64,
+) -> Result<ShardAnswer, ShardError> {
+    let limit = vault.options().limits.group_commit_batches_max;
+    if batches.len() > limit {
+        return Ok(ShardAnswer::refused(
+            "group_too_large",
+            format!(
+                "group of {} batches exceeds group_commit_batches_max ({limit})",
+                batches.len()
+            ),
+        ));
+    }
+    let results = vault
+        .write_group(batches, now_ms)
+        .into_iter()
+        .map(group_item)
+        .collect::<Result<_, _>>()?;
+    Ok(ShardAnswer::WroteGroup { results })
+}
+
+/// One batch's outcome in a group, or the group's failure of this replica's own.
+fn group_item(result: Result<WriteOutcome, WriteError>) -> Result<GroupItem, ShardError> {
+    match result {
+        Ok(outcome) => Ok(GroupItem::Written {
+            revision: outcome.revision,
+            inserted: outcome.inserted as u64,
+            removed: outcome.removed as u64,
+        }),
+        Err(error) => write_refusal(&error).map(Refusal::item),
     }
 }
 
 /// A write error as a refusal, or as a failure of this replica's.
-fn write_refusal(error: WriteError) -> Result<ShardAnswer, ShardError> {
-    let kind = match &error {
-        WriteError::Storage(_) | WriteError::Corrupt { .. } | WriteError::GroupFailed { .. } => {
-            return Err(ShardError::Corrupt {
-                what: format!("a write failed: {error}"),
-            })
-        }
-        WriteError::NoSchema => "no_schema",
-        WriteError::BatchTooLarge { .. } => "batch_too_large",
-        WriteError::TooManyPreconditions { .. } => "too_many_preconditions",
-        WriteError::UnknownType { .. } => "unknown_type",
-        WriteError::UnknownRelation { .. } => "unknown_relation",
-        WriteError::NotADirectRelation { .. } => "not_a_direct_relation",
-        WriteError::SubjectNotAllowed { .. } => "subject_not_allowed",
-        WriteError::ExpiryInPast { .. } => "expiry_in_past",
-        WriteError::AlreadyExists { .. } => "already_exists",
-        WriteError::TooManyMatches { .. } => "too_many_matches",
-        WriteError::FilterInvalid { .. } => "filter_invalid",
-        WriteError::PreconditionInvalid { .. } => "precondition_invalid",
-        WriteError::PreconditionFailed { .. } => "precondition_failed",
-        WriteError::BlockTooLarge { .. } => "block_too_large",
-    };
-    Ok(ShardAnswer::refused(kind, error.to_string()))
-}
-
-fn schema_refusal(error: SchemaError) -> Result<ShardAnswer, ShardError> {
-    let kind = match &error {
-        SchemaError::Storage(_) | SchemaError::Corrupt { .. } => {
-            return Err(ShardError::Corrupt {
-                what: format!("a schema deploy failed: {error}"),
-            })
-        }
-        SchemaError::Invalid(_) => "schema_invalid",
-        SchemaError::TooLarge { .. } => "schema_too_large",
-        SchemaError::WouldOrphan { .. } => "schema_would_orphan",
-    };
-    Ok(ShardAnswer::refused(kind, error.to_string()))
+fn write_refusal(error: &WriteError) -> Result<Refusal, ShardError> {
+    Refusal::of(error, refusal::write_kind).ok_or_else(|| ShardError::Corrupt {
+        what: format!("a write failed: {error}"),
+    })
 }
 
 fn catalog_refusal(error: CatalogError) -> Result<ShardAnswer, ShardError> {
-    let kind = match &error {
-        CatalogError::Storage(_) | CatalogError::Corrupt { .. } => return Err(error.into()),
-        CatalogError::NameInvalid { .. } => "vault_name_invalid",
-        CatalogError::NameTaken { .. } => "vault_name_taken",
-        CatalogError::IdTaken { .. } => "vault_id_taken",
-        CatalogError::VaultNotFound { .. } => "vault_not_found",
-    };
-    Ok(ShardAnswer::refused(kind, error.to_string()))
+    match Refusal::of(&error, refusal::catalog_kind) {
+        Some(refusal) => Ok(refusal.answer()),
+        None => Err(error.into()),
+    }
 }

@@ -82,7 +82,7 @@ pub fn validate_vault_name(name: &str) -> Result<(), CatalogError> {
     } else {
         return Ok(());
     };
-    Err(CatalogError::NameInvalid { rule })
+    Err(CatalogError::NameInvalid { rule: rule.into() })
 }
 
 /// The vaults of a node, over the node's shared database. Cloning shares the database.

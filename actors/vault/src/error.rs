@@ -1,5 +1,13 @@
 //! Typed errors. Each names the field or mutation and the rule it broke, with enough
 //! structure (index, field, limit) for the HTTP layer to build an RFC 9457 problem.
+//!
+//! The errors a shard can answer as a refusal ([`WriteError`], [`SchemaError`],
+//! [`CatalogError`]) are `serde` types so that they cross the wire whole, from the replica
+//! that applied the command to the gateway that answers the client. Their variants that
+//! carry an engine error ([`StorageError`]) are `#[serde(skip)]`: serializing one fails,
+//! which is fine because such a failure is the replica's own, never a refusal.
+
+use std::borrow::Cow;
 
 use inferadb_protocols::{Relationship, VaultId};
 use inferadb_storage::{OpenError, StorageError};
@@ -21,13 +29,14 @@ pub enum DatabaseError {
 }
 
 /// A node catalog operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum CatalogError {
     /// The vault name broke a rule.
     #[error("vault name: {rule}")]
     NameInvalid {
-        /// The rule (e.g. "must be 1 to 128 bytes").
-        rule: &'static str,
+        /// The rule (e.g. "must be 1 to 128 bytes"). A `Cow` so that a decoded error
+        /// (which owns its text) has the same type as a built one.
+        rule: Cow<'static, str>,
     },
     /// Another vault has this name.
     #[error("vault name `{name}`: already used by vault {existing}")]
@@ -57,6 +66,7 @@ pub enum CatalogError {
     },
     /// The storage engine failed.
     #[error(transparent)]
+    #[serde(skip)]
     Storage(#[from] StorageError),
 }
 
@@ -102,7 +112,7 @@ pub struct SchemaProblem {
 }
 
 /// A schema deploy was refused or failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum SchemaError {
     /// The text does not compile: every error, with line and column.
     #[error("{0}")]
@@ -132,6 +142,7 @@ pub enum SchemaError {
     },
     /// The storage engine failed.
     #[error(transparent)]
+    #[serde(skip)]
     Storage(#[from] StorageError),
 }
 
@@ -154,8 +165,10 @@ impl SchemaError {
     }
 }
 
-/// Which part of a relationship (or filter) an error is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which part of a relationship (or filter) an error is about. Serialized as its API name
+/// ([`Field::as_str`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Field {
     /// `resource_type`.
     ResourceType,
@@ -195,17 +208,17 @@ impl std::fmt::Display for Field {
 }
 
 /// A relationship filter broke a rule.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("filter field {field}: {rule}")]
 pub struct FilterError {
     /// The offending field.
     pub field: Field,
-    /// The rule it broke.
-    pub rule: &'static str,
+    /// The rule it broke (a `Cow` so that a decoded error has the same type as a built one).
+    pub rule: Cow<'static, str>,
 }
 
 /// A write batch was refused or failed; nothing was written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum WriteError {
     /// The vault has no schema yet.
     #[error("the vault has no schema: deploy one before writing relationships")]
@@ -340,6 +353,7 @@ pub enum WriteError {
     },
     /// The storage engine failed.
     #[error(transparent)]
+    #[serde(skip)]
     Storage(#[from] StorageError),
 }
 
@@ -398,3 +412,7 @@ pub enum TokenError {
     #[error("revision token: not issued by this node (authentication failed)")]
     Forged,
 }
+
+#[cfg(test)]
+#[path = "error_tests.rs"]
+mod tests;

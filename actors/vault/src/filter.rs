@@ -1,6 +1,7 @@
 //! Relationship filters: which relationships a read, a `DeleteMatching` or a precondition
 //! is about, and which index range serves it.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use inferadb_protocols::{ObjectId, RelationName, Relationship, TypeName};
@@ -49,20 +50,20 @@ impl RelationshipFilter {
         if self.resource_id.is_some() && self.resource_type.is_none() {
             return Err(FilterError {
                 field: Field::ResourceId,
-                rule: "requires resource_type",
+                rule: Cow::Borrowed("requires resource_type"),
             });
         }
         if let Some(subject_id) = &self.subject_id {
             if self.subject_type.is_none() {
                 return Err(FilterError {
                     field: Field::SubjectId,
-                    rule: "requires subject_type",
+                    rule: Cow::Borrowed("requires subject_type"),
                 });
             }
             if subject_id != "*" && ObjectId::new(subject_id.as_str()).is_err() {
                 return Err(FilterError {
                     field: Field::SubjectId,
-                    rule: "must be an object id or `*`",
+                    rule: Cow::Borrowed("must be an object id or `*`"),
                 });
             }
         }

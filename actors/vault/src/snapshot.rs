@@ -16,6 +16,7 @@ use crate::keys::{
     SEPARATOR,
 };
 use crate::limits::VaultLimits;
+use crate::vault::SchemaVersion;
 
 /// The schema version in force, compiled, with the one evaluator built for it.
 pub struct ActiveSchema {
@@ -36,6 +37,7 @@ pub struct VaultSnapshot {
     pub(crate) vault_id: VaultId,
     pub(crate) revision: Revision,
     pub(crate) schema: Option<Arc<ActiveSchema>>,
+    pub(crate) schema_versions: Arc<[SchemaVersion]>,
     pub(crate) limits: Arc<VaultLimits>,
     pub(crate) txn: ReadTransaction,
     pub(crate) forward: TableHandle,
@@ -129,6 +131,11 @@ impl VaultSnapshot {
     /// The schema in force at this revision, if any was deployed.
     pub fn schema(&self) -> Option<&Arc<ActiveSchema>> {
         self.schema.as_ref()
+    }
+
+    /// Every schema version deployed up to this snapshot, oldest first.
+    pub fn schema_versions(&self) -> &[SchemaVersion] {
+        &self.schema_versions
     }
 
     /// The limits of the vault it was taken from.

@@ -289,6 +289,7 @@ impl Vault {
             vault_id: self.id,
             revision: self.revision(),
             schema: self.active.clone(),
+            schema_versions: self.schemas.as_slice().into(),
             limits: Arc::clone(&self.limits),
             txn,
             forward,

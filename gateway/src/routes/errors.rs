@@ -3,7 +3,9 @@
 
 use axum::http::StatusCode;
 use inferadb_evaluator::EvaluationError;
-use inferadb_messages::{EvaluatorRejection, MailboxError, RegistryError};
+use inferadb_messages::{
+    DeployFailure, EvaluatorRejection, MailboxError, ProposalFailure, RegistryError, WriteFailure,
+};
 use inferadb_vault::{CatalogError, ReadError, SchemaError, VaultError, WriteError};
 use serde_json::{json, Value};
 
@@ -24,12 +26,52 @@ pub fn mailbox_problem(error: MailboxError) -> Problem {
     }
 }
 
+/// A command the shard did not answer: a plain 503 when it surely did not take effect
+/// (retry), `write-outcome-unknown` when it may have.
+pub fn proposal_problem(failure: ProposalFailure) -> Problem {
+    match &failure {
+        ProposalFailure::NotApplied { .. } => {
+            Problem::unavailable(failure.to_string()).retry_after(1)
+        }
+        ProposalFailure::OutcomeUnknown { .. } => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "write-outcome-unknown",
+            "Write outcome unknown",
+            format!(
+                "{failure}; the command may or may not have been applied: read it back, or \
+                 retry with a precondition"
+            ),
+        ),
+    }
+}
+
+/// A write batch's failure; `paths` maps mutation indexes to JSON paths (`writes[2]`).
+pub fn write_failure_problem(
+    failure: WriteFailure,
+    paths: &[String],
+    precondition_path: &str,
+) -> Problem {
+    match failure {
+        WriteFailure::Refused(error) => write_problem(error, paths, precondition_path),
+        WriteFailure::Proposal(failure) => proposal_problem(failure),
+    }
+}
+
+/// A schema deploy's failure.
+pub fn deploy_failure_problem(failure: DeployFailure) -> Problem {
+    match failure {
+        DeployFailure::Refused(error) => schema_problem(error),
+        DeployFailure::Proposal(failure) => proposal_problem(failure),
+    }
+}
+
 /// A registry failure.
 pub fn registry_problem(error: RegistryError) -> Problem {
     match error {
         RegistryError::NotFound { .. } => Problem::not_found("vault-not-found", error.to_string()),
         RegistryError::Catalog(error) => catalog_problem(error),
         RegistryError::Actor(error) => mailbox_problem(error),
+        RegistryError::Proposal(failure) => proposal_problem(failure),
         RegistryError::SpawnFailed { .. } => Problem::internal(error.to_string()),
     }
 }
@@ -55,7 +97,7 @@ fn catalog_problem(error: CatalogError) -> Problem {
 
 fn error_rule(error: &CatalogError) -> String {
     match error {
-        CatalogError::NameInvalid { rule } => (*rule).to_string(),
+        CatalogError::NameInvalid { rule } => rule.to_string(),
         other => other.to_string(),
     }
 }
@@ -75,7 +117,7 @@ pub fn vault_problem(error: VaultError) -> Problem {
 pub fn read_problem(error: ReadError) -> Problem {
     match &error {
         ReadError::FilterInvalid(filter) => {
-            Problem::invalid_field(&format!("filter.{}", filter.field), filter.rule)
+            Problem::invalid_field(&format!("filter.{}", filter.field), &filter.rule)
         }
         ReadError::LimitInvalid { .. } => Problem::invalid_field("limit", error.to_string()),
         ReadError::CursorMalformed { .. } | ReadError::CursorMismatch => {
@@ -166,11 +208,11 @@ pub fn write_problem(error: WriteError, paths: &[String], precondition_path: &st
             Problem::invalid_field(&format!("{}.expires_at", path(*index)), detail)
         }
         WriteError::FilterInvalid { index, error } => {
-            Problem::invalid_field(&format!("{}.{}", path(*index), error.field), error.rule)
+            Problem::invalid_field(&format!("{}.{}", path(*index), error.field), &error.rule)
         }
         WriteError::PreconditionInvalid { index, error } => Problem::invalid_field(
             &format!("{precondition_path}[{index}].filter.{}", error.field),
-            error.rule,
+            &error.rule,
         ),
         WriteError::AlreadyExists { index, .. } => {
             Problem::new(StatusCode::CONFLICT, "already-exists", "Conflict", detail)

@@ -4,7 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use inferadb_messages::{ActorStatus, AdminError, EvaluatorMsg, NodeMsg, StorageMsg, VaultMsg};
+use inferadb_messages::{
+    ActorStatus, AdminError, EvaluatorMsg, NodeMsg, ShardMsg, StorageMsg, VaultMsg,
+};
 use serde_json::{json, Value};
 
 use super::{mailbox_problem, Context};
@@ -45,13 +47,17 @@ fn vaults_out_of_service(context: &Context) -> Vec<Value> {
         .collect()
 }
 
-/// `GET /readyz`: every actor is running (503 while one is restarting or stopped).
+/// `GET /readyz`: every actor is running and the shard knows its leader (503 while an actor
+/// is restarting or stopped, or while the shard elects a leader or cannot reach one).
 pub async fn readyz(State(context): State<Context>) -> impl IntoResponse {
-    let not_running: Vec<String> = core_statuses(&context)
+    let mut not_running: Vec<String> = core_statuses(&context)
         .into_iter()
         .filter(|(_, status)| *status != ActorStatus::Running)
         .map(|(name, _)| name)
         .collect();
+    if !shard_has_leader(&context).await {
+        not_running.push(format!("{} (no leader)", context.shard.name()));
+    }
     let status = if not_running.is_empty() {
         StatusCode::OK
     } else {
@@ -62,6 +68,15 @@ pub async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         "not_running": not_running,
     });
     (status, Json(body))
+}
+
+/// Whether this node's member of the shard knows a leader.
+async fn shard_has_leader(context: &Context) -> bool {
+    let status = context
+        .shard
+        .call(|reply| ShardMsg::Status { reply }, PROBE_TIMEOUT_MS)
+        .await;
+    matches!(status, Ok(Some(status)) if status.leader_id.is_some())
 }
 
 /// `GET /healthz`: readiness plus storage and evaluator figures.

@@ -8,7 +8,7 @@ use inferadb_vault::{Mutation, Precondition, PreconditionKind, WriteBatch};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::errors::{read_problem, write_problem};
+use super::errors::{read_problem, write_failure_problem};
 use super::{mailbox_problem, vault_route, Context};
 use crate::consistency;
 use crate::problem::Problem;
@@ -130,7 +130,7 @@ async fn apply(
         .call(|reply| VaultMsg::Write { batch, reply }, timeout)
         .await
         .map_err(write_mailbox_problem)?
-        .map_err(|error| write_problem(error, paths, "preconditions"))?;
+        .map_err(|failure| write_failure_problem(failure, paths, "preconditions"))?;
     Ok(json!({
         "revision": consistency::encode_token(context, id, outcome.revision),
         "inserted": outcome.inserted,
@@ -297,7 +297,7 @@ pub async fn import(
 }
 
 type ImportAnswer = ractor::concurrency::OneshotReceiver<
-    Result<inferadb_vault::WriteOutcome, inferadb_vault::WriteError>,
+    Result<inferadb_vault::WriteOutcome, inferadb_messages::WriteFailure>,
 >;
 
 /// Awaits every batch's answer in order; the first failure becomes the problem.
@@ -316,7 +316,7 @@ async fn collect_import(
                 let paths: Vec<String> = (0..batch_max)
                     .map(|offset| format!("relationships[{}]", first + offset))
                     .collect();
-                return Err(write_problem(error, &paths, "preconditions")
+                return Err(write_failure_problem(error, &paths, "preconditions")
                     .with("applied_batches", json!(applied))
                     .with(
                         "revision",

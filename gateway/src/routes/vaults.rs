@@ -7,7 +7,7 @@ use inferadb_messages::{RegistryMsg, VaultMsg};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::errors::{registry_problem, schema_problem};
+use super::errors::{deploy_failure_problem, registry_problem};
 use super::{mailbox_problem, vault_id, vault_route, Context};
 use crate::consistency::{self, encode_token, Consistency};
 use crate::problem::Problem;
@@ -112,7 +112,7 @@ pub async fn deploy_schema(
         )
         .await
         .map_err(mailbox_problem)?
-        .map_err(schema_problem)?;
+        .map_err(deploy_failure_problem)?;
     Ok(Json(json!({
         "version": deployed.version,
         "revision": encode_token(&context, id, deployed.revision),
@@ -142,13 +142,9 @@ pub async fn schema_versions(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let (id, route) = vault_route(&context, &id)?;
-    let timeout = context.limits.request_timeout_ms;
-    let versions = route
-        .mailbox
-        .call(|reply| VaultMsg::SchemaVersions { reply }, timeout)
-        .await
-        .map_err(mailbox_problem)?;
-    let versions: Vec<Value> = versions
+    let snapshot = consistency::snapshot(&context, &route, &Consistency::FullyConsistent).await?;
+    let versions: Vec<Value> = snapshot
+        .schema_versions()
         .iter()
         .map(|version| {
             json!({

@@ -1,11 +1,14 @@
 //! The node's actors (thin shells over the pure cores): the root supervisor, storage, the
-//! vault registry and vault state actors, the evaluator pool and raft group members. The
-//! gateway tree lives in
+//! shard (its raft group member, with the publisher of its vaults' snapshots), the vault
+//! registry and vault actors, and the evaluator pool. The gateway tree lives in
 //! `inferadb-gateway`.
 
+pub mod files;
 pub mod pool;
+pub mod publish;
 pub mod raft;
 pub mod registry;
 pub mod root;
+pub mod shard;
 pub mod storage;
 pub mod vault;

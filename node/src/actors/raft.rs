@@ -3,7 +3,9 @@
 //! the reply ports) and keeps time: a ractor interval sends it `Tick`s. Persistence and the
 //! Ready order live in the pure core; its fsyncs run in `block_in_place`.
 //!
-//! Not yet wired into the node's tree: shards (the cluster issue) will own one per group.
+//! **Group commit.** An input does not run a Ready cycle by itself: the first input after a
+//! cycle schedules a `Drain` behind every message already in the mailbox, so all proposals
+//! (and peer messages) that arrived meanwhile are persisted with one fsync.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub struct RaftArguments<S: LogStore, M: StateMachine> {
     /// (a proposal) or to retry (a read): raft-rs drops some requests silently (a read on a
     /// leader that has not committed in its term, messages lost with a partition).
     pub request_timeout_ticks: u64,
+    /// Applied entries after which the log is compacted behind a snapshot of the machine.
+    pub compact_after_entries: u64,
 }
 
 /// The actor's state.
@@ -46,6 +50,11 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     /// Ticks since the actor started (the deadline clock of waiting requests).
     ticks: u64,
     request_timeout_ticks: u64,
+    /// Whether a `Drain` is in the mailbox.
+    drain_scheduled: bool,
+    compact_after_entries: u64,
+    /// The applied index of the last compaction (or of the start).
+    compacted_at: u64,
 }
 
 /// The raft group actor (generic over the log store and the state machine).
@@ -59,8 +68,8 @@ impl<S, M> Default for RaftActor<S, M> {
 
 impl<S, M> Actor for RaftActor<S, M>
 where
-    S: LogStore + Send + Sync + 'static,
-    M: StateMachine + Send + Sync + 'static,
+    S: LogStore + Send + 'static,
+    M: StateMachine + Send + 'static,
 {
     type Msg = RaftMsg;
     type State = RaftState<S, M>;
@@ -72,6 +81,7 @@ where
         arguments: RaftArguments<S, M>,
     ) -> Result<RaftState<S, M>, ActorProcessingErr> {
         myself.send_interval(Duration::from_millis(arguments.tick_ms), || RaftMsg::Tick);
+        let compacted_at = arguments.group.applied();
         Ok(RaftState {
             group: arguments.group,
             group_id: arguments.group_id,
@@ -81,12 +91,15 @@ where
             next_read_id: 1,
             ticks: 0,
             request_timeout_ticks: arguments.request_timeout_ticks,
+            drain_scheduled: false,
+            compact_after_entries: arguments.compact_after_entries.max(1),
+            compacted_at,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<RaftMsg>,
+        myself: ActorRef<RaftMsg>,
         message: RaftMsg,
         state: &mut RaftState<S, M>,
     ) -> Result<(), ActorProcessingErr> {
@@ -102,21 +115,68 @@ where
             RaftMsg::Campaign => state.group.core_mut().campaign()?,
             RaftMsg::Status { reply } => {
                 let _ = reply.send(status(&state.group));
+                return Ok(());
+            }
+            RaftMsg::Drain => {
+                state.drain_scheduled = false;
+                return drain(state);
             }
         }
-        // Every input may have produced a Ready: persist (fsync) off the async workers.
-        let outputs = tokio::task::block_in_place(|| state.group.drain());
-        match outputs {
-            Ok(outputs) => {
-                perform(state, outputs);
-                Ok(())
-            }
-            Err(error) => {
-                fail_all(state, &error);
-                Err(format!("raft group {} failed: {error}", state.group_id).into())
-            }
+        // The input may have produced a Ready: run it behind the inputs already queued.
+        if !state.drain_scheduled {
+            state.drain_scheduled = myself.send_message(RaftMsg::Drain).is_ok();
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RaftMsg>,
+        state: &mut RaftState<S, M>,
+    ) -> Result<(), ActorProcessingErr> {
+        // A clean stop makes the state machine durable, so the next start replays nothing.
+        if let Err(error) = tokio::task::block_in_place(|| state.group.persist()) {
+            tracing::warn!(group = state.group_id, %error, "state machine not persisted at stop");
+        }
+        Ok(())
+    }
+}
+
+/// One Ready point: persist (fsync) off the async workers, then send, apply and answer.
+fn drain<S: LogStore, M: StateMachine>(
+    state: &mut RaftState<S, M>,
+) -> Result<(), ActorProcessingErr> {
+    let outputs = tokio::task::block_in_place(|| state.group.drain());
+    match outputs {
+        Ok(outputs) => {
+            perform(state, outputs);
+            compact_when_due(state)
+        }
+        Err(error) => {
+            fail_all(state, &error);
+            Err(format!("raft group {} failed: {error}", state.group_id).into())
         }
     }
+}
+
+/// Compacts the log once `compact_after_entries` entries were applied since the last time
+/// (the machine persists first, so no released entry is needed for a replay).
+fn compact_when_due<S: LogStore, M: StateMachine>(
+    state: &mut RaftState<S, M>,
+) -> Result<(), ActorProcessingErr> {
+    let applied = state.group.applied();
+    if applied.saturating_sub(state.compacted_at) < state.compact_after_entries {
+        return Ok(());
+    }
+    // Retried after another `compact_after_entries` either way: a refused compaction (the
+    // membership at that index is unknown) only keeps more log; a failed machine stops the
+    // group at the next drain.
+    state.compacted_at = applied;
+    match tokio::task::block_in_place(|| state.group.compact()) {
+        Ok(()) => tracing::info!(group = state.group_id, applied, "raft log compacted"),
+        Err(error) => tracing::warn!(group = state.group_id, %error, "raft log not compacted"),
+    }
+    Ok(())
 }
 
 fn step<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, envelope: &PeerEnvelope) {
@@ -315,6 +375,7 @@ mod tests {
             transport: Arc::clone(transport) as Arc<dyn Transport>,
             tick_ms: 10,
             request_timeout_ticks,
+            compact_after_entries: 1_000,
         };
         let (actor, _) = Actor::spawn(None, RaftActor::default(), arguments)
             .await

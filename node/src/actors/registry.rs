@@ -1,30 +1,29 @@
-//! The vault registry: the catalog of the node's vaults and the supervisor of one vault state
-//! actor per vault. It publishes each vault's route (actor, snapshot channel, database) in
-//! the [`VaultDirectory`](inferadb_messages::VaultDirectory) and restarts a failed vault
-//! actor under its restart intensity.
+//! The vault registry (`node/<id>/vaults`): creates and deletes vaults by proposing the
+//! commands to the shard, and supervises one vault actor per vault the shard holds on this
+//! node.
 //!
-//! Each vault lives in its own file, `vaults/<id>.db`, which describes itself (it holds the
-//! vault's record too); the node catalog (`node.db`) lists the vaults. A vault is created
-//! file first, then catalog record; deleted catalog record first, then file. So a crash
-//! between the two steps leaves at most a file no record names, which the next start
-//! removes.
+//! The shard's applied state is the truth: its [`Publisher`](crate::actors::publish) inserts
+//! and removes each vault's route, and tells the registry (`Reconcile`) when the set of
+//! vaults changed, whichever node proposed the change. The registry then starts the vault
+//! actors the routes name and stops those whose vault is gone. A vault actor that fails is
+//! restarted under its restart intensity; one that fails too often is taken out of service
+//! alone (its route is withdrawn; every other vault keeps serving).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use inferadb_messages::supervision::wait_until_unregistered;
 use inferadb_messages::{
-    Mailbox, RegistryError, RegistryMsg, RestartDecision, RestartTracker, SnapshotHistory,
-    VaultRoute,
+    Mailbox, ProposalFailure, RegistryError, RegistryMsg, RestartDecision, RestartTracker, ShardMsg,
 };
 use inferadb_protocols::VaultId;
-use inferadb_storage::Database;
-use inferadb_vault::{CatalogError, NodeCatalog, VaultRecord};
+use inferadb_shard::{ShardAnswer, ShardCommand};
+use inferadb_vault::{CatalogError, VaultRecord};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
-use tokio::sync::watch;
 
 use crate::actors::root::abnormal_stop;
+use crate::actors::shard::SYSTEM_SHARD;
 use crate::actors::vault::{VaultActor, VaultArguments};
 use crate::context::NodeContext;
 
@@ -34,6 +33,8 @@ const VAULT_STOP_WAIT_MS: u64 = 10_000;
 /// still holds its name.
 const SPAWN_ATTEMPTS: u32 = 200;
 const SPAWN_RETRY_MS: u64 = 5;
+/// How many fresh ids a creation tries when the drawn one is taken.
+const CREATE_ATTEMPTS: u32 = 3;
 
 /// One supervised vault actor.
 struct Child {
@@ -44,12 +45,25 @@ struct Child {
 /// The registry's state.
 pub struct RegistryState {
     context: Arc<NodeContext>,
-    catalog: NodeCatalog,
+    shard: Mailbox<ShardMsg>,
     children: HashMap<VaultId, Child>,
+    /// Vaults taken out of service on this node (they failed too often): not restarted by
+    /// a reconcile.
+    out_of_service: HashMap<VaultId, String>,
 }
 
 /// The vault registry actor.
 pub struct VaultRegistry;
+
+/// The mailbox of the shard that holds every vault.
+pub fn shard_mailbox(context: &NodeContext) -> Mailbox<ShardMsg> {
+    let names = &context.names;
+    Mailbox::new(context.actors.record(
+        &names.child(&format!("shard/{SYSTEM_SHARD}")),
+        Some(&names.root()),
+        "shard",
+    ))
+}
 
 impl Actor for VaultRegistry {
     type Msg = RegistryMsg;
@@ -61,26 +75,13 @@ impl Actor for VaultRegistry {
         myself: ActorRef<RegistryMsg>,
         context: Arc<NodeContext>,
     ) -> Result<RegistryState, ActorProcessingErr> {
-        let catalog = context.catalog.clone();
         let mut state = RegistryState {
+            shard: shard_mailbox(&context),
             context: Arc::clone(&context),
-            catalog,
             children: HashMap::new(),
+            out_of_service: HashMap::new(),
         };
-        let records = state.catalog.list_vaults()?;
-        remove_orphan_files(&context, &records);
-        for record in records {
-            // One vault that cannot open (damaged file, a schema this version rejects) must
-            // not keep the node, and every other vault, down: it stays out of service.
-            let id = record.id;
-            let started = match open_vault_file(&context, id) {
-                Ok(database) => start_vault(&mut state, record, database, myself.get_cell()).await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = started {
-                out_of_service(&context, id, format!("failed to start: {error}"));
-            }
-        }
+        reconcile(&mut state, myself.get_cell()).await;
         let name = context.names.child("vaults");
         context
             .actors
@@ -101,13 +102,26 @@ impl Actor for VaultRegistry {
         }
         match message {
             RegistryMsg::Create { name, reply } => {
-                let _ = reply.send(create(state, &name, myself.get_cell()).await);
+                let created = create(state, &name).await;
+                if created.is_ok() {
+                    reconcile(state, myself.get_cell()).await;
+                }
+                let _ = reply.send(created);
             }
             RegistryMsg::List { reply } => {
-                let _ = reply.send(state.catalog.list_vaults().map_err(RegistryError::from));
+                let _ = reply.send(
+                    state
+                        .context
+                        .catalog
+                        .list_vaults()
+                        .map_err(RegistryError::from),
+                );
             }
+            RegistryMsg::Reconcile => reconcile(state, myself.get_cell()).await,
             RegistryMsg::Delete { id, reply } => {
-                let _ = reply.send(delete(state, id).await);
+                let deleted = delete(state, id).await;
+                reconcile(state, myself.get_cell()).await;
+                let _ = reply.send(deleted);
             }
         }
         Ok(())
@@ -127,73 +141,59 @@ impl Actor for VaultRegistry {
         };
         restart_vault(state, id, reason, myself.get_cell()).await
     }
+}
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<RegistryMsg>,
-        state: &mut RegistryState,
-    ) -> Result<(), ActorProcessingErr> {
-        // Children stop with us; their routes must not outlive them.
-        for id in state.children.keys() {
-            state.context.vaults.remove(*id);
+/// Starts an actor for every route without one, stops the actors whose route is gone.
+async fn reconcile(state: &mut RegistryState, supervisor: ActorCell) {
+    let context = Arc::clone(&state.context);
+    let routes = context.vaults.routes();
+    for route in &routes {
+        let id = route.record.id;
+        if state.children.contains_key(&id) || state.out_of_service.contains_key(&id) {
+            continue;
         }
-        Ok(())
+        if let Err(error) = start_vault(state, id, supervisor.clone()).await {
+            out_of_service(state, id, format!("failed to start: {error}"));
+        }
     }
-}
-
-/// The handle on a vault's own database file, opening (creating if missing) the file the
-/// first time in this process.
-fn open_vault_file(
-    context: &NodeContext,
-    id: VaultId,
-) -> Result<Arc<Database>, ActorProcessingErr> {
-    let mut files = context.vault_files.lock();
-    if let Some(database) = files.get(&id) {
-        return Ok(Arc::clone(database));
-    }
-    let path = context.config.vault_file(id);
-    let database = inferadb_vault::open_database(&path)
-        .map_err(|error| format!("vault file `{}`: {error}", path.display()))?;
-    let database = Arc::new(database);
-    files.insert(id, Arc::clone(&database));
-    Ok(database)
-}
-
-/// Forgets a deleted vault's file handle and removes the file.
-fn close_vault_file(context: &NodeContext, id: VaultId) {
-    context.vault_files.lock().remove(&id);
-    // Readers still holding a snapshot keep the mapping alive; the file's name goes now.
-    let _ = std::fs::remove_file(context.config.vault_file(id));
-}
-
-/// Deletes vault files that no catalog record names (a crash between a file's creation and
-/// its record, or between a record's deletion and its file's).
-fn remove_orphan_files(context: &NodeContext, records: &[VaultRecord]) {
-    let known: HashSet<String> = records
-        .iter()
-        .map(|record| format!("{}.db", record.id))
+    let gone: Vec<VaultId> = state
+        .children
+        .keys()
+        .copied()
+        .filter(|id| context.vaults.get(*id).is_none())
         .collect();
-    let Ok(entries) = std::fs::read_dir(context.config.vaults_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        if file_name.ends_with(".db") && !known.contains(&file_name) {
-            tracing::warn!(file = %file_name, "removing a vault file no catalog record names");
-            let _ = std::fs::remove_file(entry.path());
-        }
+    for id in gone {
+        state.children.remove(&id);
+        stop_vault_actor(&context, id).await;
     }
 }
 
-/// Takes a vault out of service: no route, its record says why.
-fn out_of_service(context: &NodeContext, id: VaultId, reason: String) {
+/// Stops a deleted vault's actor (it proposes what it holds first) and forgets its record.
+async fn stop_vault_actor(context: &NodeContext, id: VaultId) {
+    let name = context.names.vault(id);
+    if let Some(cell) = ractor::registry::where_is(name.clone()) {
+        let wait = Some(Duration::from_millis(VAULT_STOP_WAIT_MS));
+        if let Err(error) = cell
+            .stop_and_wait(Some("vault deleted".to_string()), wait)
+            .await
+        {
+            tracing::warn!(vault = %id, %error, "the vault actor did not stop in time");
+        }
+    }
+    context.actors.remove_subtree(&name);
+}
+
+/// Takes a vault out of service on this node: no route, its record says why.
+fn out_of_service(state: &mut RegistryState, id: VaultId, reason: String) {
+    let context = &state.context;
     let name = context.names.vault(id);
     tracing::error!(vault = %id, %reason, "vault out of service");
     context.vaults.remove(id);
     context
         .actors
         .record(&name, Some(&context.names.child("vaults")), "vault")
-        .failed_for_good(reason);
+        .failed_for_good(reason.clone());
+    state.out_of_service.insert(id, reason);
 }
 
 fn vault_of(state: &RegistryState, cell: &ActorCell) -> Option<VaultId> {
@@ -231,137 +231,96 @@ async fn spawn_vault_actor(
     }
 }
 
-/// Spawns the actor of `record` (which publishes the first snapshot) and its route.
 async fn start_vault(
     state: &mut RegistryState,
-    record: VaultRecord,
-    database: Arc<Database>,
+    id: VaultId,
     supervisor: ActorCell,
-) -> Result<(), ActorProcessingErr> {
+) -> Result<(), SpawnErr> {
     let context = Arc::clone(&state.context);
-    let id = record.id;
-    let name = context.names.vault(id);
-    // `None` until the actor has opened the vault (it publishes before it is running).
-    let (sender, receiver) = watch::channel(None);
-    let history = SnapshotHistory::default();
     let arguments = VaultArguments {
         context: Arc::clone(&context),
         id,
-        snapshots: Arc::new(sender),
-        database: Arc::clone(&database),
+        shard: state.shard.clone(),
     };
-    spawn_vault_actor(&name, &arguments, &supervisor).await?;
-    let actor_record = context
-        .actors
-        .record(&name, Some(&context.names.child("vaults")), "vault");
-    context.vaults.insert(
-        id,
-        VaultRoute {
-            record,
-            mailbox: Mailbox::new(actor_record),
-            snapshots: receiver,
-            history,
-            database,
-        },
-    );
+    spawn_vault_actor(&context.names.vault(id), &arguments, &supervisor).await?;
     let intensity = context.config.supervision.intensity("vault");
     let tracker = RestartTracker::with_intensity(intensity);
     state.children.insert(id, Child { arguments, tracker });
     Ok(())
 }
 
-/// A fresh id no vault has.
-fn fresh_id(catalog: &NodeCatalog) -> Result<VaultId, CatalogError> {
-    loop {
-        let id = VaultId(rand::random());
-        if catalog.get(id)?.is_none() {
-            return Ok(id);
-        }
+/// Proposes a command to the shard and decodes its answer.
+async fn propose(
+    state: &RegistryState,
+    command: &ShardCommand,
+) -> Result<ShardAnswer, RegistryError> {
+    let timeout = state.context.config.cluster.forward_timeout_ms
+        + state.context.config.raft.tick_ms * state.context.config.raft.request_timeout_ticks;
+    let encoded = state
+        .shard
+        .call(
+            |reply| ShardMsg::Propose {
+                data: command.encode(),
+                reply,
+            },
+            timeout,
+        )
+        .await??;
+    ShardAnswer::decode(&encoded).map_err(|error| {
+        RegistryError::Proposal(ProposalFailure::OutcomeUnknown {
+            reason: format!("the shard's answer is malformed: {error}"),
+        })
+    })
+}
+
+/// The error a command's unexpected answer means.
+fn unexpected(answer: &ShardAnswer) -> RegistryError {
+    match answer.catalog_error() {
+        Some(error) => RegistryError::Catalog(error),
+        None => RegistryError::Proposal(ProposalFailure::OutcomeUnknown {
+            reason: format!("unexpected answer: {answer:?}"),
+        }),
     }
 }
 
-/// Creates the vault's file (with its own record), then the catalog record.
-fn create_files(
-    context: &NodeContext,
-    catalog: &NodeCatalog,
-    name: &str,
-) -> Result<(VaultRecord, Arc<Database>), RegistryError> {
+async fn create(state: &RegistryState, name: &str) -> Result<VaultRecord, RegistryError> {
     inferadb_vault::validate_vault_name(name)?;
-    if let Some(existing) = catalog
-        .list_vaults()?
-        .into_iter()
-        .find(|record| record.name == name)
-    {
-        return Err(CatalogError::NameTaken {
+    for _ in 0..CREATE_ATTEMPTS {
+        let command = ShardCommand::CreateVault {
+            id: VaultId(rand::random()),
             name: name.to_string(),
-            existing: existing.id,
-        }
-        .into());
-    }
-    let id = fresh_id(catalog)?;
-    let now_ms = context.now_ms();
-    let database = open_vault_file(context, id).map_err(|error| RegistryError::SpawnFailed {
-        id,
-        message: error.to_string(),
-    })?;
-    NodeCatalog::open(Arc::clone(&database), [0; 32])?.create_vault(id, name, now_ms)?;
-    database.sync().map_err(CatalogError::from)?;
-    match catalog.create_vault(id, name, now_ms) {
-        Ok(record) => Ok((record, database)),
-        Err(error) => {
-            drop(database);
-            close_vault_file(context, id);
-            Err(error.into())
-        }
-    }
-}
-
-async fn create(
-    state: &mut RegistryState,
-    name: &str,
-    supervisor: ActorCell,
-) -> Result<VaultRecord, RegistryError> {
-    let context = Arc::clone(&state.context);
-    let (record, database) =
-        tokio::task::block_in_place(|| create_files(&context, &state.catalog, name))?;
-    let id = record.id;
-    if let Err(error) = start_vault(state, record.clone(), database, supervisor).await {
-        // Undo, so no vault is listed that nothing serves.
-        let catalog = &state.catalog;
-        let _ = tokio::task::block_in_place(|| catalog.delete_vault(id));
-        close_vault_file(&context, id);
-        return Err(RegistryError::SpawnFailed {
-            id,
-            message: error.to_string(),
-        });
-    }
-    Ok(record)
-}
-
-async fn delete(state: &mut RegistryState, id: VaultId) -> Result<(), RegistryError> {
-    if state.catalog.get(id)?.is_none() {
-        return Err(RegistryError::NotFound { id });
-    }
-    // Withdraw the route first so no new request reaches the vault, then stop its actor
-    // (which applies and answers the writes it holds), then delete the record and the file.
-    let context = Arc::clone(&state.context);
-    context.vaults.remove(id);
-    state.children.remove(&id);
-    let name = context.names.vault(id);
-    if let Some(cell) = ractor::registry::where_is(name.clone()) {
-        let wait = Some(Duration::from_millis(VAULT_STOP_WAIT_MS));
-        cell.stop_and_wait(Some("vault deleted".to_string()), wait)
-            .await
-            .map_err(|error| RegistryError::SpawnFailed {
+            now_ms: state.context.now_ms(),
+        };
+        match propose(state, &command).await? {
+            ShardAnswer::VaultCreated {
                 id,
-                message: format!("stopping the vault actor: {error}"),
-            })?;
+                name,
+                created_at_ms,
+            } => {
+                return Ok(VaultRecord {
+                    id,
+                    name,
+                    created_at_ms,
+                })
+            }
+            // A random 64-bit id is taken: draw another.
+            ShardAnswer::Refused { ref kind, .. } if kind == "vault_id_taken" => continue,
+            other => return Err(unexpected(&other)),
+        }
     }
-    let catalog = &state.catalog;
-    tokio::task::block_in_place(|| catalog.delete_vault(id))?;
-    close_vault_file(&context, id);
-    context.actors.remove_subtree(&name);
-    Ok(())
+    Err(RegistryError::Catalog(CatalogError::Corrupt {
+        what: format!("{CREATE_ATTEMPTS} random vault ids in a row were taken"),
+    }))
+}
+
+async fn delete(state: &RegistryState, id: VaultId) -> Result<(), RegistryError> {
+    match propose(state, &ShardCommand::DeleteVault { id }).await? {
+        ShardAnswer::VaultDeleted { .. } => Ok(()),
+        ShardAnswer::Refused { ref kind, .. } if kind == "vault_not_found" => {
+            Err(RegistryError::NotFound { id })
+        }
+        other => Err(unexpected(&other)),
+    }
 }
 
 async fn restart_vault(
@@ -390,7 +349,7 @@ async fn restart_vault(
             // Contained: this vault goes out of service, the registry and the other vaults
             // carry on.
             state.children.remove(&id);
-            out_of_service(&context, id, format!("failed too often (last: {reason})"));
+            out_of_service(state, id, format!("failed too often (last: {reason})"));
             Ok(())
         }
     }

@@ -1,5 +1,5 @@
-//! The root supervisor: starts storage, the vault registry, the evaluator pool and the
-//! gateway, in that order; restarts a failed child under its restart intensity; escalates
+//! The root supervisor: starts storage, the shard (its raft member and vault data), the
+//! vault registry, the evaluator pool and the gateway, in that order; restarts a failed child under its restart intensity; escalates
 //! (stops the node) when a child fails too often; shuts down in reverse order.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, Supervisi
 
 use crate::actors::pool::EvaluatorPool;
 use crate::actors::registry::VaultRegistry;
+use crate::actors::shard::{ShardActor, ShardArguments, SYSTEM_SHARD};
 use crate::actors::storage::StorageActor;
 use crate::context::NodeContext;
 
@@ -19,13 +20,15 @@ use crate::context::NodeContext;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ChildKind {
     Storage,
+    Shard,
     Registry,
     Evaluator,
     Gateway,
 }
 
-const START_ORDER: [ChildKind; 4] = [
+const START_ORDER: [ChildKind; 5] = [
     ChildKind::Storage,
+    ChildKind::Shard,
     ChildKind::Registry,
     ChildKind::Evaluator,
     ChildKind::Gateway,
@@ -35,6 +38,7 @@ impl ChildKind {
     fn leaf(self) -> &'static str {
         match self {
             ChildKind::Storage => "storage",
+            ChildKind::Shard => "shard/0",
             ChildKind::Registry => "vaults",
             ChildKind::Evaluator => "evaluator",
             ChildKind::Gateway => "gateway",
@@ -44,6 +48,7 @@ impl ChildKind {
     fn kind(self) -> &'static str {
         match self {
             ChildKind::Storage => "storage",
+            ChildKind::Shard => "shard",
             ChildKind::Registry => "vault_registry",
             ChildKind::Evaluator => "evaluator_pool",
             ChildKind::Gateway => "gateway",
@@ -57,6 +62,10 @@ pub struct RootArguments {
     pub context: Arc<NodeContext>,
     /// The gateway's context (built by the node from the same parts).
     pub gateway: Arc<GatewayContext>,
+    /// Raft messages to other nodes.
+    pub transport: Arc<dyn inferadb_raft::transport::Transport>,
+    /// Proposals to other nodes (`None` without peers).
+    pub forwarder: Option<Arc<dyn crate::actors::shard::Forwarder>>,
 }
 
 /// The root supervisor actor.
@@ -81,6 +90,18 @@ async fn spawn_child(
             .await?
             .0
             .get_cell(),
+        ChildKind::Shard => {
+            let shard = ShardArguments {
+                context,
+                shard: SYSTEM_SHARD,
+                transport: Arc::clone(&arguments.transport),
+                forwarder: arguments.forwarder.clone(),
+            };
+            Actor::spawn_linked(Some(name), ShardActor, shard, supervisor)
+                .await?
+                .0
+                .get_cell()
+        }
         ChildKind::Registry => Actor::spawn_linked(Some(name), VaultRegistry, context, supervisor)
             .await?
             .0

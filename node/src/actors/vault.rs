@@ -1,23 +1,27 @@
-//! The vault state actor: the only writer of one vault.
+//! The vault actor (`node/<id>/vault/<vault>`): the front of one vault's write path on this
+//! node.
 //!
-//! Writes are group-committed, in both senses. A `Write` only queues its batch; the first
-//! queued batch schedules a `Flush` to the actor's own mailbox, behind every message already
-//! there, so writes that arrive meanwhile join the group. The flush applies the group in ONE
-//! storage transaction (`Vault::write_group`: each batch atomic, with its own block, as if
-//! applied one by one), makes it durable with one sync, publishes the new snapshot, and
-//! only then answers the writers: an acknowledged write is durable and visible.
+//! Writes are grouped. A `Write` only queues its batch; the first queued batch schedules a
+//! `Flush` to the actor's own mailbox, behind every message already there, so writes that
+//! arrive meanwhile join the group. The flush proposes the group to the vault's shard as
+//! ONE `WriteGroup` command (applied on every replica in one storage transaction, each
+//! batch atomic with its own block) and answers each writer from the command's answer,
+//! which comes only after the entry is committed by a quorum and applied here, with the
+//! new snapshot published: an acknowledged write is durable and visible on this node.
+//!
+//! The actor holds no vault state: the shard's machine owns it. So a restarted vault actor
+//! loses only the writes still queued in its mailbox (their writers hear so), never data.
 
 use std::sync::Arc;
 
-use inferadb_messages::{ActorRecord, VaultMsg};
-use inferadb_protocols::VaultId;
-use inferadb_storage::{Database, Durability, StorageError};
-use inferadb_vault::{
-    SchemaDeployed, SchemaError, Vault, VaultOptions, VaultSnapshot, WriteBatch, WriteError,
-    WriteOutcome,
+use inferadb_messages::{
+    ActorRecord, DeployFailure, Mailbox, ProposalFailure, ShardMsg, VaultMsg, WriteFailure,
 };
+use inferadb_protocols::VaultId;
+use inferadb_shard::{GroupItem, ShardAnswer, ShardCommand};
+use inferadb_storage::Durability;
+use inferadb_vault::{SchemaDeployed, VaultOptions, WriteBatch, WriteOutcome};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::watch;
 
 use crate::context::NodeContext;
 
@@ -28,25 +32,22 @@ pub struct VaultArguments {
     pub context: Arc<NodeContext>,
     /// The vault.
     pub id: VaultId,
-    /// Where new snapshots are published.
-    pub snapshots: Arc<watch::Sender<Option<Arc<VaultSnapshot>>>>,
-    /// The vault's own database file.
-    pub database: Arc<Database>,
+    /// The shard that holds the vault.
+    pub shard: Mailbox<ShardMsg>,
 }
 
-type WriteReply = RpcReplyPort<Result<WriteOutcome, WriteError>>;
+type WriteReply = RpcReplyPort<Result<WriteOutcome, WriteFailure>>;
 
 /// The vault actor's state.
 pub struct VaultState {
     arguments: VaultArguments,
-    vault: Vault,
     record: Arc<ActorRecord>,
     /// Batches waiting for the next flush, with their writers.
     queued: Vec<(WriteBatch, WriteReply)>,
     flush_scheduled: bool,
 }
 
-/// The vault state actor.
+/// The vault actor.
 pub struct VaultActor;
 
 /// The options every vault of this node is opened with.
@@ -54,30 +55,10 @@ pub fn vault_options(context: &NodeContext) -> VaultOptions {
     VaultOptions {
         limits: context.config.vault.clone(),
         decision_cache_entries: context.config.evaluator.decision_cache_entries,
-        // Group commit: the actor's flush makes each group durable with one sync.
+        // The raft log is the durable record; the shard syncs vault files before compacting.
         commit_durability: Durability::Deferred,
         ..VaultOptions::default()
     }
-}
-
-/// Makes `snapshot` the one new reads use.
-fn publish(arguments: &VaultArguments, snapshot: Arc<VaultSnapshot>) {
-    arguments.snapshots.send_replace(Some(snapshot));
-}
-
-/// Opens the vault and publishes its current snapshot.
-fn open(arguments: &VaultArguments) -> Result<Vault, ActorProcessingErr> {
-    let context = &arguments.context;
-    // Commits a previous incarnation made but did not flush are in the file's current
-    // state: make them durable before anyone can read them, so nothing visible is ever lost.
-    arguments.database.sync()?;
-    let vault = Vault::open(
-        Arc::clone(&arguments.database),
-        arguments.id,
-        vault_options(context),
-    )?;
-    publish(arguments, vault.snapshot()?);
-    Ok(vault)
 }
 
 impl Actor for VaultActor {
@@ -91,7 +72,6 @@ impl Actor for VaultActor {
         arguments: VaultArguments,
     ) -> Result<VaultState, ActorProcessingErr> {
         let context = Arc::clone(&arguments.context);
-        let vault = tokio::task::block_in_place(|| open(&arguments))?;
         let record = context.actors.record(
             &context.names.vault(arguments.id),
             Some(&context.names.child("vaults")),
@@ -100,7 +80,6 @@ impl Actor for VaultActor {
         record.started(myself.get_id().pid(), context.now_ms());
         Ok(VaultState {
             arguments,
-            vault,
             record,
             queued: Vec::new(),
             flush_scheduled: false,
@@ -116,13 +95,13 @@ impl Actor for VaultActor {
         state.record.handled_one();
         match message {
             VaultMsg::Write { batch, reply } => queue(&myself, state, batch, reply),
-            VaultMsg::DeploySchema { text, reply } => deploy(state, &text, reply)?,
-            VaultMsg::SchemaVersions { reply } => {
-                let _ = reply.send(state.vault.schema_versions().to_vec());
+            VaultMsg::DeploySchema { text, reply } => {
+                flush(state);
+                deploy(state, text, reply);
             }
             VaultMsg::Flush => {
                 state.flush_scheduled = false;
-                flush(state)?;
+                flush(state);
             }
             // A real panic, so the runtime's panic capture and the supervisor's restart path
             // run exactly as they would for a bug.
@@ -136,8 +115,9 @@ impl Actor for VaultActor {
         _myself: ActorRef<VaultMsg>,
         state: &mut VaultState,
     ) -> Result<(), ActorProcessingErr> {
-        // A normal stop (shutdown, vault deletion) still applies and answers what it holds.
-        flush(state)
+        // A normal stop (shutdown, vault deletion) still proposes what it holds.
+        flush(state);
+        Ok(())
     }
 }
 
@@ -158,77 +138,148 @@ fn queue(
     }
 }
 
-/// Applies every queued batch, group by group, each group in one transaction made durable
-/// by one sync; publishes the snapshot; answers the writers.
-fn flush(state: &mut VaultState) -> Result<(), ActorProcessingErr> {
-    let group_max = state.vault.options().limits.group_commit_batches_max.max(1);
+/// Proposes every queued batch, `group_commit_batches_max` per command, in order.
+fn flush(state: &mut VaultState) {
+    let group_max = state
+        .arguments
+        .context
+        .config
+        .vault
+        .group_commit_batches_max
+        .max(1);
     while !state.queued.is_empty() {
         let take = state.queued.len().min(group_max);
         let (batches, replies): (Vec<WriteBatch>, Vec<WriteReply>) =
             state.queued.drain(..take).unzip();
-        let now_ms = state.arguments.context.now_ms();
-        let results = tokio::task::block_in_place(|| state.vault.write_group(batches, now_ms));
-        let poisoned = results.iter().any(|result| {
-            matches!(
-                result,
-                Err(WriteError::Storage(_) | WriteError::GroupFailed { .. })
-            )
+        let command = ShardCommand::WriteGroup {
+            vault: state.arguments.id,
+            batches,
+            now_ms: state.arguments.context.now_ms(),
+        };
+        let answer = proposal(&state.arguments, command.encode());
+        tokio::spawn(async move {
+            answer_group(replies, answer.await);
         });
-        let synced = make_durable(state);
-        answer_group(replies, results, synced.is_ok());
-        synced?;
-        if poisoned {
-            return Err("a group commit failed in the storage engine".into());
+    }
+}
+
+/// Proposes `data` to the vault's shard now (so proposals keep their order) and returns
+/// the future of its decoded answer.
+fn proposal(
+    arguments: &VaultArguments,
+    data: Vec<u8>,
+) -> impl std::future::Future<Output = Result<ShardAnswer, ProposalFailure>> + Send + 'static {
+    let (port, answer) = ractor::concurrency::oneshot();
+    let sent = arguments.shard.cast(ShardMsg::Propose {
+        data,
+        reply: port.into(),
+    });
+    async move {
+        sent.map_err(|error| ProposalFailure::NotApplied {
+            reason: error.to_string(),
+        })?;
+        let encoded = answer.await.map_err(|_| ProposalFailure::OutcomeUnknown {
+            reason: "the shard stopped before answering".to_string(),
+        })??;
+        ShardAnswer::decode(&encoded).map_err(|error| ProposalFailure::OutcomeUnknown {
+            reason: format!("the shard's answer is malformed: {error}"),
+        })
+    }
+}
+
+/// The failure every writer of a command hears when the command has no per-batch answer.
+fn command_failure(answer: &ShardAnswer) -> ProposalFailure {
+    match answer {
+        // Refused by this replica alone: the others may have applied it.
+        ShardAnswer::Refused { kind, message, .. } if kind == "vault_unavailable" => {
+            ProposalFailure::OutcomeUnknown {
+                reason: message.clone(),
+            }
+        }
+        ShardAnswer::Refused { kind, message, .. } => ProposalFailure::NotApplied {
+            reason: format!("{kind}: {message}"),
+        },
+        ShardAnswer::Fatal { message } => ProposalFailure::OutcomeUnknown {
+            reason: format!("this node's replica failed: {message}"),
+        },
+        other => ProposalFailure::OutcomeUnknown {
+            reason: format!("unexpected answer to a write: {other:?}"),
+        },
+    }
+}
+
+/// One batch's result from its item of the group's answer.
+fn item_result(item: GroupItem) -> Result<WriteOutcome, WriteFailure> {
+    let error = item.write_error();
+    match (item, error) {
+        (
+            GroupItem::Written {
+                revision,
+                inserted,
+                removed,
+            },
+            _,
+        ) => Ok(WriteOutcome {
+            revision,
+            operations_applied: (inserted + removed) as usize,
+            inserted: inserted as usize,
+            removed: removed as usize,
+        }),
+        (GroupItem::Refused { .. }, Some(error)) => Err(WriteFailure::Refused(error)),
+        (GroupItem::Refused { kind, message, .. }, None) => {
+            Err(WriteFailure::Proposal(ProposalFailure::NotApplied {
+                reason: format!("{kind}: {message}"),
+            }))
         }
     }
-    Ok(())
 }
 
-/// Syncs and publishes the newest snapshot.
-fn make_durable(state: &VaultState) -> Result<(), ActorProcessingErr> {
-    let database = Arc::clone(&state.arguments.database);
-    tokio::task::block_in_place(|| database.sync())?;
-    publish(&state.arguments, state.vault.snapshot()?);
-    Ok(())
+/// Answers each writer of a group.
+fn answer_group(replies: Vec<WriteReply>, answer: Result<ShardAnswer, ProposalFailure>) {
+    match answer {
+        Ok(ShardAnswer::WroteGroup { results }) if results.len() == replies.len() => {
+            for (reply, item) in replies.into_iter().zip(results) {
+                let _ = reply.send(item_result(item));
+            }
+        }
+        Ok(other) => {
+            let failure = command_failure(&other);
+            for reply in replies {
+                let _ = reply.send(Err(WriteFailure::Proposal(failure.clone())));
+            }
+        }
+        Err(failure) => {
+            for reply in replies {
+                let _ = reply.send(Err(WriteFailure::Proposal(failure.clone())));
+            }
+        }
+    }
 }
 
-/// Answers a group. When the sync failed, no success may be reported: the engine is
-/// poisoned, and the writes may be lost.
-fn answer_group(
-    replies: Vec<WriteReply>,
-    results: Vec<Result<WriteOutcome, WriteError>>,
-    durable: bool,
+/// Proposes a schema deploy (behind the writes flushed before it) and answers it.
+fn deploy(
+    state: &VaultState,
+    text: String,
+    reply: RpcReplyPort<Result<SchemaDeployed, DeployFailure>>,
 ) {
-    for (reply, result) in replies.into_iter().zip(results) {
-        let result = match result {
-            Ok(_) if !durable => Err(WriteError::Storage(StorageError::Poisoned)),
-            other => other,
+    let command = ShardCommand::DeploySchema {
+        vault: state.arguments.id,
+        text,
+        now_ms: state.arguments.context.now_ms(),
+    };
+    let answer = proposal(&state.arguments, command.encode());
+    tokio::spawn(async move {
+        let result = match answer.await {
+            Ok(ShardAnswer::SchemaDeployed { version, revision }) => {
+                Ok(SchemaDeployed { version, revision })
+            }
+            Ok(refused @ ShardAnswer::Refused { .. }) => match refused.schema_error() {
+                Some(error) => Err(DeployFailure::Refused(error)),
+                None => Err(DeployFailure::Proposal(command_failure(&refused))),
+            },
+            Ok(other) => Err(DeployFailure::Proposal(command_failure(&other))),
+            Err(failure) => Err(DeployFailure::Proposal(failure)),
         };
         let _ = reply.send(result);
-    }
-}
-
-/// Deploys a schema after the queued writes (so their order is kept), durably.
-fn deploy(
-    state: &mut VaultState,
-    text: &str,
-    reply: RpcReplyPort<Result<SchemaDeployed, SchemaError>>,
-) -> Result<(), ActorProcessingErr> {
-    flush(state)?;
-    let now_ms = state.arguments.context.now_ms();
-    let deployed = tokio::task::block_in_place(|| state.vault.deploy_schema(text, now_ms));
-    if deployed.is_err() {
-        let _ = reply.send(deployed);
-        return Ok(());
-    }
-    match make_durable(state) {
-        Ok(()) => {
-            let _ = reply.send(deployed);
-            Ok(())
-        }
-        Err(error) => {
-            let _ = reply.send(Err(SchemaError::Storage(StorageError::Poisoned)));
-            Err(error)
-        }
-    }
+    });
 }

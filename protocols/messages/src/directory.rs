@@ -1,8 +1,10 @@
 //! The published routes to each vault: its actor and its latest read snapshot.
 //!
-//! The vault registry is the only writer; request handlers read. Snapshots travel through a
-//! `tokio::sync::watch` channel per vault, so a reader that needs a newer revision (a check
-//! `at_least_as_fresh` a token) waits on the channel instead of polling.
+//! The shard that holds the vault is the only writer: it inserts a route when the vault
+//! appears in its applied state, publishes a snapshot after every drain that changed the
+//! vault, and removes the route when the vault is deleted. Request handlers read. Snapshots
+//! travel through a `tokio::sync::watch` channel per vault, so a reader that needs a newer
+//! revision (a check `at_least_as_fresh` a token) waits on the channel instead of polling.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -74,12 +76,14 @@ pub struct VaultRoute {
     pub record: VaultRecord,
     /// The vault state actor.
     pub mailbox: Mailbox<VaultMsg>,
-    /// The latest published snapshot (`None` while the vault actor first opens the vault);
-    /// the vault actor sends a new one after every group commit.
+    /// The latest published snapshot; the shard sends a new one after every drain of its
+    /// raft group that changed the vault.
     pub snapshots: watch::Receiver<Option<Arc<VaultSnapshot>>>,
+    /// The sending side of `snapshots` (the shard's).
+    pub publisher: Arc<watch::Sender<Option<Arc<VaultSnapshot>>>>,
     /// Snapshots kept for unfinished lookups.
     pub history: SnapshotHistory,
-    /// The vault's own database file (for statistics; only the vault actor writes it).
+    /// The vault's own database file (for statistics; only the shard writes it).
     pub database: Arc<inferadb_storage::Database>,
 }
 
@@ -100,12 +104,12 @@ impl VaultDirectory {
         self.routes.read().get(&id).cloned()
     }
 
-    /// Publishes the route to a vault (registry only).
+    /// Publishes the route to a vault (the shard only).
     pub fn insert(&self, id: VaultId, route: VaultRoute) {
         self.routes.write().insert(id, route);
     }
 
-    /// Withdraws the route to a deleted vault (registry only).
+    /// Withdraws the route to a deleted vault (the shard only).
     pub fn remove(&self, id: VaultId) -> Option<VaultRoute> {
         self.routes.write().remove(&id)
     }

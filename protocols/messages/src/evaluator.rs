@@ -109,3 +109,6 @@ pub enum EvaluatorMsg {
         reply: RpcReplyPort<usize>,
     },
 }
+
+// Local only: never sent to another node (ractor's `cluster` feature needs the impl spelled out).
+impl ractor::Message for EvaluatorMsg {}

@@ -27,3 +27,9 @@ pub enum HttpMsg {
         reply: RpcReplyPort<SocketAddr>,
     },
 }
+
+// Local only: never sent to another node (ractor's `cluster` feature needs the impl spelled out).
+impl ractor::Message for GatewayMsg {}
+
+// Local only: never sent to another node (ractor's `cluster` feature needs the impl spelled out).
+impl ractor::Message for HttpMsg {}

@@ -9,8 +9,11 @@
 //! - [`node`]: [`NodeMsg`], the root supervisor.
 //! - [`storage`]: [`StorageMsg`], the storage actor that owns the node's database.
 //! - [`raft`]: [`RaftMsg`], a raft group member.
+//! - [`peer`]: [`PeerMsg`], the peer inbox (the only message that crosses nodes), and its
+//!   versioned payload encodings; [`ConnectorMsg`], the actor keeping the links up.
+//! - [`shard`]: [`ShardMsg`], a shard: its raft member and the routing of proposals.
 //! - [`registry`]: [`RegistryMsg`], the vault registry (create, list, delete vaults).
-//! - [`vault`]: [`VaultMsg`], one vault's state actor (schema deploys and writes).
+//! - [`vault`]: [`VaultMsg`], one vault's actor (the front of its write path).
 //! - [`evaluator`]: [`EvaluatorMsg`], the evaluator pool (checks, lookups, expand).
 //! - [`gateway`]: [`GatewayMsg`], the gateway tree.
 //! - [`mailbox`]: [`Mailbox`], a typed handle that finds an actor by its stable name and
@@ -23,8 +26,10 @@ pub mod evaluator;
 pub mod gateway;
 pub mod mailbox;
 pub mod node;
+pub mod peer;
 pub mod raft;
 pub mod registry;
+pub mod shard;
 pub mod storage;
 pub mod supervision;
 pub mod vault;
@@ -36,8 +41,10 @@ pub use evaluator::{EvaluationJob, EvaluationOutput, EvaluatorMsg, EvaluatorReje
 pub use gateway::{GatewayMsg, HttpMsg};
 pub use mailbox::{ActorDirectory, ActorRecord, ActorStatus, ActorTreeNode, Mailbox, MailboxError};
 pub use node::{AdminError, NodeMsg};
+pub use peer::{ConnectorMsg, ForwardedProposal, PayloadError, PayloadKind, PeerMsg};
 pub use raft::{GroupStatus, ProposeError, RaftMsg};
 pub use registry::{RegistryError, RegistryMsg};
+pub use shard::{ProposalFailure, ShardMsg};
 pub use storage::StorageMsg;
 pub use supervision::{RestartDecision, RestartIntensity, RestartTracker};
-pub use vault::VaultMsg;
+pub use vault::{DeployFailure, VaultMsg, WriteFailure};

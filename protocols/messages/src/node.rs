@@ -38,3 +38,6 @@ pub enum NodeMsg {
         reply: RpcReplyPort<()>,
     },
 }
+
+// Local only: never sent to another node (ractor's `cluster` feature needs the impl spelled out).
+impl ractor::Message for NodeMsg {}

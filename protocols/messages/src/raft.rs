@@ -63,6 +63,10 @@ pub enum RaftMsg {
         /// The applied index the read may be served at.
         reply: RpcReplyPort<Result<u64, ProposeError>>,
     },
+    /// Ready point: persist (one fsync for every input since the last one), send, apply and
+    /// answer. Sent by the actor to itself behind the inputs already queued, so inputs that
+    /// arrive together share one Ready cycle (group commit).
+    Drain,
     /// Start an election now.
     Campaign,
     /// This member's view of the group.
@@ -71,3 +75,6 @@ pub enum RaftMsg {
         reply: RpcReplyPort<GroupStatus>,
     },
 }
+
+// Local only: never sent to another node (ractor's `cluster` feature needs the impl spelled out).
+impl ractor::Message for RaftMsg {}

@@ -1,11 +1,12 @@
-//! [`RegistryMsg`]: the protocol of the vault registry, which creates and deletes vaults and
-//! supervises one vault state actor per vault.
+//! [`RegistryMsg`]: the protocol of the vault registry, which creates and deletes vaults
+//! (through the shard) and supervises one vault actor per vault the shard holds.
 
 use inferadb_protocols::VaultId;
 use inferadb_vault::{CatalogError, VaultRecord};
 use ractor::RpcReplyPort;
 
 use crate::mailbox::MailboxError;
+use crate::shard::ProposalFailure;
 
 /// Why a registry request failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,9 @@ pub enum RegistryError {
     /// The vault's actor could not be started or stopped.
     #[error(transparent)]
     Actor(#[from] MailboxError),
+    /// The shard did not answer the command (see [`ProposalFailure`]).
+    #[error(transparent)]
+    Proposal(#[from] ProposalFailure),
     /// The vault's actor could not be spawned.
     #[error("vault actor for `{id}` failed to start: {message}")]
     SpawnFailed {
@@ -46,6 +50,9 @@ pub enum RegistryMsg {
         /// The records, by id.
         reply: RpcReplyPort<Result<Vec<VaultRecord>, RegistryError>>,
     },
+    /// The shard's set of vaults changed (a vault was created or deleted through any
+    /// node): start or stop vault actors to match. Sent by the shard after applying.
+    Reconcile,
     /// Delete a vault: withdraw its route, stop its actor, delete its data.
     Delete {
         /// The vault.
@@ -54,3 +61,6 @@ pub enum RegistryMsg {
         reply: RpcReplyPort<Result<(), RegistryError>>,
     },
 }
+
+// Local only: never sent to another node (ractor's `cluster` feature needs the impl spelled out).
+impl ractor::Message for RegistryMsg {}

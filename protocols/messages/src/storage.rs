@@ -21,3 +21,6 @@ pub enum StorageMsg {
         reply: RpcReplyPort<Result<VerifyReport, StorageError>>,
     },
 }
+
+// Local only: never sent to another node (ractor's `cluster` feature needs the impl spelled out).
+impl ractor::Message for StorageMsg {}

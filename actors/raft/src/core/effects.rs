@@ -171,6 +171,9 @@ pub enum CoreError {
     /// The configuration or the restart point is invalid.
     #[error("invalid raft configuration: {0}")]
     Config(String),
+    /// The state machine cannot be snapshotted now (the log is kept until it can).
+    #[error("no snapshot can be taken now: {0}")]
+    SnapshotBlocked(String),
     /// Local message types (ticks, beats...) cannot arrive over the network.
     #[error("message type {0:?} cannot be stepped from the network")]
     LocalMessage(MessageType),

@@ -111,7 +111,7 @@ fn rebuild(
     image: &VaultImage,
 ) -> Result<Member, ShardError> {
     let record = &image.record;
-    let db = Arc::new(files.create(record.id)?);
+    let db = files.create(record.id)?;
     NodeCatalog::open(Arc::clone(&db), [0; 32])?.create_vault(
         record.id,
         &record.name,

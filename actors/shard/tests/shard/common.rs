@@ -178,6 +178,11 @@ pub enum Spec {
         mutations: Vec<(u8, u8, u8)>,
         precondition: Option<(bool, u8)>,
     },
+    /// A `WriteGroup` of batches, each as a `Write`'s (mutations, precondition).
+    WriteGroup {
+        vault: u8,
+        batches: Vec<BatchSpec>,
+    },
     /// A lease command: kind 0..3 (acquire, renew, release), job 0..3 (2 is invalid),
     /// holder 0..4 (0: the job's current holder), epoch 0..4 (0..=2: the job's current
     /// epoch; 3: the one before), duration 0..5 (0 and 4 are refused). "Current"
@@ -191,6 +196,9 @@ pub enum Spec {
     },
     Garbage,
 }
+
+/// One batch: its mutations and its precondition.
+pub type BatchSpec = (Vec<(u8, u8, u8)>, Option<(bool, u8)>);
 
 /// Vault 0 and 1 mostly (the prologue creates them), vault 2 sometimes.
 fn vault() -> impl Strategy<Value = u8> {
@@ -208,17 +216,22 @@ pub fn lease_holder() -> impl Strategy<Value = u8> {
     prop_oneof![3 => Just(0u8), 2 => 1..4u8]
 }
 
+pub fn batch_spec() -> impl Strategy<Value = BatchSpec> {
+    (
+        prop::collection::vec(mutation(), 1..5),
+        prop::option::of((any::<bool>(), 0..12u8)),
+    )
+}
+
 pub fn spec() -> impl Strategy<Value = Spec> {
     prop_oneof![
         2 => (vault(), 0..4u8).prop_map(|(vault, name)| Spec::Create { vault, name }),
         1 => vault().prop_map(|vault| Spec::Delete { vault }),
         2 => (vault(), 0..4u8).prop_map(|(vault, schema)| Spec::Deploy { vault, schema }),
-        12 => (
-            vault(),
-            prop::collection::vec(mutation(), 1..5),
-            prop::option::of((any::<bool>(), 0..12u8)),
-        )
-            .prop_map(|(vault, mutations, precondition)| Spec::Write { vault, mutations, precondition }),
+        12 => (vault(), batch_spec())
+            .prop_map(|(vault, (mutations, precondition))| Spec::Write { vault, mutations, precondition }),
+        4 => (vault(), prop::collection::vec(batch_spec(), 0..5))
+            .prop_map(|(vault, batches)| Spec::WriteGroup { vault, batches }),
         1 => Just(Spec::Garbage),
         6 => (
             0..3u8,
@@ -330,6 +343,14 @@ pub fn command(spec: &Spec, index: u64) -> ShardCommand {
             batch: batch(mutations, *precondition, now_ms),
             now_ms,
         },
+        Spec::WriteGroup { vault, batches } => ShardCommand::WriteGroup {
+            vault: id(*vault),
+            batches: batches
+                .iter()
+                .map(|(mutations, precondition)| batch(mutations, *precondition, now_ms))
+                .collect(),
+            now_ms,
+        },
         Spec::Garbage => ShardCommand::DeleteVault {
             id: VaultId(u64::MAX),
         },
@@ -338,7 +359,11 @@ pub fn command(spec: &Spec, index: u64) -> ShardCommand {
     }
 }
 
-fn batch(mutations: &[(u8, u8, u8)], precondition: Option<(bool, u8)>, now_ms: u64) -> WriteBatch {
+pub fn batch(
+    mutations: &[(u8, u8, u8)],
+    precondition: Option<(bool, u8)>,
+    now_ms: u64,
+) -> WriteBatch {
     let mutations = mutations
         .iter()
         .map(|(kind, pick, expiry)| {

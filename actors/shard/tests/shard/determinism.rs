@@ -1,6 +1,6 @@
 //! Three replicas applying the same entries end in the same state with the same answers.
 
-use inferadb_shard::ShardAnswer;
+use inferadb_shard::{GroupItem, ShardAnswer};
 use proptest::prelude::*;
 
 use crate::common::{apply_entries, encoded, fingerprint, machine, prologue, specs};
@@ -24,12 +24,41 @@ proptest! {
                 !matches!(answer, ShardAnswer::Fatal { .. } | ShardAnswer::AlreadyApplied),
                 "{:?}", answer
             );
+            prop_assert!(details_decode(answer), "{:?}", answer);
         }
         let first = fingerprint(&replicas[0]);
         prop_assert_eq!(first.0, entries.len() as u64);
         for replica in &replicas[1..] {
             prop_assert_eq!(&fingerprint(replica), &first);
         }
+    }
+}
+
+/// Every refusal of a vault, schema, write or catalog rule carries its error, decodable
+/// as exactly one family; lease refusals, malformed commands and oversized groups carry
+/// none.
+fn details_decode(answer: &ShardAnswer) -> bool {
+    match answer {
+        ShardAnswer::Refused { kind, detail, .. } => {
+            let bare = kind == "malformed_command"
+                || kind == "group_too_large"
+                || kind.starts_with("lease");
+            let decoded = [
+                answer.write_error().is_some(),
+                answer.schema_error().is_some(),
+                answer.catalog_error().is_some(),
+            ];
+            if bare {
+                detail.is_empty()
+            } else {
+                decoded.iter().filter(|decoded| **decoded).count() == 1
+            }
+        }
+        ShardAnswer::WroteGroup { results } => results.iter().all(|item| match item {
+            GroupItem::Written { .. } => item.write_error().is_none(),
+            GroupItem::Refused { .. } => item.write_error().is_some(),
+        }),
+        _ => true,
     }
 }
 
@@ -101,4 +130,53 @@ fn refusals_change_nothing_and_say_why() {
         ShardAnswer::AlreadyApplied
     );
     assert_eq!(machine.vault_ids(), vec![VaultId(1)]);
+}
+
+#[test]
+fn schema_and_catalog_refusals_carry_their_errors() {
+    use inferadb_protocols::VaultId;
+    use inferadb_shard::ShardCommand;
+    use inferadb_vault::{CatalogError, SchemaError};
+
+    let (mut machine, _) = machine();
+    let mut apply =
+        |index: u64, command: ShardCommand| machine.apply_command(index, &command.encode());
+    let create = |name: &str, id| ShardCommand::CreateVault {
+        id: VaultId(id),
+        name: name.into(),
+        now_ms: 5,
+    };
+    apply(1, create("a", 1));
+    let taken = apply(2, create("a", 2));
+    assert!(matches!(
+        taken.catalog_error(),
+        Some(CatalogError::NameTaken { name, existing: VaultId(1) }) if name == "a"
+    ));
+    assert!(taken.write_error().is_none() && taken.schema_error().is_none());
+    let invalid = apply(3, create("", 3));
+    assert!(matches!(
+        invalid.catalog_error(),
+        Some(CatalogError::NameInvalid { rule }) if rule == "must be 1 to 128 bytes long"
+    ));
+    let text = "type user {}\ntype doc { relation owner: nobody }";
+    let refused = apply(
+        4,
+        ShardCommand::DeploySchema {
+            vault: VaultId(1),
+            text: text.into(),
+            now_ms: 6,
+        },
+    );
+    let decoded = refused.schema_error().unwrap();
+    let ShardAnswer::Refused { message, .. } = &refused else {
+        panic!("{refused:?}");
+    };
+    // The message is the error's text, diagnostics and all: the decoded error prints it.
+    assert_eq!(&decoded.to_string(), message);
+    assert!(
+        matches!(&decoded, SchemaError::Invalid(diagnostics) if !diagnostics.errors.is_empty())
+    );
+    let problem = &decoded.problems()[0];
+    assert_eq!((problem.line, problem.code), (2, "unknown-type"));
+    assert!(refused.catalog_error().is_none() && refused.write_error().is_none());
 }

@@ -1,7 +1,7 @@
 //! Commands and answers round-trip through their encodings; anything else is refused.
 
 use inferadb_protocols::{ObjectId, RelationName, Relationship, Revision, TypeName, VaultId};
-use inferadb_shard::{DecodeError, ShardAnswer, ShardCommand};
+use inferadb_shard::{DecodeError, GroupItem, ShardAnswer, ShardCommand};
 use inferadb_vault::{Mutation, Precondition, PreconditionKind, RelationshipFilter, WriteBatch};
 use proptest::prelude::*;
 
@@ -131,6 +131,41 @@ fn command() -> impl Strategy<Value = ShardCommand> {
             }),
         (".{0,20}", any::<u64>(), any::<u64>())
             .prop_map(|(job, holder, epoch)| { ShardCommand::ReleaseLease { job, holder, epoch } }),
+        (
+            any::<u64>(),
+            prop::collection::vec(batch(), 0..4),
+            any::<u64>()
+        )
+            .prop_map(|(id, batches, now_ms)| ShardCommand::WriteGroup {
+                vault: VaultId(id),
+                batches,
+                now_ms
+            }),
+    ]
+}
+
+fn refusal() -> impl Strategy<Value = (String, String, Vec<u8>)> {
+    (
+        "[a-z_]{0,20}",
+        ".{0,40}",
+        prop::collection::vec(any::<u8>(), 0..24),
+    )
+}
+
+fn group_item() -> impl Strategy<Value = GroupItem> {
+    prop_oneof![
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(revision, inserted, removed)| {
+            GroupItem::Written {
+                revision: Revision(revision),
+                inserted,
+                removed,
+            }
+        }),
+        refusal().prop_map(|(kind, message, detail)| GroupItem::Refused {
+            kind,
+            message,
+            detail
+        }),
     ]
 }
 
@@ -155,8 +190,11 @@ fn answer() -> impl Strategy<Value = ShardAnswer> {
                 removed,
             }
         }),
-        ("[a-z_]{0,20}", ".{0,40}")
-            .prop_map(|(kind, message)| ShardAnswer::Refused { kind, message }),
+        refusal().prop_map(|(kind, message, detail)| ShardAnswer::Refused {
+            kind,
+            message,
+            detail
+        }),
         Just(ShardAnswer::AlreadyApplied),
         ".{0,40}".prop_map(|message| ShardAnswer::Fatal { message }),
         (any::<u64>(), any::<u64>()).prop_map(|(epoch, expires_at_ms)| {
@@ -166,6 +204,8 @@ fn answer() -> impl Strategy<Value = ShardAnswer> {
             }
         }),
         Just(ShardAnswer::LeaseReleased),
+        prop::collection::vec(group_item(), 0..5)
+            .prop_map(|results| ShardAnswer::WroteGroup { results }),
     ]
 }
 
@@ -303,17 +343,112 @@ fn lease_commands_and_answers_have_fixed_bytes() {
     // The old tags are unchanged.
     assert_eq!(ShardAnswer::AlreadyApplied.encode(), [1, 6]);
     assert_eq!(
-        ShardCommand::decode(&[1, 8]),
+        ShardCommand::decode(&[1, 9]),
         Err(DecodeError::UnknownTag {
             what: "command",
-            tag: 8
+            tag: 9
         })
     );
     assert_eq!(
-        ShardAnswer::decode(&[1, 10]),
+        ShardAnswer::decode(&[1, 11]),
         Err(DecodeError::UnknownTag {
             what: "answer",
-            tag: 10
+            tag: 11
+        })
+    );
+}
+
+#[test]
+fn write_group_commands_have_fixed_bytes() {
+    let be = |value: u64| value.to_be_bytes().to_vec();
+    let be32 = |value: u32| value.to_be_bytes().to_vec();
+    let text = "doc:a#viewer@user:b";
+    let relationship: Relationship = text.parse().unwrap();
+    let one = WriteBatch {
+        mutations: vec![Mutation::Create(relationship)],
+        preconditions: vec![],
+    };
+    let group = ShardCommand::WriteGroup {
+        vault: VaultId(7),
+        batches: vec![one, WriteBatch::default()],
+        now_ms: 9,
+    };
+    let first = [
+        be32(1),
+        vec![1],
+        be32(text.len() as u32),
+        text.as_bytes().to_vec(),
+        be32(0),
+    ]
+    .concat();
+    let second = [be32(0), be32(0)].concat();
+    assert_eq!(
+        group.encode(),
+        [vec![1, 8], be(7), be(9), be32(2), first, second].concat()
+    );
+    // A count of batches larger than the input can hold is refused before allocating.
+    let mut huge = group.encode();
+    huge[18..22].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(
+        ShardCommand::decode(&huge),
+        Err(DecodeError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn refusals_and_group_answers_have_fixed_bytes() {
+    let be = |value: u64| value.to_be_bytes().to_vec();
+    let be32 = |value: u32| value.to_be_bytes().to_vec();
+    let refusal = |tag: u8| {
+        [
+            vec![tag],
+            be32(1),
+            b"k".to_vec(),
+            be32(1),
+            b"m".to_vec(),
+            be32(2),
+            b"{}".to_vec(),
+        ]
+        .concat()
+    };
+    let refused = ShardAnswer::Refused {
+        kind: "k".into(),
+        message: "m".into(),
+        detail: b"{}".to_vec(),
+    };
+    assert_eq!(refused.encode(), [vec![1], refusal(5)].concat());
+    let wrote = ShardAnswer::WroteGroup {
+        results: vec![
+            GroupItem::Written {
+                revision: Revision(3),
+                inserted: 1,
+                removed: 0,
+            },
+            GroupItem::Refused {
+                kind: "k".into(),
+                message: "m".into(),
+                detail: b"{}".to_vec(),
+            },
+        ],
+    };
+    assert_eq!(
+        wrote.encode(),
+        [
+            vec![1, 10],
+            be32(2),
+            vec![1],
+            be(3),
+            be(1),
+            be(0),
+            refusal(2)
+        ]
+        .concat()
+    );
+    assert_eq!(
+        ShardAnswer::decode(&[vec![1, 10], be32(1), vec![3], vec![0; 12]].concat()),
+        Err(DecodeError::UnknownTag {
+            what: "group item",
+            tag: 3
         })
     );
 }

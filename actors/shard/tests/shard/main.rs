@@ -1,5 +1,5 @@
 //! The shard's test binary: encodings (round trips and rejections), determinism across
-//! replicas, snapshot and restore, idempotent re-application after crashes, leases for
+//! replicas, write groups, snapshot and restore, idempotent re-application after crashes, leases for
 //! singleton jobs, and a Raft trio of shard machines.
 
 // Helpers outside #[test] functions unwrap too: a test's failure is its panic.
@@ -8,6 +8,7 @@
 mod common;
 mod determinism;
 mod encoding;
+mod group;
 mod lease;
 mod raft_trio;
 mod restart;

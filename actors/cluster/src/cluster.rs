@@ -1,0 +1,321 @@
+//! [`Cluster`]: the running transport (node server, peer inbox, connector) and the handle
+//! the node uses to send through it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferadb_messages::peer::{
+    decode_propose_reply, decode_read_barrier_reply, encode_forwarded_proposal,
+    encode_read_barrier_request,
+};
+use inferadb_messages::{ConnectorMsg, ForwardedProposal, PayloadError, PeerMsg};
+use inferadb_raft::transport::Transport;
+use parking_lot::Mutex;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort, SpawnErr};
+use ractor_cluster::node::NodeConnectionMode;
+use ractor_cluster::{NodeServer, NodeServerMessage};
+
+use crate::config::ClusterConfig;
+use crate::connector::{Connector, ConnectorArguments};
+use crate::error::{ClusterError, ForwardError};
+use crate::handler::PeerHandler;
+use crate::inbox::{InboxArguments, PeerInbox};
+use crate::links::{node_name, LinkEvents, Links};
+use crate::stats::{ClusterStats, Counters};
+use crate::transport::ClusterTransport;
+
+/// The id of the links book's subscription to the node server's events.
+const LINK_EVENTS_SUBSCRIPTION: &str = "inferadb.cluster.links";
+
+/// Whether a [`Cluster`] runs in this process (see [`ClusterError::AlreadyRunning`]).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// This process's one cluster slot, released when dropped.
+struct ProcessSlot;
+
+impl ProcessSlot {
+    fn claim() -> Result<ProcessSlot, ClusterError> {
+        RUNNING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ProcessSlot)
+            .map_err(|_| ClusterError::AlreadyRunning)
+    }
+}
+
+impl Drop for ProcessSlot {
+    fn drop(&mut self) {
+        RUNNING.store(false, Ordering::Release);
+    }
+}
+
+/// The running cluster transport; at most one per process. Stop it with [`Cluster::stop`]
+/// (dropping the handle also stops its actors, without waiting).
+pub struct Cluster {
+    node_id: u64,
+    local_addr: SocketAddr,
+    peers: BTreeMap<u64, SocketAddr>,
+    forward_timeout_ms: u64,
+    node_server: ActorRef<NodeServerMessage>,
+    inbox: ActorRef<PeerMsg>,
+    connector: ActorRef<ConnectorMsg>,
+    links: Arc<Links>,
+    counters: Arc<Counters>,
+    slot: Mutex<Option<ProcessSlot>>,
+}
+
+impl Cluster {
+    /// Validates `config`, starts the node server on the listen address, the peer inbox
+    /// (which hands what peers send to `handler`) and the connector. Each actor is linked to
+    /// `supervisor` when one is given. Runs inside a tokio runtime.
+    pub async fn start(
+        config: ClusterConfig,
+        handler: Arc<dyn PeerHandler>,
+        supervisor: Option<ActorCell>,
+    ) -> Result<Cluster, ClusterError> {
+        config.validate()?;
+        let slot = ProcessSlot::claim()?;
+        let local_addr = resolve_listen_address(config.listen)?;
+        let links = Arc::new(Links::default());
+        let counters = Arc::new(Counters::default());
+        let node_server = start_node_server(&config, local_addr, &links, &supervisor).await?;
+        let inbox = InboxArguments {
+            node_id: config.node_id,
+            handler,
+            counters: counters.clone(),
+        };
+        let inbox = match spawn(PeerInbox, inbox, &supervisor).await {
+            Ok(inbox) => inbox,
+            Err(error) => {
+                node_server.stop(None);
+                return Err(spawn_error("peer inbox", &error));
+            }
+        };
+        let connector = ConnectorArguments {
+            node_server: node_server.clone(),
+            peers: config.peers.clone(),
+            links: links.clone(),
+            interval: Duration::from_millis(config.reconnect_interval_ms),
+            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+        };
+        let connector = match spawn(Connector, connector, &supervisor).await {
+            Ok(connector) => connector,
+            Err(error) => {
+                inbox.stop(None);
+                node_server.stop(None);
+                return Err(spawn_error("connector", &error));
+            }
+        };
+        tracing::info!(node_id = config.node_id, %local_addr, "cluster transport started");
+        Ok(Cluster {
+            node_id: config.node_id,
+            local_addr,
+            peers: config.peers,
+            forward_timeout_ms: config.forward_timeout_ms,
+            node_server,
+            inbox,
+            connector,
+            links,
+            counters,
+            slot: Mutex::new(Some(slot)),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The address the cluster listener is bound to (the chosen port when 0 was configured).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Raft's transport over the links: sends never block, and a missing link drops the
+    /// message (counted).
+    pub fn transport(&self) -> Arc<dyn Transport> {
+        Arc::new(ClusterTransport {
+            links: self.links.clone(),
+            counters: self.counters.clone(),
+        })
+    }
+
+    /// Forwards a proposal for `group` to `node` and waits (at most the forward timeout) for
+    /// the state machine's output there.
+    pub async fn propose(
+        &self,
+        node: u64,
+        group: u64,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, ForwardError> {
+        let request = encode_forwarded_proposal(&ForwardedProposal { group, data });
+        let reply = self
+            .call(node, |port| PeerMsg::Propose(request, port))
+            .await?;
+        self.read_reply(node, decode_propose_reply(&reply))
+    }
+
+    /// Asks `node` for a read barrier on `group`: its applied index after a read-index round.
+    pub async fn read_barrier(&self, node: u64, group: u64) -> Result<u64, ForwardError> {
+        let request = encode_read_barrier_request(group);
+        let reply = self
+            .call(node, |port| PeerMsg::ReadBarrier(request, port))
+            .await?;
+        self.read_reply(node, decode_read_barrier_reply(&reply))
+    }
+
+    /// The configured peers with a live, authenticated session whose inbox is visible.
+    pub fn linked_peers(&self) -> Vec<u64> {
+        self.peers
+            .keys()
+            .copied()
+            .filter(|&peer| self.links.inbox_of(peer).is_some())
+            .collect()
+    }
+
+    /// The counters since start.
+    pub fn stats(&self) -> ClusterStats {
+        self.counters.snapshot()
+    }
+
+    /// Stops the connector, the inbox and the node server (which closes every session and
+    /// its listener), waiting for each to stop; then another cluster may start in this
+    /// process.
+    pub async fn stop(&self) {
+        // An actor that is already gone has nothing left to stop.
+        self.connector.stop_and_wait(None, None).await.ok();
+        self.inbox.stop_and_wait(None, None).await.ok();
+        self.node_server.stop_and_wait(None, None).await.ok();
+        self.slot.lock().take();
+        tracing::info!(node_id = self.node_id, "cluster transport stopped");
+    }
+
+    /// Sends a request to `node`'s inbox and waits for the reply bytes.
+    async fn call<F>(&self, node: u64, build: F) -> Result<Vec<u8>, ForwardError>
+    where
+        F: FnOnce(RpcReplyPort<Vec<u8>>) -> PeerMsg,
+    {
+        let Some(inbox) = self.links.inbox_of(node) else {
+            self.counters.dropped_no_link();
+            return Err(ForwardError::NoLink { node });
+        };
+        let timeout = Duration::from_millis(self.forward_timeout_ms);
+        let result = ractor::rpc::call(&inbox, build, Some(timeout)).await;
+        match result {
+            Ok(CallResult::Success(reply)) => {
+                self.counters.sent();
+                Ok(reply)
+            }
+            Ok(CallResult::Timeout) => {
+                self.counters.sent();
+                Err(ForwardError::Timeout {
+                    node,
+                    timeout_ms: self.forward_timeout_ms,
+                })
+            }
+            // The link closed while the request was queued or in flight.
+            Ok(CallResult::SenderError) | Err(_) => {
+                self.counters.dropped_no_link();
+                Err(ForwardError::NoLink { node })
+            }
+        }
+    }
+
+    fn read_reply<T>(
+        &self,
+        node: u64,
+        decoded: Result<Result<T, inferadb_messages::ProposeError>, PayloadError>,
+    ) -> Result<T, ForwardError> {
+        match decoded {
+            Ok(answer) => answer.map_err(ForwardError::Remote),
+            Err(source) => {
+                self.counters.refused();
+                Err(ForwardError::Malformed { node, source })
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Without waiting: a drop cannot await. Stopping a stopped actor does nothing.
+        self.connector.stop(None);
+        self.inbox.stop(None);
+        self.node_server.stop(None);
+    }
+}
+
+/// The address to bind: the configured one, or with port 0 a free port found now. ractor's
+/// listener does not report the port it bound, so the port is chosen before it binds (another
+/// process could take it in between; start then fails with [`ClusterError::Listen`]).
+fn resolve_listen_address(listen: SocketAddr) -> Result<SocketAddr, ClusterError> {
+    if listen.port() != 0 {
+        return Ok(listen);
+    }
+    let probe = std::net::TcpListener::bind(listen).map_err(|source| ClusterError::FreePort {
+        address: listen,
+        source,
+    })?;
+    probe.local_addr().map_err(|source| ClusterError::FreePort {
+        address: listen,
+        source,
+    })
+}
+
+/// Starts the node server bound to `address` and subscribes the links book to its events
+/// (before any session can become ready: the connector is not started yet).
+async fn start_node_server(
+    config: &ClusterConfig,
+    address: SocketAddr,
+    links: &Arc<Links>,
+    supervisor: &Option<ActorCell>,
+) -> Result<ActorRef<NodeServerMessage>, ClusterError> {
+    let server = NodeServer::new(
+        address.port(),
+        config.cookie.clone(),
+        node_name(config.node_id),
+        address.ip().to_string(),
+        None,
+        // Only configured peers are linked: no transitive connections to peers of peers.
+        Some(NodeConnectionMode::Isolated),
+    )
+    .with_listen_addr(address.ip());
+    let node_server =
+        spawn(server, (), supervisor)
+            .await
+            .map_err(|error| ClusterError::Listen {
+                address,
+                reason: error.to_string(),
+            })?;
+    let subscription = NodeServerMessage::SubscribeToEvents {
+        id: LINK_EVENTS_SUBSCRIPTION.to_string(),
+        subscription: Box::new(LinkEvents::new(links.clone())),
+    };
+    if let Err(error) = node_server.cast(subscription) {
+        node_server.stop(None);
+        return Err(spawn_error("node server", &error));
+    }
+    Ok(node_server)
+}
+
+async fn spawn<A: Actor>(
+    actor: A,
+    arguments: A::Arguments,
+    supervisor: &Option<ActorCell>,
+) -> Result<ActorRef<A::Msg>, SpawnErr> {
+    let spawned = match supervisor {
+        Some(supervisor) => Actor::spawn_linked(None, actor, arguments, supervisor.clone()).await,
+        None => Actor::spawn(None, actor, arguments).await,
+    };
+    spawned.map(|(actor, _)| actor)
+}
+
+fn spawn_error(actor: &'static str, error: &dyn std::fmt::Display) -> ClusterError {
+    ClusterError::Spawn {
+        actor,
+        reason: error.to_string(),
+    }
+}

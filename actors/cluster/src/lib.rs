@@ -1,0 +1,88 @@
+//! The node-to-node transport over ractor_cluster. This crate owns the links between nodes
+//! (a ractor_cluster node server, authenticated by the cluster cookie, and a connector that
+//! keeps every configured peer linked) and the peer inbox, the one actor other nodes send
+//! to. It must never decide anything about consensus (which message to send, to whom, what
+//! a proposal means: that is raft's and the node's), and it must never block on the network
+//! in a send: raft's [`Transport::send`](inferadb_raft::transport::Transport::send) only
+//! queues, and a missing link drops the message.
+//!
+//! - [`ClusterConfig`]: node id, listen address, cookie, peers, intervals.
+//! - [`Cluster`]: starts the actors; [`Cluster::transport`] for raft, [`Cluster::propose`] and
+//!   [`Cluster::read_barrier`] to forward requests, [`Cluster::linked_peers`],
+//!   [`Cluster::stats`].
+//! - [`PeerHandler`]: what the node plugs in to receive.
+//!
+//! # Naming and lookup
+//!
+//! Node `n` is named `inferadb-<n>` in ractor_cluster, and its inbox joins the process group
+//! `inferadb.peer.<n>`. When two nodes' sessions are ready, each has received the other's
+//! process groups, so node `n`'s inbox appears in the local group `inferadb.peer.<n>` as a
+//! remote-actor shim. Sends look the inbox up through the links book (node id → its ready
+//! session), so a shim of a session that is closing is never used.
+//!
+//! # Wire format
+//!
+//! [`PeerMsg`](inferadb_messages::PeerMsg) is the only message type that crosses nodes. Its
+//! ractor frame names the variant (`Raft`, `Propose`, `ReadBarrier`) and carries one payload;
+//! integers are big-endian:
+//!
+//! - `Raft` (cast): the [`PeerEnvelope`](inferadb_raft::transport::PeerEnvelope) encoding:
+//!   envelope version (1), group u64, from u64, to u64, then raft-rs's protobuf message.
+//! - `Propose` (call): request = version (1), group u64, command bytes; reply = version (1),
+//!   then `0` and the state machine's output, or `1` and a `ProposeError`.
+//! - `ReadBarrier` (call): request = version (1), group u64; reply = version (1), then `0`
+//!   and the applied index u64, or `1` and a `ProposeError`.
+//! - `ProposeError`: `0` NotLeader (then `0`, or `1` and the leader id u64), `1` Dropped,
+//!   `2` Unknown, `3` Failed (then the text's length u32 and its UTF-8).
+//!
+//! # Versioning
+//!
+//! Every payload starts with its format version. A node refuses a payload whose version it
+//! does not speak, or whose bytes do not match the layout (short, trailing bytes, unknown
+//! tag), with a typed error; it never guesses. A refused cast is dropped (raft retries); a
+//! refused request is answered with an empty payload, which the caller reports as
+//! [`ForwardError::Malformed`]. A frame naming a variant this build does not know is treated
+//! the same way (the inbox is never stopped by what a peer sends). A format change bumps the
+//! version, and a node must speak every version its peers send during a rolling upgrade.
+//!
+//! # Reconnecting
+//!
+//! Every `reconnect_interval_ms` the connector lists the node server's sessions and connects
+//! to each configured peer that has none (a connection attempt is given one interval). Both
+//! sides do this, and ractor_cluster itself resolves simultaneous connections. A session
+//! closes when its TCP connection does (ractor_cluster pings every few seconds); the links
+//! book forgets it and the next round reconnects, so a restarted peer is linked again without
+//! an operator. A session (incoming or outgoing) that is not ready `handshake_timeout_ms`
+//! after the connector first saw it is closed, since ractor_cluster would wait on a silent
+//! peer forever. A peer with another cookie fails ractor_cluster's challenge, its session is
+//! closed, and it is never linked.
+//!
+//! At most one [`Cluster`] runs per process: ractor_cluster numbers remote actors per node
+//! server but registers them in ractor's process-global registries.
+//!
+//! # Counters
+//!
+//! [`ClusterStats`]: messages sent (raft envelopes queued on a link, forwarded requests
+//! answered or timed out), messages dropped for lack of a link (including forwarded requests
+//! refused with [`ForwardError::NoLink`]), messages received (inbound payloads decoded and
+//! handed to the handler) and messages refused (inbound payloads, or replies to forwarded
+//! requests, that did not decode, and raft envelopes addressed to another node).
+
+mod cluster;
+mod config;
+mod connector;
+mod error;
+mod handler;
+mod inbox;
+mod links;
+mod stats;
+mod transport;
+
+pub use cluster::Cluster;
+pub use config::{
+    ClusterConfig, ConfigError, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    DEFAULT_RECONNECT_INTERVAL_MS, MIN_COOKIE_BYTES,
+};
+pub use error::{ClusterError, ForwardError};
+pub use handler::{HandlerFuture, PeerHandler};
+pub use stats::ClusterStats;

@@ -1,0 +1,522 @@
+//! The cluster transport between real processes. ractor's process-group registry is global
+//! to a process, so each peer node runs in its own process: this test binary re-executes
+//! itself as `peer_process --exact --nocapture` with the peer's configuration (JSON) in
+//! `INFERADB_CLUSTER_TEST_PEER`. A peer echoes what it receives (raft envelopes back to their
+//! sender, proposals with a prefix, read barriers with a fixed index) until its stdin closes
+//! or its lifetime ends; the guard that spawned it kills it when dropped.
+//!
+//! At most one cluster runs per process, so the tests take turns ([`SERIAL`]); each still
+//! uses its own node ids, so that a failure cannot be mistaken for another test's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use inferadb_cluster::{
+    Cluster, ClusterConfig, ClusterError, ConfigError, ForwardError, HandlerFuture, PeerHandler,
+};
+use inferadb_messages::ProposeError;
+use inferadb_raft::transport::{PeerEnvelope, Transport};
+use raft::eraftpb::{Message, MessageType};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
+
+/// Held by each test for its whole run: one cluster per process.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The environment variable that turns `peer_process` into a peer node.
+const PEER_ENV: &str = "INFERADB_CLUSTER_TEST_PEER";
+const COOKIE: &str = "inferadb-test-cookie-0123456789";
+const OTHER_COOKIE: &str = "a-different-cookie-9876543210";
+const RECONNECT_INTERVAL_MS: u64 = 100;
+const FORWARD_TIMEOUT_MS: u64 = 3_000;
+/// A peer process stops by itself after this long, whatever happens to its parent.
+const PEER_LIFETIME: Duration = Duration::from_secs(30);
+/// How long a test waits for a condition (a link, an echo) before failing.
+const CONDITION_DEADLINE: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How long a raft envelope waits for its echo before it is sent again.
+const RESEND_INTERVAL: Duration = Duration::from_millis(200);
+/// The raft group used by the exchanges.
+const GROUP: u64 = 9;
+/// The peer answers proposals and read barriers on this group with `NotLeader`.
+const GROUP_NOT_LEADER: u64 = 0;
+/// The peer answers proposals on this group with `Failed`.
+const GROUP_FAILED: u64 = 1;
+const FAILURE_REASON: &str = "disk on fire";
+const ECHO_PREFIX: &[u8] = b"echo:";
+/// The peer answers a read barrier on group `g` with `READ_INDEX_BASE + g`.
+const READ_INDEX_BASE: u64 = 1_000;
+
+// ---------------------------------------------------------------------------------------------
+// The peer process.
+
+/// Runs a peer node when the environment asks for one; otherwise a no-op test.
+#[test]
+fn peer_process() {
+    let Ok(spec) = std::env::var(PEER_ENV) else {
+        return;
+    };
+    let config: ClusterConfig = serde_json::from_str(&spec).expect("a peer configuration");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run_peer(config));
+}
+
+async fn run_peer(config: ClusterConfig) {
+    let handler = Arc::new(EchoHandler::default());
+    let cluster = Cluster::start(config, handler.clone(), None).await.unwrap();
+    let _ = handler.transport.set(cluster.transport());
+    let (closed, stdin_closed) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        let _ = closed.send(());
+    });
+    tokio::select! {
+        _ = stdin_closed => {}
+        () = tokio::time::sleep(PEER_LIFETIME) => {}
+    }
+    cluster.stop().await;
+}
+
+/// The peer's handler: echoes everything back.
+#[derive(Default)]
+struct EchoHandler {
+    transport: OnceLock<Arc<dyn Transport>>,
+}
+
+impl PeerHandler for EchoHandler {
+    fn raft(&self, envelope: PeerEnvelope) {
+        let (Some(transport), Ok(mut message)) = (self.transport.get(), envelope.open()) else {
+            return;
+        };
+        std::mem::swap(&mut message.from, &mut message.to);
+        message.set_msg_type(MessageType::MsgHeartbeatResponse);
+        transport.send(PeerEnvelope::seal(envelope.group, &message).unwrap());
+    }
+
+    fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
+        Box::pin(async move {
+            match group {
+                GROUP_NOT_LEADER => Err(ProposeError::NotLeader {
+                    leader_hint: Some(7),
+                }),
+                GROUP_FAILED => Err(ProposeError::Failed(FAILURE_REASON.into())),
+                _ => Ok([ECHO_PREFIX, &data].concat()),
+            }
+        })
+    }
+
+    fn read_barrier(&self, group: u64) -> HandlerFuture<Result<u64, ProposeError>> {
+        Box::pin(async move {
+            match group {
+                GROUP_NOT_LEADER => Err(ProposeError::NotLeader { leader_hint: None }),
+                _ => Ok(READ_INDEX_BASE + group),
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test side.
+
+/// A peer process, killed when dropped.
+struct PeerProcess {
+    child: Child,
+}
+
+impl PeerProcess {
+    fn spawn(config: &ClusterConfig) -> PeerProcess {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(["peer_process", "--exact", "--nocapture"])
+            .env(PEER_ENV, serde_json::to_string(config).unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        PeerProcess { child }
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The parent's handler: records the envelopes it receives.
+struct Recorder {
+    envelopes: UnboundedSender<PeerEnvelope>,
+}
+
+impl PeerHandler for Recorder {
+    fn raft(&self, envelope: PeerEnvelope) {
+        let _ = self.envelopes.send(envelope);
+    }
+
+    fn propose(&self, _group: u64, _data: Vec<u8>) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
+        Box::pin(async { Err(ProposeError::NotLeader { leader_hint: None }) })
+    }
+
+    fn read_barrier(&self, _group: u64) -> HandlerFuture<Result<u64, ProposeError>> {
+        Box::pin(async { Err(ProposeError::NotLeader { leader_hint: None }) })
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind(loopback(0)).unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+fn config(node_id: u64, listen: SocketAddr, peers: &[(u64, SocketAddr)]) -> ClusterConfig {
+    ClusterConfig {
+        peers: peers.iter().copied().collect::<BTreeMap<_, _>>(),
+        reconnect_interval_ms: RECONNECT_INTERVAL_MS,
+        forward_timeout_ms: FORWARD_TIMEOUT_MS,
+        ..ClusterConfig::new(node_id, listen, COOKIE)
+    }
+}
+
+/// Starts this process's node (on a port the OS picks) with a recorder handler.
+async fn start_parent(
+    node_id: u64,
+    peers: &[(u64, SocketAddr)],
+) -> (Cluster, UnboundedReceiver<PeerEnvelope>) {
+    let (envelopes, received) = unbounded_channel();
+    let cluster = Cluster::start(
+        config(node_id, loopback(0), peers),
+        Arc::new(Recorder { envelopes }),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_ne!(cluster.local_addr().port(), 0, "the bound port is reported");
+    (cluster, received)
+}
+
+/// Spawns the peer `node_id` on `port`, linked to the parent only.
+fn spawn_peer(node_id: u64, port: u16, parent: &Cluster, cookie: &str) -> PeerProcess {
+    let mut peer = config(
+        node_id,
+        loopback(port),
+        &[(parent.node_id(), parent.local_addr())],
+    );
+    peer.cookie = cookie.into();
+    PeerProcess::spawn(&peer)
+}
+
+/// Spawns the peer `node_id` on `port` with no peers of its own: it only accepts, so only
+/// this process's connector can link it.
+fn spawn_passive_peer(node_id: u64, port: u16) -> PeerProcess {
+    PeerProcess::spawn(&config(node_id, loopback(port), &[]))
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + CONDITION_DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn wait_linked(cluster: &Cluster, peer: u64) {
+    wait_for(&format!("a link to {peer}"), || {
+        cluster.linked_peers().contains(&peer)
+    })
+    .await;
+}
+
+fn heartbeat(from: u64, to: u64, term: u64) -> PeerEnvelope {
+    let mut message = Message::default();
+    message.set_msg_type(MessageType::MsgHeartbeat);
+    message.from = from;
+    message.to = to;
+    message.term = term;
+    PeerEnvelope::seal(GROUP, &message).unwrap()
+}
+
+/// Sends a heartbeat of `term` to `peer` until its echo comes back (raft-style: the link
+/// may lose a message while it settles), and checks the echo.
+async fn exchange(
+    cluster: &Cluster,
+    received: &mut UnboundedReceiver<PeerEnvelope>,
+    peer: u64,
+    term: u64,
+) {
+    let transport = cluster.transport();
+    let deadline = Instant::now() + CONDITION_DEADLINE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no echo of term {term} from {peer}"
+        );
+        transport.send(heartbeat(cluster.node_id(), peer, term));
+        let Ok(Some(echo)) = tokio::time::timeout(RESEND_INTERVAL, received.recv()).await else {
+            continue;
+        };
+        let message = echo.open().unwrap();
+        if message.term != term {
+            continue; // the echo of an earlier resend
+        }
+        assert_eq!(
+            (echo.group, echo.from, echo.to),
+            (GROUP, peer, cluster.node_id())
+        );
+        assert_eq!(message.get_msg_type(), MessageType::MsgHeartbeatResponse);
+        return;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_link_and_exchange_raft_envelopes_both_ways() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let (cluster, mut received) = start_parent(1, &[(2, loopback(port))]).await;
+    let _peer = spawn_peer(2, port, &cluster, COOKIE);
+    wait_linked(&cluster, 2).await;
+    for term in 1..=3 {
+        exchange(&cluster, &mut received, 2, term).await;
+    }
+    let stats = cluster.stats();
+    assert!(
+        stats.messages_sent >= 3 && stats.messages_received >= 3,
+        "{stats:?}"
+    );
+    assert_eq!(stats.messages_refused, 0);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_proposals_and_read_barriers_return_the_remote_answers() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let (cluster, _received) = start_parent(11, &[(12, loopback(port))]).await;
+    let _peer = spawn_peer(12, port, &cluster, COOKIE);
+    wait_linked(&cluster, 12).await;
+
+    assert_eq!(
+        cluster.propose(12, GROUP, b"write".to_vec()).await,
+        Ok(b"echo:write".to_vec())
+    );
+    assert_eq!(
+        cluster.propose(12, GROUP_NOT_LEADER, Vec::new()).await,
+        Err(ForwardError::Remote(ProposeError::NotLeader {
+            leader_hint: Some(7)
+        }))
+    );
+    assert_eq!(
+        cluster.propose(12, GROUP_FAILED, Vec::new()).await,
+        Err(ForwardError::Remote(ProposeError::Failed(
+            FAILURE_REASON.into()
+        )))
+    );
+    assert_eq!(
+        cluster.read_barrier(12, GROUP).await,
+        Ok(READ_INDEX_BASE + GROUP)
+    );
+    assert_eq!(
+        cluster.read_barrier(12, GROUP_NOT_LEADER).await,
+        Err(ForwardError::Remote(ProposeError::NotLeader {
+            leader_hint: None
+        }))
+    );
+    assert_eq!(cluster.stats().messages_sent, 5);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_another_cookie_never_links() {
+    let _serial = SERIAL.lock().await;
+    let (stranger_port, member_port) = (free_port(), free_port());
+    let (cluster, _received) = start_parent(
+        21,
+        &[(22, loopback(stranger_port)), (23, loopback(member_port))],
+    )
+    .await;
+    let mut stranger = spawn_peer(22, stranger_port, &cluster, OTHER_COOKIE);
+    let _member = spawn_peer(23, member_port, &cluster, COOKIE);
+    // The member linking shows both connectors at work; the stranger, connecting both ways
+    // all along, must still be refused over further rounds.
+    wait_linked(&cluster, 23).await;
+    let rounds_end = Instant::now() + Duration::from_millis(10 * RECONNECT_INTERVAL_MS);
+    while Instant::now() < rounds_end {
+        assert_eq!(cluster.linked_peers(), vec![23]);
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    assert_eq!(
+        cluster.propose(22, GROUP, Vec::new()).await,
+        Err(ForwardError::NoLink { node: 22 })
+    );
+    assert!(
+        stranger.is_running(),
+        "the stranger was refused, it did not crash"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_is_linked_again_and_messages_flow() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let (cluster, mut received) = start_parent(31, &[(32, loopback(port))]).await;
+    let mut peer = spawn_peer(32, port, &cluster, COOKIE);
+    wait_linked(&cluster, 32).await;
+    exchange(&cluster, &mut received, 32, 1).await;
+
+    peer.kill();
+    wait_for("the link to close", || cluster.linked_peers().is_empty()).await;
+    let dropped = cluster.stats().messages_dropped_no_link;
+    cluster.transport().send(heartbeat(31, 32, 2));
+    assert_eq!(cluster.stats().messages_dropped_no_link, dropped + 1);
+
+    // The restarted peer does not connect by itself: relinking is this node's connector's.
+    let _restarted = spawn_passive_peer(32, port);
+    wait_linked(&cluster, 32).await;
+    exchange(&cluster, &mut received, 32, 3).await;
+    assert_eq!(
+        cluster.propose(32, GROUP, b"again".to_vec()).await,
+        Ok(b"echo:again".to_vec())
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_the_handshake_is_closed_and_retried() {
+    let _serial = SERIAL.lock().await;
+    // Accepts connections and keeps them open without ever answering.
+    let silent = tokio::net::TcpListener::bind(loopback(0)).await.unwrap();
+    let silent_address = silent.local_addr().unwrap();
+    let (accepted, mut connections) = unbounded_channel();
+    let acceptor = tokio::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            let _ = accepted.send(stream);
+        }
+    });
+    let mut config = config(61, loopback(0), &[(62, silent_address)]);
+    config.handshake_timeout_ms = 300;
+    let (envelopes, _received) = unbounded_channel();
+    let cluster = Cluster::start(config, Arc::new(Recorder { envelopes }), None)
+        .await
+        .unwrap();
+
+    let mut first = tokio::time::timeout(CONDITION_DEADLINE, connections.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // The connector closes the stuck session (the silent side reads its handshake, then
+    // the end of the stream) and connects again.
+    let mut bytes = Vec::new();
+    tokio::time::timeout(CONDITION_DEADLINE, first.read_to_end(&mut bytes))
+        .await
+        .expect("the stuck session is closed")
+        .unwrap();
+    assert!(!bytes.is_empty(), "the connector sent its name first");
+    tokio::time::timeout(CONDITION_DEADLINE, connections.recv())
+        .await
+        .expect("a new connection after the handshake timeout")
+        .unwrap();
+    assert!(cluster.linked_peers().is_empty());
+    cluster.stop().await;
+    acceptor.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_to_unlinked_or_unknown_nodes_are_dropped_and_counted_without_blocking() {
+    let _serial = SERIAL.lock().await;
+    // Node 42 is configured but nothing listens at its address; node 99 is not configured.
+    let (cluster, _received) = start_parent(41, &[(42, loopback(free_port()))]).await;
+    let transport = cluster.transport();
+    let started = Instant::now();
+    transport.send(heartbeat(41, 42, 1));
+    transport.send(heartbeat(41, 99, 1));
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "a send blocked"
+    );
+    assert_eq!(cluster.stats().messages_dropped_no_link, 2);
+
+    assert_eq!(
+        cluster.propose(42, GROUP, Vec::new()).await,
+        Err(ForwardError::NoLink { node: 42 })
+    );
+    assert_eq!(
+        cluster.read_barrier(99, GROUP).await,
+        Err(ForwardError::NoLink { node: 99 })
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a request waited for a link"
+    );
+    let stats = cluster.stats();
+    assert_eq!(
+        (stats.messages_dropped_no_link, stats.messages_sent),
+        (4, 0)
+    );
+    assert!(cluster.linked_peers().is_empty());
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_refuses_a_bad_configuration_a_taken_port_and_a_second_cluster() {
+    let _serial = SERIAL.lock().await;
+    let (envelopes, _received) = unbounded_channel();
+    let handler: Arc<dyn PeerHandler> = Arc::new(Recorder { envelopes });
+    let short = ClusterConfig::new(51, loopback(0), "short");
+    assert!(matches!(
+        Cluster::start(short, handler.clone(), None).await,
+        Err(ClusterError::Config(ConfigError::CookieTooShort {
+            length_bytes: 5
+        }))
+    ));
+    let taken = std::net::TcpListener::bind(loopback(0)).unwrap();
+    let address = taken.local_addr().unwrap();
+    let busy = ClusterConfig::new(52, address, COOKIE);
+    assert!(matches!(
+        Cluster::start(busy, handler.clone(), None).await,
+        Err(ClusterError::Listen { address: reported, .. }) if reported == address
+    ));
+
+    // One per process; the failed starts above did not keep the slot, and stop frees it.
+    let first = Cluster::start(
+        ClusterConfig::new(53, loopback(0), COOKIE),
+        handler.clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    let second = ClusterConfig::new(54, loopback(0), COOKIE);
+    assert!(matches!(
+        Cluster::start(second.clone(), handler.clone(), None).await,
+        Err(ClusterError::AlreadyRunning)
+    ));
+    first.stop().await;
+    Cluster::start(second, handler, None)
+        .await
+        .unwrap()
+        .stop()
+        .await;
+}
