@@ -13,8 +13,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use ractor::Actor;
 
 use crate::actors::root::{RootArguments, RootSupervisor};
+use crate::actors::shard::Forwarder;
+use crate::cluster::ClusterForwarder;
 use crate::config::NodeConfig;
 use crate::context::{Names, NodeContext, SystemClock};
+use inferadb_raft::transport::Transport;
 
 /// Latency buckets of the request histogram, in seconds (50 µs to 10 s).
 const LATENCY_BUCKETS_S: [f64; 16] = [
@@ -100,6 +103,12 @@ fn node_context(config: NodeConfig) -> Result<NodeContext, Box<dyn Error>> {
             .map_err(|error| format!("data file `{}`: {error}", path.display()))?,
     );
     let catalog = NodeCatalog::open(Arc::clone(&database), rand::random())?;
+    // Alone, the node's own key; in a cluster, one key for all members.
+    let token_secret = if config.cluster.clustered() {
+        crate::cluster::token_secret(&config.cluster.cookie)
+    } else {
+        catalog.token_secret()
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ok(NodeContext {
         names: Names::new(config.node_id),
@@ -108,7 +117,7 @@ fn node_context(config: NodeConfig) -> Result<NodeContext, Box<dyn Error>> {
         database,
         actors: ActorDirectory::new(),
         vaults: VaultDirectory::new(),
-        token_secret: catalog.token_secret(),
+        token_secret,
         catalog,
         vault_files: parking_lot::Mutex::new(std::collections::HashMap::new()),
         metrics: install_metrics()?,
@@ -118,7 +127,7 @@ fn node_context(config: NodeConfig) -> Result<NodeContext, Box<dyn Error>> {
 /// The transport of a node without peers: a lone voter sends nothing anyone could receive.
 struct NoPeers;
 
-impl inferadb_raft::transport::Transport for NoPeers {
+impl Transport for NoPeers {
     fn send(&self, envelope: inferadb_raft::transport::PeerEnvelope) {
         tracing::debug!(to = envelope.to, "no peer to send a raft message to");
     }
@@ -141,11 +150,23 @@ pub fn run(config: NodeConfig) -> Result<(), Box<dyn Error>> {
 async fn serve(config: NodeConfig) -> Result<(), Box<dyn Error>> {
     let context = Arc::new(node_context(config)?);
     let gateway = Arc::new(gateway_context(&context));
+    let cluster = if context.config.cluster.clustered() {
+        Some(crate::cluster::start(&context).await?)
+    } else {
+        None
+    };
+    let (transport, forwarder): (Arc<dyn Transport>, Option<Arc<dyn Forwarder>>) = match &cluster {
+        Some(cluster) => (
+            cluster.transport(),
+            Some(Arc::new(ClusterForwarder::new(Arc::clone(cluster)))),
+        ),
+        None => (Arc::new(NoPeers), None),
+    };
     let arguments = RootArguments {
         context: Arc::clone(&context),
         gateway,
-        transport: Arc::new(NoPeers),
-        forwarder: None,
+        transport,
+        forwarder,
     };
     let (root, root_done) =
         Actor::spawn(Some(context.names.root()), RootSupervisor, arguments).await?;
@@ -170,6 +191,9 @@ async fn serve(config: NodeConfig) -> Result<(), Box<dyn Error>> {
             let wait_ms = context.config.http.shutdown_grace_ms + SHUTDOWN_EXTRA_MS;
             node.call(|reply| NodeMsg::Shutdown { reply }, wait_ms).await?;
             let _ = tokio::time::timeout(Duration::from_millis(wait_ms), &mut root_done).await;
+            if let Some(cluster) = &cluster {
+                cluster.stop().await;
+            }
             context.database.sync()?;
             println!("inferadb node {} stopped", context.config.node_id);
             Ok(())

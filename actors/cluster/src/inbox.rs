@@ -141,3 +141,103 @@ where
         let _ = reply.send(bytes);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use inferadb_messages::peer::{decode_propose_reply, encode_forwarded_proposal};
+    use inferadb_messages::{ForwardedProposal, ProposeError};
+    use parking_lot::Mutex;
+    use ractor::rpc::CallResult;
+
+    use super::*;
+    use crate::handler::HandlerFuture;
+    use crate::stats::ClusterStats;
+
+    /// Records envelopes; answers proposals with their data.
+    #[derive(Default)]
+    struct Probe {
+        envelopes: Mutex<Vec<PeerEnvelope>>,
+    }
+
+    impl PeerHandler for Probe {
+        fn raft(&self, envelope: PeerEnvelope) {
+            self.envelopes.lock().push(envelope);
+        }
+
+        fn propose(
+            &self,
+            _group: u64,
+            data: Vec<u8>,
+        ) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
+            Box::pin(async move { Ok(data) })
+        }
+
+        fn read_barrier(&self, _group: u64) -> HandlerFuture<Result<u64, ProposeError>> {
+            Box::pin(async { Ok(1) })
+        }
+    }
+
+    fn envelope(to: u64) -> Vec<u8> {
+        PeerEnvelope {
+            version: 1,
+            group: 1,
+            from: 1,
+            to,
+            bytes: Vec::new(),
+        }
+        .encode()
+    }
+
+    async fn call(
+        inbox: &ActorRef<PeerMsg>,
+        build: impl FnOnce(RpcReplyPort<Vec<u8>>) -> PeerMsg,
+    ) -> Vec<u8> {
+        match inbox
+            .call(build, Some(Duration::from_secs(5)))
+            .await
+            .unwrap()
+        {
+            CallResult::Success(bytes) => bytes,
+            _ => panic!("the inbox did not answer"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_inbox_delivers_what_it_reads_and_refuses_the_rest_without_stopping() {
+        let handler = Arc::new(Probe::default());
+        let counters = Arc::new(Counters::default());
+        let arguments = InboxArguments {
+            node_id: 2,
+            handler: handler.clone(),
+            counters: counters.clone(),
+        };
+        let (inbox, _) = Actor::spawn(None, PeerInbox, arguments).await.unwrap();
+        inbox.cast(PeerMsg::Raft(envelope(2))).unwrap();
+        inbox.cast(PeerMsg::Raft(envelope(3))).unwrap(); // misrouted
+        inbox.cast(PeerMsg::Raft(vec![2, 0])).unwrap(); // another version
+        let request = encode_forwarded_proposal(&ForwardedProposal {
+            group: 4,
+            data: b"x".to_vec(),
+        });
+        let reply = call(&inbox, |port| PeerMsg::Propose(request, port)).await;
+        assert_eq!(decode_propose_reply(&reply), Ok(Ok(b"x".to_vec())));
+        // A malformed request is answered at once, with an empty payload.
+        assert!(call(&inbox, |port| PeerMsg::ReadBarrier(vec![1, 0], port))
+            .await
+            .is_empty());
+
+        assert_eq!(handler.envelopes.lock().len(), 1);
+        assert_eq!(
+            counters.snapshot(),
+            ClusterStats {
+                messages_sent: 0,
+                messages_dropped_no_link: 0,
+                messages_received: 2,
+                messages_refused: 3,
+            }
+        );
+        inbox.stop_and_wait(None, None).await.unwrap();
+    }
+}

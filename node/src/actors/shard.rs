@@ -88,6 +88,13 @@ fn raft_name(context: &NodeContext, shard: u64) -> String {
     format!("{}/raft", context.names.child(&format!("shard/{shard}")))
 }
 
+/// The mailbox of this node's member of `shard`.
+pub fn raft_mailbox(context: &NodeContext, shard: u64) -> inferadb_messages::Mailbox<RaftMsg> {
+    let name = raft_name(context, shard);
+    let parent = context.names.child(&format!("shard/{shard}"));
+    inferadb_messages::Mailbox::new(context.actors.record(&name, Some(&parent), "raft_group"))
+}
+
 /// Every voter of a new cluster: this node and its configured peers.
 fn initial_voters(context: &NodeContext) -> Vec<u64> {
     let mut voters: Vec<u64> = context

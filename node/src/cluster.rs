@@ -1,0 +1,146 @@
+//! The node's side of the cluster transport (`inferadb-cluster`): what arrives from other
+//! nodes goes to this node's raft members ([`NodePeers`]); proposals this node's members
+//! cannot take are forwarded to the leader's node ([`ClusterForwarder`]).
+
+use std::sync::Arc;
+
+use inferadb_cluster::{
+    Cluster, ClusterConfig, ClusterError, ForwardError, HandlerFuture, PeerHandler,
+};
+use inferadb_messages::{Mailbox, MailboxError, ProposalFailure, ProposeError, RaftMsg};
+use inferadb_raft::transport::PeerEnvelope;
+
+use crate::actors::shard::{raft_mailbox, Forwarded, Forwarder};
+use crate::config::NodeConfig;
+use crate::context::NodeContext;
+
+/// The key revision tokens are authenticated with in a cluster: derived from the cookie
+/// every member shares, so a token issued by one member verifies on every other.
+pub fn token_secret(cookie: &str) -> [u8; 32] {
+    blake3::derive_key("inferadb revision tokens v1", cookie.as_bytes())
+}
+
+/// The transport's configuration from the node's.
+pub fn transport_config(config: &NodeConfig) -> Result<ClusterConfig, String> {
+    let cluster = &config.cluster;
+    let listen = cluster
+        .listen
+        .parse()
+        .map_err(|_| format!("cluster.listen `{}` is not an address", cluster.listen))?;
+    let mut transport = ClusterConfig::new(config.node_id, listen, cluster.cookie.clone());
+    for peer in &cluster.peers {
+        let addr = peer
+            .addr
+            .parse()
+            .map_err(|_| format!("cluster.peers: `{}` is not an address", peer.addr))?;
+        transport.peers.insert(peer.id, addr);
+    }
+    transport.reconnect_interval_ms = cluster.reconnect_interval_ms;
+    transport.forward_timeout_ms = cluster.forward_timeout_ms;
+    Ok(transport)
+}
+
+/// Starts the transport: what peers send reaches this node's raft members.
+pub async fn start(context: &Arc<NodeContext>) -> Result<Arc<Cluster>, String> {
+    let config = transport_config(&context.config)?;
+    let handler = Arc::new(NodePeers {
+        context: Arc::clone(context),
+    });
+    let cluster = Cluster::start(config, handler, None)
+        .await
+        .map_err(|error: ClusterError| error.to_string())?;
+    Ok(Arc::new(cluster))
+}
+
+/// Hands what other nodes send to this node's raft members.
+pub struct NodePeers {
+    context: Arc<NodeContext>,
+}
+
+impl NodePeers {
+    fn member(&self, group: u64) -> Mailbox<RaftMsg> {
+        raft_mailbox(&self.context, group)
+    }
+}
+
+/// The member could not be reached: it is restarting, so the request never got there.
+fn unreachable_member() -> ProposeError {
+    ProposeError::NotLeader { leader_hint: None }
+}
+
+impl PeerHandler for NodePeers {
+    fn raft(&self, envelope: PeerEnvelope) {
+        // A member that is restarting misses the message; raft sends again.
+        let _ = self.member(envelope.group).cast(RaftMsg::Peer(envelope));
+    }
+
+    fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
+        // Straight to the member, never through the shard actor: a forwarded proposal is
+        // not forwarded again (no loops while leadership moves), its sender retries.
+        let member = self.member(group);
+        let timeout_ms = self.context.config.cluster.forward_timeout_ms;
+        Box::pin(async move {
+            match member
+                .call(|reply| RaftMsg::Propose { data, reply }, timeout_ms)
+                .await
+            {
+                Ok(answer) => answer,
+                // Never delivered: the member is restarting.
+                Err(MailboxError::NotRunning { .. }) => Err(unreachable_member()),
+                Err(MailboxError::Timeout { .. } | MailboxError::Dropped { .. }) => {
+                    Err(ProposeError::Unknown)
+                }
+            }
+        })
+    }
+
+    fn read_barrier(&self, group: u64) -> HandlerFuture<Result<u64, ProposeError>> {
+        let member = self.member(group);
+        let timeout_ms = self.context.config.cluster.forward_timeout_ms;
+        Box::pin(async move {
+            member
+                .call(|reply| RaftMsg::ReadBarrier { reply }, timeout_ms)
+                .await
+                .unwrap_or_else(|_| Err(unreachable_member()))
+        })
+    }
+}
+
+/// Forwards proposals to the leader's node over the transport.
+pub struct ClusterForwarder {
+    cluster: Arc<Cluster>,
+}
+
+impl ClusterForwarder {
+    /// A forwarder over `cluster`.
+    pub fn new(cluster: Arc<Cluster>) -> ClusterForwarder {
+        ClusterForwarder { cluster }
+    }
+}
+
+/// What a forwarding failure means for the client.
+fn forward_failure(error: ForwardError) -> ProposalFailure {
+    match error {
+        ForwardError::NoLink { .. } => ProposalFailure::NotApplied {
+            reason: error.to_string(),
+        },
+        ForwardError::Remote(remote) => ProposalFailure::from_propose_error(&remote),
+        ForwardError::Timeout { .. } | ForwardError::Malformed { .. } => {
+            ProposalFailure::OutcomeUnknown {
+                reason: error.to_string(),
+            }
+        }
+    }
+}
+
+impl Forwarder for ClusterForwarder {
+    fn propose(&self, node: u64, group: u64, data: Vec<u8>) -> Forwarded<Vec<u8>> {
+        let cluster = Arc::clone(&self.cluster);
+        Box::pin(async move {
+            cluster
+                .propose(node, group, data)
+                .await
+                .map_err(forward_failure)
+        })
+    }
+}
