@@ -55,6 +55,8 @@ pub struct NodeOptions {
     pub env: Vec<(String, String)>,
     /// `dev` (default) or `start`.
     pub start: bool,
+    /// Extra command-line arguments (cluster flags).
+    pub args: Vec<String>,
 }
 
 impl Node {
@@ -72,6 +74,7 @@ impl Node {
             .arg(data_dir)
             .arg("--http-addr")
             .arg("127.0.0.1:0")
+            .args(&options.args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -88,6 +91,25 @@ impl Node {
             data_dir: data_dir.to_path_buf(),
             stdout: Some(reader),
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .expect("invariant: a node handle holds its process until it is consumed")
+            .id()
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`): pausing a process is how the tests cut it
+    /// off from the cluster without closing its sockets.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Sends SIGKILL: no shutdown code runs.
@@ -174,6 +196,15 @@ fn read_address(reader: &mut BufReader<std::process::ChildStdout>) -> String {
         }
     }
     panic!("the node did not print its address within {START_TIMEOUT:?}");
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (for listeners a test must name before
+/// the process that binds them starts, such as cluster addresses every member lists).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
 }
 
 /// An HTTP response.

@@ -34,6 +34,24 @@ pub struct GatewayLimits {
     pub http_restart: inferadb_messages::RestartIntensity,
 }
 
+/// One configured peer as the transport sees it.
+#[derive(Clone, Debug)]
+pub struct PeerView {
+    /// Its node id.
+    pub id: u64,
+    /// Its cluster address.
+    pub address: String,
+    /// Whether a live, authenticated link to it is up.
+    pub linked: bool,
+}
+
+/// What the gateway shows of the cluster's links (the node implements it over its
+/// transport).
+pub trait ClusterView: Send + Sync {
+    /// Every configured peer, by id.
+    fn peers(&self) -> Vec<PeerView>;
+}
+
 /// What the gateway's handlers share.
 pub struct GatewayContext {
     /// Limits.
@@ -50,6 +68,10 @@ pub struct GatewayContext {
     pub storage: Mailbox<StorageMsg>,
     /// The vault registry.
     pub registry: Mailbox<RegistryMsg>,
+    /// This node's id.
+    pub node_id: u64,
+    /// The links to the other members (`None` on a node without peers).
+    pub cluster: Option<std::sync::Arc<dyn ClusterView>>,
     /// The shard every vault lives in (its raft member and proposal routing).
     pub shard: Mailbox<ShardMsg>,
     /// The evaluator pool.

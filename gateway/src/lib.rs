@@ -19,6 +19,6 @@ mod routes;
 mod wire;
 
 pub use actor::{GatewayActor, HttpActor};
-pub use context::{GatewayContext, GatewayLimits};
+pub use context::{ClusterView, GatewayContext, GatewayLimits, PeerView};
 pub use metrics_layer::{REQUESTS_TOTAL, REQUEST_DURATION_SECONDS};
 pub use routes::router;

@@ -11,8 +11,9 @@ use inferadb_messages::{Mailbox, MailboxError, ProposalFailure, ProposeError, Ra
 use inferadb_raft::transport::PeerEnvelope;
 
 use crate::actors::shard::{raft_mailbox, Forwarded, Forwarder};
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, PeerConfig};
 use crate::context::NodeContext;
+use inferadb_gateway::{ClusterView, PeerView};
 
 /// The key revision tokens are authenticated with in a cluster: derived from the cookie
 /// every member shares, so a token issued by one member verifies on every other.
@@ -142,5 +143,38 @@ impl Forwarder for ClusterForwarder {
                 .await
                 .map_err(forward_failure)
         })
+    }
+}
+
+/// The gateway's view of the links.
+pub struct TransportView {
+    cluster: Arc<Cluster>,
+    peers: Vec<PeerConfig>,
+}
+
+impl TransportView {
+    /// The view of `cluster`'s links to the configured peers.
+    pub fn new(cluster: Arc<Cluster>, config: &NodeConfig) -> TransportView {
+        TransportView {
+            cluster,
+            peers: config.cluster.peers.clone(),
+        }
+    }
+}
+
+impl ClusterView for TransportView {
+    fn peers(&self) -> Vec<PeerView> {
+        let linked = self.cluster.linked_peers();
+        let mut peers: Vec<PeerView> = self
+            .peers
+            .iter()
+            .map(|peer| PeerView {
+                id: peer.id,
+                address: peer.addr.clone(),
+                linked: linked.contains(&peer.id),
+            })
+            .collect();
+        peers.sort_by_key(|peer| peer.id);
+        peers
     }
 }

@@ -1,5 +1,5 @@
 //! The `inferadb` binary: the node (`dev`, `start`), operator commands against a running
-//! node (`actors`), the schema tools (`schema check`, `schema format`), local evaluation
+//! node (`actors`, `cluster status`), the schema tools (`schema check`, `schema format`), local evaluation
 //! (`check`), the storage demo and integrity check (`demo`, `verify`), the HTTP load
 //! generator (`bench`) and `version`.
 //!
@@ -44,6 +44,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
     },
+    /// Cluster operations against a running node.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Prints the version.
     Version,
     /// Writes, reads and verifies a relationship-shaped dataset in the storage engine.
@@ -124,6 +127,16 @@ impl NodeFlags {
 }
 
 #[derive(Subcommand)]
+enum ClusterCommand {
+    /// Prints the members, their links and each shard's raft state as the node sees it.
+    Status {
+        /// The node's HTTP address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum SchemaCommand {
     /// Compiles an IPL schema and prints every error and warning with its position.
     Check {
@@ -149,6 +162,7 @@ fn main() -> ExitCode {
                 .and_then(server::run)
         }
         Command::Actors { addr } => print_actors(&addr),
+        Command::Cluster(ClusterCommand::Status { addr }) => print_cluster(&addr),
         Command::Version => {
             println!("inferadb {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -267,6 +281,54 @@ fn print_actors(address: &str) -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_default();
     for root in &roots {
         print_actor(root, 0);
+    }
+    Ok(())
+}
+
+/// `GET path` on a node; the JSON body of a 200.
+fn get_json(address: &str, path: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime
+        .block_on(client::NodeClient::new(address).call("GET", path, None))
+        .map_err(|error| format!("{address}: {error}"))?;
+    if answer.status != 200 {
+        return Err(format!("{address}: HTTP {} {}", answer.status, answer.body).into());
+    }
+    Ok(answer.body)
+}
+
+fn print_cluster(address: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = get_json(address, "/v1/cluster")?;
+    println!("node {}", cluster["node_id"]);
+    for member in cluster["members"].as_array().into_iter().flatten() {
+        println!(
+            "  member {:<4} {:<22} linked={:<5} matched={} lag={}{}",
+            member["id"],
+            member["cluster_address"].as_str().unwrap_or("(this node)"),
+            member["linked"],
+            member["matched_index"],
+            member["lag_entries"],
+            if member["this_node"] == true {
+                "  <- this node"
+            } else {
+                ""
+            },
+        );
+    }
+    for shard in cluster["shards"].as_array().into_iter().flatten() {
+        println!(
+            "  shard {} role={} leader={} term={} commit={} applied={} last={} voters={}",
+            shard["id"],
+            shard["role"].as_str().unwrap_or("?"),
+            shard["leader"],
+            shard["term"],
+            shard["commit_index"],
+            shard["applied_index"],
+            shard["last_index"],
+            shard["voters"],
+        );
     }
     Ok(())
 }

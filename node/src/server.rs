@@ -49,7 +49,10 @@ fn install_tracing() {
         .try_init();
 }
 
-fn gateway_context(context: &NodeContext) -> GatewayContext {
+fn gateway_context(
+    context: &NodeContext,
+    cluster: Option<Arc<dyn inferadb_gateway::ClusterView>>,
+) -> GatewayContext {
     let config = &context.config;
     let names = &context.names;
     let mailbox = |leaf: &str, kind: &'static str| {
@@ -77,6 +80,8 @@ fn gateway_context(context: &NodeContext) -> GatewayContext {
         storage: Mailbox::new(mailbox("storage", "storage")),
         registry: Mailbox::new(mailbox("vaults", "vault_registry")),
         shard: crate::actors::registry::shard_mailbox(context),
+        node_id: config.node_id,
+        cluster,
         evaluator: Mailbox::new(mailbox("evaluator", "evaluator_pool")),
         token_secret: context.token_secret,
         metrics: context.metrics.clone(),
@@ -149,12 +154,18 @@ pub fn run(config: NodeConfig) -> Result<(), Box<dyn Error>> {
 
 async fn serve(config: NodeConfig) -> Result<(), Box<dyn Error>> {
     let context = Arc::new(node_context(config)?);
-    let gateway = Arc::new(gateway_context(&context));
     let cluster = if context.config.cluster.clustered() {
         Some(crate::cluster::start(&context).await?)
     } else {
         None
     };
+    let view = cluster.as_ref().map(|cluster| {
+        Arc::new(crate::cluster::TransportView::new(
+            Arc::clone(cluster),
+            &context.config,
+        )) as Arc<dyn inferadb_gateway::ClusterView>
+    });
+    let gateway = Arc::new(gateway_context(&context, view));
     let (transport, forwarder): (Arc<dyn Transport>, Option<Arc<dyn Forwarder>>) = match &cluster {
         Some(cluster) => (
             cluster.transport(),

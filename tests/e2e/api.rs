@@ -449,6 +449,7 @@ fn a_full_evaluator_queue_answers_429_with_retry_after() {
             ),
         ],
         start: false,
+        args: Vec::new(),
     };
     let node = Node::start_with(directory.path(), &options);
     let id = vault_with_schema(&node, "busy");

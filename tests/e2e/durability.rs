@@ -132,6 +132,7 @@ fn sigterm_drains_in_flight_requests_before_the_node_exits() {
             ),
         ],
         start: false,
+        args: Vec::new(),
     };
     let node = Node::start_with(directory.path(), &options);
     let vault = vault_with_schema(&node, "draining");

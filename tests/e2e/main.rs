@@ -8,6 +8,7 @@
 )]
 
 mod api;
+mod cluster;
 mod durability;
 mod review;
 mod supervision;

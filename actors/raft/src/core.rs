@@ -297,7 +297,24 @@ impl<S: LogStore> RaftCore<S> {
             voters: sorted(&conf.voters),
             voters_outgoing: sorted(&conf.voters_outgoing),
             learners: sorted(&conf.learners),
+            progress: self.progress(),
         }
+    }
+
+    /// Each member's matched index, by id, when this member leads.
+    fn progress(&self) -> Vec<(u64, u64)> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let mut progress: Vec<(u64, u64)> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .map(|(id, progress)| (*id, progress.matched))
+            .collect();
+        progress.sort_unstable();
+        progress
     }
 
     fn run_cycle(&mut self) -> Result<Effects, CoreError> {

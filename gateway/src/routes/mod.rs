@@ -1,5 +1,6 @@
 //! The router and the helpers every handler shares.
 
+mod cluster;
 mod errors;
 mod evaluate;
 mod ledger;
@@ -71,6 +72,7 @@ pub fn router(context: Arc<GatewayContext>) -> Router {
         .route("/v1/vaults/{id}/blocks", get(ledger::blocks))
         .route("/v1/vaults/{id}/blocks/{height}", get(ledger::block))
         .route("/v1/vaults/{id}/ledger/verify", get(ledger::verify))
+        .route("/v1/cluster", get(cluster::cluster))
         .route("/v1/admin/actors", get(ops::actors))
         .route("/v1/admin/actors/{*name}", post(ops::restart_actor))
         .route("/livez", get(ops::livez))

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferadb_messages::{GroupStatus, ProposeError, RaftMsg};
-use inferadb_raft::core::{CoreError, Proposed};
+use inferadb_raft::core::{CoreError, Proposed, Role};
 use inferadb_raft::group::{Completion, Outputs, RaftGroup, StateMachine};
 use inferadb_raft::store::LogStore;
 use inferadb_raft::transport::{PeerEnvelope, Transport};
@@ -143,12 +143,15 @@ where
 }
 
 /// One Ready point: persist (fsync) off the async workers, then send, apply and answer.
+#[allow(clippy::disallowed_methods)] // a latency metric of the shell, never a decision
 fn drain<S: LogStore, M: StateMachine>(
     state: &mut RaftState<S, M>,
 ) -> Result<(), ActorProcessingErr> {
+    let started = std::time::Instant::now();
     let outputs = tokio::task::block_in_place(|| state.group.drain());
     match outputs {
         Ok(outputs) => {
+            record_metrics(state, &outputs, started.elapsed().as_secs_f64());
             perform(state, outputs);
             compact_when_due(state)
         }
@@ -156,6 +159,43 @@ fn drain<S: LogStore, M: StateMachine>(
             fail_all(state, &error);
             Err(format!("raft group {} failed: {error}", state.group_id).into())
         }
+    }
+}
+
+/// The member's figures for `/metrics`: where it stands, and what this cycle did.
+fn record_metrics<S: LogStore, M: StateMachine>(
+    state: &RaftState<S, M>,
+    outputs: &Outputs,
+    cycle_s: f64,
+) {
+    let group = state.group_id.to_string();
+    let status = state.group.core().status();
+    metrics::gauge!("inferadb_raft_term", "group" => group.clone()).set(status.term as f64);
+    metrics::gauge!("inferadb_raft_commit_index", "group" => group.clone())
+        .set(status.commit as f64);
+    metrics::gauge!("inferadb_raft_applied_index", "group" => group.clone())
+        .set(state.group.applied() as f64);
+    metrics::gauge!("inferadb_raft_last_index", "group" => group.clone())
+        .set(status.last_index as f64);
+    let leading = if state.group.core().is_leader() {
+        1.0
+    } else {
+        0.0
+    };
+    metrics::gauge!("inferadb_raft_is_leader", "group" => group.clone()).set(leading);
+    metrics::counter!("inferadb_raft_entries_applied_total", "group" => group.clone())
+        .increment(outputs.applied_entries);
+    // A cycle that sent or applied something persisted first (append + fsync).
+    if !outputs.messages.is_empty() || outputs.applied_entries > 0 {
+        metrics::histogram!("inferadb_raft_ready_cycle_seconds", "group" => group.clone())
+            .record(cycle_s);
+    }
+    if let Some(change) = &outputs.role_change {
+        if change.role == Role::Candidate {
+            metrics::counter!("inferadb_raft_elections_total", "group" => group.clone())
+                .increment(1);
+        }
+        metrics::counter!("inferadb_raft_role_changes_total", "group" => group).increment(1);
     }
 }
 
@@ -310,9 +350,24 @@ fn status<S: LogStore, M: StateMachine>(group: &RaftGroup<S, M>) -> GroupStatus 
         id: status.id,
         term: status.term,
         is_leader: group.core().is_leader(),
+        role: role_name(status.role),
         leader_id: status.leader_id,
         commit: status.commit,
         applied: group.applied(),
+        last_index: status.last_index,
+        voters: status.voters,
+        voters_outgoing: status.voters_outgoing,
+        learners: status.learners,
+        progress: status.progress,
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Follower => "follower",
+        Role::PreCandidate => "pre_candidate",
+        Role::Candidate => "candidate",
+        Role::Leader => "leader",
     }
 }
 

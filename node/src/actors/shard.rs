@@ -315,13 +315,14 @@ fn propose(
     let forwarder = state.arguments.forwarder.clone();
     let shard = state.arguments.shard;
     let me = state.arguments.context.config.node_id;
+    let raft = raft.clone();
     tokio::spawn(async move {
         let outcome = match answer.await {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(ProposeError::NotLeader {
                 leader_hint: Some(leader),
             })) if leader != me => match forwarder {
-                Some(forwarder) => forwarder.propose(leader, shard, data).await,
+                Some(forwarder) => forward(&raft, forwarder.as_ref(), leader, shard, data).await,
                 None => Err(ProposalFailure::from_propose_error(
                     &ProposeError::NotLeader {
                         leader_hint: Some(leader),
@@ -336,6 +337,29 @@ fn propose(
         };
         let _ = reply.send(outcome);
     });
+}
+
+/// Forwards a proposal to the leader's node; once the leader applied it, waits until this
+/// replica did too (a read barrier), so a read here right after sees the proposer's own
+/// write. A failed barrier only delays that for a moment: the write itself succeeded.
+async fn forward(
+    raft: &ActorRef<RaftMsg>,
+    forwarder: &dyn Forwarder,
+    leader: u64,
+    shard: u64,
+    data: Vec<u8>,
+) -> Result<Vec<u8>, ProposalFailure> {
+    let output = forwarder.propose(leader, shard, data).await?;
+    let (port, answer) = ractor::concurrency::oneshot();
+    if raft
+        .cast(RaftMsg::ReadBarrier { reply: port.into() })
+        .is_ok()
+    {
+        if let Ok(Err(error)) = answer.await {
+            tracing::debug!(%error, "no read barrier after a forwarded proposal");
+        }
+    }
+    Ok(output)
 }
 
 fn read_barrier(state: &ShardState, reply: RpcReplyPort<Result<u64, ProposalFailure>>) {

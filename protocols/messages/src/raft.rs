@@ -35,12 +35,24 @@ pub struct GroupStatus {
     pub term: u64,
     /// Whether it leads.
     pub is_leader: bool,
+    /// Its role: `follower`, `pre_candidate`, `candidate` or `leader`.
+    pub role: &'static str,
     /// The leader it knows of.
     pub leader_id: Option<u64>,
     /// Its commit index.
     pub commit: u64,
     /// Its applied index.
     pub applied: u64,
+    /// The last index of its log.
+    pub last_index: u64,
+    /// The voters (the incoming configuration during a joint change).
+    pub voters: Vec<u64>,
+    /// The outgoing voters during a joint change (empty otherwise).
+    pub voters_outgoing: Vec<u64>,
+    /// Non-voting members.
+    pub learners: Vec<u64>,
+    /// On the leader, each member's replicated (matched) index; empty elsewhere.
+    pub progress: Vec<(u64, u64)>,
 }
 
 /// Messages to a raft group actor.

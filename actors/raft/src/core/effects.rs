@@ -124,6 +124,9 @@ pub struct Status {
     pub voters_outgoing: Vec<u64>,
     /// Non-voting members, sorted.
     pub learners: Vec<u64>,
+    /// On a leader, each member's replicated index (`matched`), by member id; empty on
+    /// other members (only the leader tracks replication).
+    pub progress: Vec<(u64, u64)>,
 }
 
 /// Why a core operation failed.

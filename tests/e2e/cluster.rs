@@ -1,0 +1,373 @@
+//! A three-node cluster of real processes on loopback: writes through any node, reads with
+//! tokens on every node, the leader killed while clients write, a restarted node catching
+//! up to the same ledger, and a minority cut off by pausing the majority's processes.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferadb_tests::{free_port, try_http, wait_until, Node, NodeOptions};
+use serde_json::{json, Value};
+
+use crate::vault_with_schema;
+
+/// The cookie every member of the test cluster shares.
+const COOKIE: &str = "e2e-cluster-cookie-0123456789";
+
+/// Three members: their data directories, cluster ports and running processes.
+struct Cluster {
+    _directory: tempfile::TempDir,
+    data_dirs: Vec<PathBuf>,
+    ports: Vec<u16>,
+    nodes: Vec<Option<Node>>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let directory = tempfile::tempdir().unwrap();
+        let data_dirs: Vec<PathBuf> = (1..=3)
+            .map(|id| directory.path().join(format!("n{id}")))
+            .collect();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut cluster = Cluster {
+            _directory: directory,
+            data_dirs,
+            ports,
+            nodes: vec![None, None, None],
+        };
+        for index in 0..3 {
+            cluster.start_node(index);
+        }
+        for index in 0..3 {
+            cluster.wait_ready(index);
+        }
+        cluster
+    }
+
+    /// Starts member `index` (id `index + 1`) over its data directory.
+    fn start_node(&mut self, index: usize) {
+        let mut args = vec![
+            "--node-id".to_string(),
+            (index + 1).to_string(),
+            "--listen-cluster".to_string(),
+            format!("127.0.0.1:{}", self.ports[index]),
+        ];
+        for (peer, port) in self.ports.iter().enumerate() {
+            if peer != index {
+                args.push("--peer".to_string());
+                args.push(format!("{}=127.0.0.1:{port}", peer + 1));
+            }
+        }
+        let options = NodeOptions {
+            env: vec![("INFERADB__CLUSTER__COOKIE".into(), COOKIE.into())],
+            start: true,
+            args,
+        };
+        self.nodes[index] = Some(Node::start_with(&self.data_dirs[index], &options));
+    }
+
+    fn node(&self, index: usize) -> &Node {
+        self.nodes[index].as_ref().expect("the node runs")
+    }
+
+    /// Waits until member `index` knows a leader.
+    fn wait_ready(&self, index: usize) {
+        let node = self.node(index);
+        let ready = wait_until(Duration::from_secs(30), || {
+            node.try_get("/readyz")
+                .is_some_and(|answer| answer.status == 200)
+        });
+        assert!(ready, "node {} never became ready", index + 1);
+    }
+
+    /// The leader's index, as member `asked` sees it.
+    fn leader(&self, asked: usize) -> Option<usize> {
+        let status = self.node(asked).get("/v1/cluster");
+        let leader = status.json["shards"][0]["leader"].as_u64()?;
+        usize::try_from(leader).ok().map(|id| id - 1)
+    }
+
+    /// The leader every member of `among` agrees on, once they agree on one of `among`
+    /// (so a dead leader they still remember does not count).
+    fn agreed_leader(&self, among: &[usize]) -> usize {
+        let mut leader = None;
+        let agreed = wait_until(Duration::from_secs(30), || {
+            let seen: Vec<Option<usize>> = among.iter().map(|index| self.leader(*index)).collect();
+            leader = seen[0];
+            leader.is_some_and(|leader| among.contains(&leader))
+                && seen.iter().all(|other| *other == leader)
+        });
+        assert!(agreed, "the members never agreed on a leader");
+        leader.expect("invariant: agreed on Some")
+    }
+}
+
+fn write_one(addr: &str, vault: &str, document: &str) -> u16 {
+    let body =
+        json!({"writes": [{"resource": document, "relation": "owner", "subject": "user:ann"}]});
+    try_http(
+        addr,
+        "POST",
+        &format!("/v1/vaults/{vault}/relationships"),
+        Some(body.to_string().as_bytes()),
+    )
+    .map_or(0, |answer| answer.status)
+}
+
+/// Writes through `addr` until stopped; every write that got a 200 is returned. Failures
+/// (the leader died, an election runs) are not retried: those documents are simply not
+/// acknowledged.
+fn writer(
+    addr: String,
+    vault: String,
+    name: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        let mut sequence = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let document = format!("document:{name}-{sequence}");
+            if write_one(&addr, &vault, &document) == 200 {
+                acknowledged.push(document);
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            sequence += 1;
+        }
+        acknowledged
+    })
+}
+
+/// Whether every document is owned by ann on `node`, reading fully consistently (`false`
+/// while the node cannot run a fully consistent read).
+fn all_present(node: &Node, vault: &str, documents: &[String]) -> bool {
+    documents.chunks(500).all(|chunk| {
+        let checks: Vec<Value> = chunk
+            .iter()
+            .map(|document| json!({"resource": document, "permission": "edit", "subject": "user:ann"}))
+            .collect();
+        let answer = node.post(
+            &format!("/v1/vaults/{vault}/check/batch"),
+            &json!({"checks": checks, "consistency": "fully_consistent"}),
+        );
+        // A member that has just rejoined may not know its leader yet: not an answer.
+        if answer.status != 200 {
+            return false;
+        }
+        answer.json["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|result| result["allowed"] == true)
+    })
+}
+
+/// The vault's height on `node` (its local replica).
+fn height(node: &Node, vault: &str) -> u64 {
+    node.get(&format!("/v1/vaults/{vault}")).json["height"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn three_nodes_replicate_and_survive_the_loss_of_their_leader() {
+    let mut cluster = Cluster::start();
+    let vault = vault_with_schema(cluster.node(0), "replicated");
+
+    // A write through every member; its token reads back on every member.
+    for index in 0..3 {
+        let document = format!("document:via-{index}");
+        let body =
+            json!({"writes": [{"resource": document, "relation": "owner", "subject": "user:ann"}]});
+        let written = cluster
+            .node(index)
+            .post(&format!("/v1/vaults/{vault}/relationships"), &body);
+        assert_eq!(written.status, 200, "{}", written.text);
+        let token = written.json["revision"].as_str().unwrap().to_string();
+        for reader in 0..3 {
+            let answer = cluster.node(reader).post(
+                &format!("/v1/vaults/{vault}/check"),
+                &json!({"resource": document, "permission": "edit", "subject": "user:ann",
+                    "consistency": {"at_least_as_fresh": token}}),
+            );
+            assert_eq!(answer.status, 200, "{}", answer.text);
+            assert_eq!(
+                answer.json["allowed"], true,
+                "node {reader}: {}",
+                answer.text
+            );
+        }
+    }
+
+    // Clients write through the two followers; the leader dies under them.
+    let leader = cluster.agreed_leader(&[0, 1, 2]);
+    let followers: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = followers
+        .iter()
+        .zip(["a", "b"])
+        .map(|(index, name)| {
+            writer(
+                cluster.node(*index).addr.clone(),
+                vault.clone(),
+                name,
+                Arc::clone(&stop),
+            )
+        })
+        .collect();
+    let first = followers[0];
+    assert!(
+        wait_until(Duration::from_secs(30), || height(
+            cluster.node(first),
+            &vault
+        ) >= 40),
+        "the writers made no progress"
+    );
+    cluster.nodes[leader]
+        .take()
+        .expect("the leader runs")
+        .kill();
+    let before = height(cluster.node(first), &vault);
+    let new_leader = cluster.agreed_leader(&followers);
+    assert_ne!(new_leader, leader);
+    assert!(
+        wait_until(Duration::from_secs(30), || height(
+            cluster.node(first),
+            &vault
+        ) >= before + 40),
+        "writes did not continue under the new leader"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged: Vec<String> = writers
+        .into_iter()
+        .flat_map(|writer| writer.join().unwrap())
+        .collect();
+    assert!(
+        acknowledged.len() >= 40,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+    for index in &followers {
+        assert!(
+            all_present(cluster.node(*index), &vault, &acknowledged),
+            "an acknowledged write is missing on node {}",
+            index + 1
+        );
+    }
+
+    // The killed node comes back, catches up, and holds the same ledger.
+    cluster.start_node(leader);
+    cluster.wait_ready(leader);
+    let target = height(cluster.node(new_leader), &vault);
+    assert!(
+        wait_until(Duration::from_secs(30), || height(
+            cluster.node(leader),
+            &vault
+        ) >= target),
+        "the restarted node did not catch up"
+    );
+    let block = |index: usize| {
+        cluster
+            .node(index)
+            .get(&format!("/v1/vaults/{vault}/blocks/{target}"))
+            .json
+    };
+    let reference = block(new_leader);
+    assert!(reference["hash"].is_string(), "{reference}");
+    for index in 0..3 {
+        let this = block(index);
+        assert_eq!(this["hash"], reference["hash"], "node {}", index + 1);
+        assert_eq!(
+            this["state_root"],
+            reference["state_root"],
+            "node {}",
+            index + 1
+        );
+        let verified = cluster
+            .node(index)
+            .get(&format!("/v1/vaults/{vault}/ledger/verify"));
+        assert_eq!(
+            verified.json["holds"],
+            true,
+            "node {}: {}",
+            index + 1,
+            verified.text
+        );
+    }
+    assert!(wait_until(Duration::from_secs(30), || all_present(
+        cluster.node(leader),
+        &vault,
+        &acknowledged
+    )));
+}
+
+#[test]
+fn a_minority_refuses_writes_with_a_retryable_error_and_the_majority_goes_on() {
+    let cluster = Cluster::start();
+    let vault = vault_with_schema(cluster.node(0), "partitioned");
+    let alone = 0;
+
+    // Pause the other two: node 1 is a minority of one.
+    cluster.node(1).signal("STOP");
+    cluster.node(2).signal("STOP");
+    let mut refusal = None;
+    let refused = wait_until(Duration::from_secs(40), || {
+        let body = json!({"writes": [{"resource": "document:minority", "relation": "owner",
+            "subject": "user:ann"}]});
+        let answer = cluster
+            .node(alone)
+            .post(&format!("/v1/vaults/{vault}/relationships"), &body);
+        let retryable = answer.status == 503 && answer.header("retry-after").is_some();
+        refusal = Some(answer);
+        retryable
+    });
+    let refusal = refusal.expect("at least one attempt");
+    assert!(
+        refused,
+        "the minority never refused clearly: {}",
+        refusal.text
+    );
+    assert!(
+        refusal.json["detail"].as_str().unwrap().contains("leader"),
+        "{}",
+        refusal.text
+    );
+    cluster.node(1).signal("CONT");
+    cluster.node(2).signal("CONT");
+
+    // Whole again: writes go through.
+    assert!(
+        wait_until(Duration::from_secs(30), || write_one(
+            &cluster.node(alone).addr,
+            &vault,
+            "document:healed"
+        ) == 200),
+        "the cluster did not heal"
+    );
+
+    // A majority of two keeps going while the third is paused.
+    cluster.node(2).signal("STOP");
+    assert!(
+        wait_until(Duration::from_secs(30), || write_one(
+            &cluster.node(1).addr,
+            &vault,
+            "document:majority"
+        ) == 200),
+        "the majority stopped accepting writes"
+    );
+    cluster.node(2).signal("CONT");
+    let written = [
+        "document:healed".to_string(),
+        "document:majority".to_string(),
+    ];
+    assert!(
+        wait_until(Duration::from_secs(30), || all_present(
+            cluster.node(2),
+            &vault,
+            &written
+        )),
+        "the paused node did not catch up"
+    );
+}
