@@ -10,10 +10,12 @@ use inferadb_cluster::{
 use inferadb_messages::{Mailbox, MailboxError, ProposalFailure, ProposeError, RaftMsg};
 use inferadb_raft::transport::PeerEnvelope;
 
-use crate::actors::shard::{raft_mailbox, Forwarded, Forwarder};
+use crate::actors::shard::{raft_mailbox, Forwarded, Forwarder, PeerDirectory};
 use crate::config::{NodeConfig, PeerConfig};
 use crate::context::NodeContext;
 use inferadb_gateway::{ClusterView, PeerView};
+use inferadb_shard::MemberRecord;
+use std::collections::BTreeMap;
 
 /// The key revision tokens are authenticated with in a cluster: derived from the cookie
 /// every member shares, so a token issued by one member verifies on every other.
@@ -176,5 +178,42 @@ impl ClusterView for TransportView {
             .collect();
         peers.sort_by_key(|peer| peer.id);
         peers
+    }
+}
+
+/// Keeps the transport's peer set in line with the replicated member registry: every
+/// member it names is linked, every removed one unlinked. Members the registry does not name
+/// (the configured founders) keep their links.
+pub struct ClusterPeers {
+    cluster: Arc<Cluster>,
+}
+
+impl ClusterPeers {
+    /// The peer set of `cluster`.
+    pub fn new(cluster: Arc<Cluster>) -> ClusterPeers {
+        ClusterPeers { cluster }
+    }
+}
+
+impl PeerDirectory for ClusterPeers {
+    fn members_changed(&self, members: &BTreeMap<u64, MemberRecord>) {
+        let me = self.cluster.node_id();
+        for (id, record) in members.iter().filter(|(id, _)| **id != me) {
+            if record.removed {
+                self.cluster.remove_peer(*id);
+                continue;
+            }
+            // The machine only records addresses that parse.
+            match record.address.parse() {
+                Ok(address) => {
+                    if let Err(error) = self.cluster.add_peer(*id, address) {
+                        tracing::warn!(peer = id, %error, "member not linked");
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(peer = id, address = %record.address, "bad member address")
+                }
+            }
+        }
     }
 }

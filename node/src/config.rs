@@ -50,6 +50,10 @@ pub struct ClusterConfig {
     pub cookie: String,
     /// The other members (the first start of a cluster makes them all voters of each shard).
     pub peers: Vec<PeerConfig>,
+    /// This node joins a running cluster: its first start seeds no membership and waits for
+    /// the leader to add it (`POST /v1/cluster/members` on any member) and send it a
+    /// snapshot.
+    pub join: bool,
     /// How often a missing link to a peer is retried.
     pub reconnect_interval_ms: u64,
     /// How long a proposal or read barrier forwarded to the leader may take.
@@ -92,6 +96,7 @@ impl Default for ClusterConfig {
             listen: String::new(),
             cookie: String::new(),
             peers: Vec::new(),
+            join: false,
             reconnect_interval_ms: 250,
             forward_timeout_ms: 10_000,
         }
@@ -273,6 +278,8 @@ pub struct Overrides {
     pub listen_cluster: Option<String>,
     /// `--peer <id>=<addr>` (replaces the configured peers when given).
     pub peers: Vec<PeerConfig>,
+    /// `--join`.
+    pub join: bool,
 }
 
 /// A configuration that could not be loaded or breaks a rule.
@@ -335,6 +342,9 @@ fn apply(config: &mut NodeConfig, overrides: &Overrides) {
     }
     if !overrides.peers.is_empty() {
         config.cluster.peers = overrides.peers.clone();
+    }
+    if overrides.join {
+        config.cluster.join = true;
     }
     if overrides.dev {
         config.dev = true;

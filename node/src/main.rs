@@ -96,6 +96,10 @@ struct NodeFlags {
     /// `INFERADB__CLUSTER__COOKIE`.
     #[arg(long = "peer", value_parser = parse_peer)]
     peers: Vec<config::PeerConfig>,
+    /// Join a running cluster: start with no membership and wait to be added through
+    /// `POST /v1/cluster/members` on a member.
+    #[arg(long)]
+    join: bool,
 }
 
 /// Parses `--peer <id>=<address>`.
@@ -122,6 +126,7 @@ impl NodeFlags {
             node_id: self.node_id,
             listen_cluster: self.listen_cluster.clone(),
             peers: self.peers.clone(),
+            join: self.join,
         }
     }
 }

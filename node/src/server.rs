@@ -173,11 +173,16 @@ async fn serve(config: NodeConfig) -> Result<(), Box<dyn Error>> {
         ),
         None => (Arc::new(NoPeers), None),
     };
+    let peers = cluster.as_ref().map(|cluster| {
+        Arc::new(crate::cluster::ClusterPeers::new(Arc::clone(cluster)))
+            as Arc<dyn crate::actors::shard::PeerDirectory>
+    });
     let arguments = RootArguments {
         context: Arc::clone(&context),
         gateway,
         transport,
         forwarder,
+        peers,
     };
     let (root, root_done) =
         Actor::spawn(Some(context.names.root()), RootSupervisor, arguments).await?;

@@ -15,7 +15,8 @@ use crate::vault_with_schema;
 /// The cookie every member of the test cluster shares.
 const COOKIE: &str = "e2e-cluster-cookie-0123456789";
 
-/// Three members: their data directories, cluster ports and running processes.
+/// Nodes in slots (slot `i` is node id `i + 1`): their data directories, cluster ports and
+/// running processes. The first three are the bootstrap members; a fourth slot joins later.
 struct Cluster {
     _directory: tempfile::TempDir,
     data_dirs: Vec<PathBuf>,
@@ -23,41 +24,64 @@ struct Cluster {
     nodes: Vec<Option<Node>>,
 }
 
+/// Slots of the bootstrap members.
+const FOUNDERS: usize = 3;
+/// Slots in all.
+const SLOTS: usize = 4;
+
 impl Cluster {
     fn start() -> Cluster {
         let directory = tempfile::tempdir().unwrap();
-        let data_dirs: Vec<PathBuf> = (1..=3)
+        let data_dirs: Vec<PathBuf> = (1..=SLOTS)
             .map(|id| directory.path().join(format!("n{id}")))
             .collect();
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..SLOTS).map(|_| free_port()).collect();
         let mut cluster = Cluster {
             _directory: directory,
             data_dirs,
             ports,
-            nodes: vec![None, None, None],
+            nodes: (0..SLOTS).map(|_| None).collect(),
         };
-        for index in 0..3 {
+        for index in 0..FOUNDERS {
             cluster.start_node(index);
         }
-        for index in 0..3 {
+        for index in 0..FOUNDERS {
             cluster.wait_ready(index);
         }
         cluster
     }
 
-    /// Starts member `index` (id `index + 1`) over its data directory.
+    /// The cluster address of slot `index`.
+    fn cluster_address(&self, index: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[index])
+    }
+
+    /// Starts a founding member `index` (id `index + 1`) over its data directory; its
+    /// peers are the other founders.
     fn start_node(&mut self, index: usize) {
+        let peers: Vec<usize> = (0..FOUNDERS).filter(|peer| *peer != index).collect();
+        self.launch(index, &peers, false);
+    }
+
+    /// Starts slot `index` to join the running cluster (it knows every founder).
+    fn start_joiner(&mut self, index: usize) {
+        let peers: Vec<usize> = (0..FOUNDERS).collect();
+        self.launch(index, &peers, true);
+    }
+
+    fn launch(&mut self, index: usize, peers: &[usize], join: bool) {
         let mut args = vec![
             "--node-id".to_string(),
             (index + 1).to_string(),
             "--listen-cluster".to_string(),
-            format!("127.0.0.1:{}", self.ports[index]),
+            self.cluster_address(index),
         ];
-        for (peer, port) in self.ports.iter().enumerate() {
-            if peer != index {
-                args.push("--peer".to_string());
-                args.push(format!("{}=127.0.0.1:{port}", peer + 1));
-            }
+        for peer in peers {
+            args.push("--peer".to_string());
+            args.push(format!("{}={}", peer + 1, self.cluster_address(*peer)));
+        }
+        if join {
+            args.push("--join".to_string());
         }
         let options = NodeOptions {
             env: vec![("INFERADB__CLUSTER__COOKIE".into(), COOKIE.into())],
@@ -369,5 +393,132 @@ fn a_minority_refuses_writes_with_a_retryable_error_and_the_majority_goes_on() {
             &written
         )),
         "the paused node did not catch up"
+    );
+}
+
+/// The voters of shard 0 as `node` sees them.
+fn voters(node: &Node) -> Vec<u64> {
+    node.try_get("/v1/cluster")
+        .and_then(|answer| {
+            answer.json["shards"][0]["voters"]
+                .as_array()
+                .map(|voters| voters.iter().filter_map(Value::as_u64).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// Reads through `addrs` in turn until stopped; returns (reads, failed reads).
+fn reader(
+    addrs: Vec<String>,
+    vault: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut reads, mut failures) = (0u64, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            for addr in &addrs {
+                let body = json!({"resource": "document:seed-0", "permission": "edit",
+                    "subject": "user:ann"});
+                let answer = try_http(
+                    addr,
+                    "POST",
+                    &format!("/v1/vaults/{vault}/check"),
+                    Some(body.to_string().as_bytes()),
+                );
+                reads += 1;
+                match answer {
+                    Ok(answer) if answer.status == 200 && answer.json["allowed"] == true => {}
+                    Ok(answer) => failures.push(format!("{addr}: {}", answer.text)),
+                    Err(error) => failures.push(format!("{addr}: {error}")),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (reads, failures)
+    })
+}
+
+#[test]
+fn a_fourth_node_joins_and_a_founder_leaves_while_the_data_stays_available() {
+    let mut cluster = Cluster::start();
+    let vault = vault_with_schema(cluster.node(0), "membership");
+    let seeded: Vec<String> = (0..20)
+        .map(|index| format!("document:seed-{index}"))
+        .collect();
+    for document in &seeded {
+        assert_eq!(write_one(&cluster.node(0).addr, &vault, document), 200);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs = vec![cluster.node(0).addr.clone(), cluster.node(1).addr.clone()];
+    let reads = reader(addrs, vault.clone(), Arc::clone(&stop));
+
+    // Node 4 starts empty and joins through an API call on a founder.
+    cluster.start_joiner(3);
+    let added = cluster.node(1).post(
+        "/v1/cluster/members",
+        &json!({"id": 4, "address": cluster.cluster_address(3)}),
+    );
+    assert_eq!(added.status, 202, "{}", added.text);
+    assert!(
+        wait_until(Duration::from_secs(60), || voters(cluster.node(0))
+            == [1, 2, 3, 4]),
+        "node 4 never became a voter: {:?}",
+        voters(cluster.node(0))
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || all_present(
+            cluster.node(3),
+            &vault,
+            &seeded
+        )),
+        "node 4 never received the data"
+    );
+    assert_eq!(
+        write_one(&cluster.node(3).addr, &vault, "document:via-4"),
+        200
+    );
+
+    // Founder 3 leaves, through an API call on the newcomer.
+    let removed = cluster.node(3).delete("/v1/cluster/members/3");
+    assert_eq!(removed.status, 202, "{}", removed.text);
+    assert!(
+        wait_until(Duration::from_secs(60), || voters(cluster.node(0))
+            == [1, 2, 4]),
+        "node 3 was never removed: {:?}",
+        voters(cluster.node(0))
+    );
+    let mut written = seeded.clone();
+    written.push("document:via-4".to_string());
+    for (index, document) in [(0, "document:after-1"), (3, "document:after-4")] {
+        assert!(
+            wait_until(Duration::from_secs(30), || write_one(
+                &cluster.node(index).addr,
+                &vault,
+                document
+            ) == 200),
+            "no write through node {} after the change",
+            index + 1
+        );
+        written.push(document.to_string());
+    }
+    for index in [0, 1, 3] {
+        assert!(
+            wait_until(Duration::from_secs(30), || all_present(
+                cluster.node(index),
+                &vault,
+                &written
+            )),
+            "node {} misses a write",
+            index + 1
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (count, failures) = reads.join().unwrap();
+    assert!(count > 0);
+    assert!(
+        failures.is_empty(),
+        "{} of {count} reads failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
     );
 }

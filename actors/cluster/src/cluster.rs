@@ -21,10 +21,11 @@ use ractor_cluster::{NodeServer, NodeServerMessage};
 
 use crate::config::ClusterConfig;
 use crate::connector::{Connector, ConnectorArguments};
-use crate::error::{ClusterError, ForwardError};
+use crate::error::{ClusterError, ForwardError, PeerChangeError};
 use crate::handler::PeerHandler;
 use crate::inbox::{InboxArguments, PeerInbox};
 use crate::links::{node_name, LinkEvents, Links};
+use crate::peers::{PeerAdded, PeerSet};
 use crate::stats::{ClusterStats, Counters};
 use crate::transport::ClusterTransport;
 
@@ -57,7 +58,9 @@ impl Drop for ProcessSlot {
 pub struct Cluster {
     node_id: u64,
     local_addr: SocketAddr,
-    peers: BTreeMap<u64, SocketAddr>,
+    /// The peers and the removed nodes, shared with the connector and every transport
+    /// handed out, so membership changes reach them all.
+    peers: Arc<PeerSet>,
     forward_timeout_ms: u64,
     node_server: ActorRef<NodeServerMessage>,
     inbox: ActorRef<PeerMsg>,
@@ -80,6 +83,7 @@ impl Cluster {
         let slot = ProcessSlot::claim()?;
         let local_addr = resolve_listen_address(config.listen)?;
         let links = Arc::new(Links::default());
+        let peers = Arc::new(PeerSet::new(config.node_id, config.peers.clone()));
         let counters = Arc::new(Counters::default());
         let node_server = start_node_server(&config, local_addr, &links, &supervisor).await?;
         let inbox = InboxArguments {
@@ -96,7 +100,7 @@ impl Cluster {
         };
         let connector = ConnectorArguments {
             node_server: node_server.clone(),
-            peers: config.peers.clone(),
+            peers: peers.clone(),
             links: links.clone(),
             interval: Duration::from_millis(config.reconnect_interval_ms),
             handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
@@ -113,7 +117,7 @@ impl Cluster {
         Ok(Cluster {
             node_id: config.node_id,
             local_addr,
-            peers: config.peers,
+            peers,
             forward_timeout_ms: config.forward_timeout_ms,
             node_server,
             inbox,
@@ -134,10 +138,12 @@ impl Cluster {
         self.local_addr
     }
 
-    /// Raft's transport over the links: sends never block, and a missing link drops the
-    /// message (counted).
+    /// Raft's transport over the links: sends never block, and a missing link (or a node
+    /// removed with [`Cluster::remove_peer`]) drops the message (counted). It follows later
+    /// membership changes.
     pub fn transport(&self) -> Arc<dyn Transport> {
         Arc::new(ClusterTransport {
+            peers: self.peers.clone(),
             links: self.links.clone(),
             counters: self.counters.clone(),
         })
@@ -167,13 +173,69 @@ impl Cluster {
         self.read_reply(node, decode_read_barrier_reply(&reply))
     }
 
-    /// The configured peers with a live, authenticated session whose inbox is visible.
+    /// The current peers (see [`Cluster::peers`]) with a live, authenticated session whose
+    /// inbox is visible.
     pub fn linked_peers(&self) -> Vec<u64> {
         self.peers
-            .keys()
-            .copied()
+            .snapshot()
+            .into_keys()
             .filter(|&peer| self.links.inbox_of(peer).is_some())
             .collect()
+    }
+
+    /// The current peers, node id → cluster address: the configured ones, as changed since
+    /// by [`Cluster::add_peer`] and [`Cluster::remove_peer`].
+    pub fn peers(&self) -> BTreeMap<u64, SocketAddr> {
+        self.peers.snapshot()
+    }
+
+    /// Makes `id` a peer at `address`: from now on the connector keeps it linked (a round
+    /// starts at once rather than at the next interval), and [`Cluster::linked_peers`] lists
+    /// it once linked; the transport, including those handed out before, and the forwarding
+    /// calls reach it. A session the node already opened to this one is used as soon as it
+    /// is ready. Lifts an earlier [`Cluster::remove_peer`]. Never blocks.
+    ///
+    /// Idempotent, since every member applies the same membership change, possibly twice
+    /// after a restart: adding a peer already present at `address` changes nothing. With
+    /// another address, the address is replaced and a session already open with the peer
+    /// is kept (it is the same node, named and authenticated by the cookie); the new address
+    /// is dialled as soon as the peer has no session, including when only a connection
+    /// attempt to the old address is under way (that attempt is used if it completes, or
+    /// closed by the handshake timeout). To move a live link at once, remove the peer first.
+    ///
+    /// Refuses node 0 and this node's own id.
+    pub fn add_peer(&self, id: u64, address: SocketAddr) -> Result<(), PeerChangeError> {
+        let added = self.peers.add(id, address)?;
+        match added {
+            PeerAdded::Unchanged => return Ok(()),
+            PeerAdded::New => tracing::info!(peer = id, %address, "cluster peer added"),
+            PeerAdded::Replaced { previous } => {
+                tracing::info!(peer = id, %previous, %address, "cluster peer moved");
+            }
+        }
+        // A queued message, not a wait; a stopped connector has nothing left to link.
+        self.connector.cast(ConnectorMsg::Reconnect).ok();
+        Ok(())
+    }
+
+    /// Stops keeping `id` linked and cuts it off until it is added again: the connector no
+    /// longer dials it, its ready session is closed now, and nothing more is sent to it
+    /// (raft envelopes and forwarded requests addressed to it are dropped and counted as
+    /// without a link). A removed node may not have applied its removal and dial this node
+    /// again; the connector closes such sessions at its next round. Idempotent; returns
+    /// whether `id` was a peer (it is cut off either way). Never blocks.
+    pub fn remove_peer(&self, id: u64) -> bool {
+        let removed = self.peers.remove(id);
+        // After the change to the set, so the sends that follow are refused even before the
+        // session has finished closing.
+        if let Some(session) = self.links.take(id) {
+            session.stop(Some("peer_removed".to_string()));
+        }
+        match removed {
+            Some(address) => tracing::info!(peer = id, %address, "cluster peer removed"),
+            None => tracing::debug!(peer = id, "cluster node removed, it was not a peer"),
+        }
+        removed.is_some()
     }
 
     /// The counters since start.
@@ -198,7 +260,7 @@ impl Cluster {
     where
         F: FnOnce(RpcReplyPort<Vec<u8>>) -> PeerMsg,
     {
-        let Some(inbox) = self.links.inbox_of(node) else {
+        let Some(inbox) = self.links.send_inbox(&self.peers, node) else {
             self.counters.dropped_no_link();
             return Err(ForwardError::NoLink { node });
         };
@@ -279,7 +341,7 @@ async fn start_node_server(
         node_name(config.node_id),
         address.ip().to_string(),
         None,
-        // Only configured peers are linked: no transitive connections to peers of peers.
+        // Only members are dialled: no transitive connections to peers of peers.
         Some(NodeConnectionMode::Isolated),
     )
     .with_listen_addr(address.ip());

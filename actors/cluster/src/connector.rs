@@ -1,7 +1,9 @@
 //! The connector: every reconnect interval it reconciles the links book with the node
-//! server's sessions, closes sessions whose handshake outlived the handshake timeout, and
-//! connects to each configured peer that has no session, so a peer that restarts is linked
-//! again without an operator.
+//! server's sessions, closes sessions whose handshake outlived the handshake timeout and
+//! sessions with removed nodes, and connects to each peer that has no session, so a peer
+//! that restarts is linked again without an operator. The peers are read afresh each round
+//! from the peer set the [`Cluster`](crate::Cluster) handle changes, so an added peer is
+//! dialled on the next round and a removed one no longer is.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
 use tokio::time::Instant;
 
 use crate::links::{peer_of, Links};
+use crate::peers::PeerSet;
 
 /// The connector actor.
 pub(crate) struct Connector;
@@ -24,8 +27,8 @@ pub(crate) struct Connector;
 pub(crate) struct ConnectorArguments {
     /// The node server that owns the sessions.
     pub(crate) node_server: ActorRef<NodeServerMessage>,
-    /// The peers to keep linked: node id → cluster address.
-    pub(crate) peers: BTreeMap<u64, SocketAddr>,
+    /// The peers to keep linked: node id → cluster address, shared with the handle.
+    pub(crate) peers: Arc<PeerSet>,
     /// The links book.
     pub(crate) links: Arc<Links>,
     /// The reconnect interval; also the limit of one connection attempt and of each query
@@ -75,7 +78,7 @@ impl Actor for Connector {
 }
 
 /// One round: adopt ready sessions the events missed, forget dead ones, close stuck
-/// handshakes, connect the rest.
+/// handshakes and sessions with removed nodes, connect the peers left without one.
 async fn reconcile(state: &mut ConnectorState) {
     let arguments = &state.arguments;
     let sessions = match arguments
@@ -88,34 +91,48 @@ async fn reconcile(state: &mut ConnectorState) {
         _ => return,
     };
     arguments.links.forget_dead();
-    let with_session = survey_sessions(state, &sessions).await;
+    // A copy: the round awaits the sessions, and must not hold the lock add_peer and
+    // remove_peer take. A peer added during the round is dialled by the next one (add_peer
+    // asks for one at once); removals are checked again where they matter.
+    let peers = arguments.peers.snapshot();
+    let with_session = survey_sessions(state, &sessions, &peers).await;
     state
         .unready_since
         .retain(|session_id, _| sessions.contains_key(session_id));
-    for (&peer, &address) in &state.arguments.peers {
-        if !with_session.contains(&peer) {
+    for (&peer, &address) in &peers {
+        if !with_session.contains(&peer) && !state.arguments.peers.is_removed(peer) {
             connect(&state.arguments, peer, address);
         }
     }
 }
 
 /// The peers that have a session (in any state, so a handshake under way is not doubled).
-/// Records in the book the ready sessions missing from it, and closes sessions that stayed
-/// short of ready for longer than the handshake timeout.
+/// Records in the book the ready sessions missing from it, closes sessions that stayed
+/// short of ready for longer than the handshake timeout, and closes the sessions of removed
+/// nodes.
 async fn survey_sessions(
     state: &mut ConnectorState,
     sessions: &HashMap<ractor_cluster::NodeId, NodeServerSessionInformation>,
+    peers: &BTreeMap<u64, SocketAddr>,
 ) -> BTreeSet<u64> {
     let mut with_session = BTreeSet::new();
     for (&session_id, session) in sessions {
         let arguments = &state.arguments;
+        let named = peer_of(session);
+        if let Some(peer) = named.filter(|&peer| arguments.peers.is_removed(peer)) {
+            // Nothing is sent over it anyway; closing it also stops what the removed node
+            // sends (it may not know it was removed), and ends an attempt of ours that was
+            // under way at the removal.
+            tracing::debug!(peer, "closing a cluster session with a removed node");
+            session.actor.stop(Some("peer_removed".to_string()));
+            continue;
+        }
         // Before the handshake names the peer, an outgoing session is known by the address
         // it was opened to.
-        let named = peer_of(session);
         let peer = named.or_else(|| {
             let outgoing = !session.is_server;
             outgoing
-                .then(|| peer_at(&arguments.peers, &session.peer_addr))
+                .then(|| peer_at(peers, &session.peer_addr))
                 .flatten()
         });
         with_session.extend(peer);
@@ -151,6 +168,7 @@ async fn is_ready(session: &NodeServerSessionInformation, limit: Duration) -> bo
     matches!(ready, Ok(CallResult::Success(true)))
 }
 
+/// The member configured at `address`, as a session reports it.
 fn peer_at(peers: &BTreeMap<u64, SocketAddr>, address: &str) -> Option<u64> {
     peers
         .iter()
@@ -173,4 +191,16 @@ fn connect(state: &ConnectorArguments, peer: u64, address: SocketAddr) {
             Err(_) => tracing::debug!(peer, %address, "cluster connection attempt timed out"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unnamed_session_is_known_by_its_members_address() {
+        let peers = BTreeMap::from([(2, SocketAddr::from(([127, 0, 0, 1], 7002)))]);
+        assert_eq!(peer_at(&peers, "127.0.0.1:7002"), Some(2));
+        assert_eq!(peer_at(&peers, "127.0.0.1:7003"), None);
+    }
 }

@@ -75,3 +75,18 @@ pub enum ForwardError {
         source: PayloadError,
     },
 }
+
+/// Why a peer was not added with [`Cluster::add_peer`](crate::Cluster::add_peer). Each
+/// message names the rule, the same ones `cluster.peers` follows in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PeerChangeError {
+    /// The peer is this node itself.
+    #[error("a peer must not be this node's own id {node_id} (a node never links to itself)")]
+    IsSelf {
+        /// This node's id.
+        node_id: u64,
+    },
+    /// The peer's id is 0.
+    #[error("a peer's node id must be at least 1 (raft-rs reserves 0 for \"no node\")")]
+    IdZero,
+}

@@ -1,6 +1,6 @@
 //! The node-to-node transport over ractor_cluster. This crate owns the links between nodes
 //! (a ractor_cluster node server, authenticated by the cluster cookie, and a connector that
-//! keeps every configured peer linked) and the peer inbox, the one actor other nodes send
+//! keeps every current peer linked) and the peer inbox, the one actor other nodes send
 //! to. It must never decide anything about consensus (which message to send, to whom, what
 //! a proposal means: that is raft's and the node's), and it must never block on the network
 //! in a send: raft's [`Transport::send`](inferadb_raft::transport::Transport::send) only
@@ -8,8 +8,9 @@
 //!
 //! - [`ClusterConfig`]: node id, listen address, cookie, peers, intervals.
 //! - [`Cluster`]: starts the actors; [`Cluster::transport`] for raft, [`Cluster::propose`] and
-//!   [`Cluster::read_barrier`] to forward requests, [`Cluster::linked_peers`],
-//!   [`Cluster::stats`].
+//!   [`Cluster::read_barrier`] to forward requests, [`Cluster::add_peer`],
+//!   [`Cluster::remove_peer`] and [`Cluster::peers`] to follow membership changes,
+//!   [`Cluster::linked_peers`], [`Cluster::stats`].
 //! - [`PeerHandler`]: what the node plugs in to receive.
 //!
 //! # Naming and lookup
@@ -48,7 +49,7 @@
 //! # Reconnecting
 //!
 //! Every `reconnect_interval_ms` the connector lists the node server's sessions and connects
-//! to each configured peer that has none (a connection attempt is given one interval). Both
+//! to each current peer that has none (a connection attempt is given one interval). Both
 //! sides do this, and ractor_cluster itself resolves simultaneous connections. A session
 //! closes when its TCP connection does (ractor_cluster pings every few seconds); the links
 //! book forgets it and the next round reconnects, so a restarted peer is linked again without
@@ -56,6 +57,21 @@
 //! after the connector first saw it is closed, since ractor_cluster would wait on a silent
 //! peer forever. A peer with another cookie fails ractor_cluster's challenge, its session is
 //! closed, and it is never linked.
+//!
+//! # Membership
+//!
+//! The peers start as `ClusterConfig::peers` and change at runtime as the node applies
+//! membership changes; the connector reads them afresh at every round.
+//! [`Cluster::add_peer`] makes a node a peer (a reconnect round starts at once);
+//! [`Cluster::remove_peer`] stops dialling it, closes its ready session and cuts it off until
+//! it is added again: what is addressed to it is dropped and counted as without a link, and
+//! the connector closes any session with it (a removed node may not have applied its removal
+//! and dial again, or an attempt of ours was under way). A node that is neither a peer nor
+//! removed (a node about to be added, or one whose peers list this node but not the reverse)
+//! may open a session to this node and is answered over it, but it is not dialled and
+//! [`Cluster::linked_peers`] does not list it. Both changes are idempotent, since every
+//! member applies the same change, possibly twice after a restart; removals are not
+//! persisted, so a restarted node applies them again.
 //!
 //! At most one [`Cluster`] runs per process: ractor_cluster numbers remote actors per node
 //! server but registers them in ractor's process-global registries.
@@ -75,6 +91,7 @@ mod error;
 mod handler;
 mod inbox;
 mod links;
+mod peers;
 mod stats;
 mod transport;
 
@@ -83,6 +100,6 @@ pub use config::{
     ClusterConfig, ConfigError, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS,
     DEFAULT_RECONNECT_INTERVAL_MS, MIN_COOKIE_BYTES,
 };
-pub use error::{ClusterError, ForwardError};
+pub use error::{ClusterError, ForwardError, PeerChangeError};
 pub use handler::{HandlerFuture, PeerHandler};
 pub use stats::ClusterStats;

@@ -15,6 +15,8 @@ use ractor::{ActorCell, ActorId, ActorRef, ActorStatus};
 use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeEventSubscription, NodeSessionMessage};
 
+use crate::peers::PeerSet;
+
 /// The prefix of every node's ractor_cluster name: `inferadb-<node id>`.
 const NODE_NAME_PREFIX: &str = "inferadb-";
 
@@ -88,6 +90,14 @@ impl Links {
         }
     }
 
+    /// Forgets `peer`'s session, whatever it is, and returns it so the caller can close it.
+    pub(crate) fn take(&self, peer: u64) -> Option<ActorRef<NodeSessionMessage>> {
+        self.sessions
+            .lock()
+            .remove(&peer)
+            .map(|linked| linked.session)
+    }
+
     /// Forgets sessions whose actor has stopped (a disconnect event that was missed).
     pub(crate) fn forget_dead(&self) {
         self.sessions.lock().retain(|_, linked| linked.is_alive());
@@ -99,6 +109,15 @@ impl Links {
             .lock()
             .get(&peer)
             .is_some_and(|linked| linked.session_id == session_id)
+    }
+
+    /// The inbox to send to `node` through: none for a removed node, even when it has
+    /// opened a new session to this node since (it may not know it was removed).
+    pub(crate) fn send_inbox(&self, peers: &PeerSet, node: u64) -> Option<ActorCell> {
+        if peers.is_removed(node) {
+            return None;
+        }
+        self.inbox_of(node)
     }
 
     /// `node`'s peer inbox as seen through its ready session, if there is one.
@@ -172,6 +191,10 @@ mod tests {
 
     #[test]
     fn an_empty_book_has_no_inbox() {
-        assert!(Links::default().inbox_of(2).is_none());
+        let links = Links::default();
+        assert!(links.inbox_of(2).is_none());
+        let peers = PeerSet::new(1, std::collections::BTreeMap::new());
+        assert!(links.send_inbox(&peers, 2).is_none());
+        assert!(links.take(2).is_none());
     }
 }

@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use inferadb_cluster::{
-    Cluster, ClusterConfig, ClusterError, ConfigError, ForwardError, HandlerFuture, PeerHandler,
+    Cluster, ClusterConfig, ClusterError, ConfigError, ForwardError, HandlerFuture,
+    PeerChangeError, PeerHandler,
 };
 use inferadb_messages::ProposeError;
 use inferadb_raft::transport::{PeerEnvelope, Transport};
@@ -519,4 +520,137 @@ async fn start_refuses_a_bad_configuration_a_taken_port_and_a_second_cluster() {
         .unwrap()
         .stop()
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_added_at_runtime_are_linked_and_removed_ones_are_cut_off() {
+    let _serial = SERIAL.lock().await;
+    let (passive_port, active_port) = (free_port(), free_port());
+    let (cluster, mut received) = start_parent(71, &[]).await;
+    // 72 only accepts, so only this node's connector can link it; 73 lists this node and
+    // dials it on its own, before it is a peer and again after it is removed.
+    let _passive = spawn_passive_peer(72, passive_port);
+    let _active = spawn_peer(73, active_port, &cluster, COOKIE);
+    assert!(cluster.peers().is_empty() && cluster.linked_peers().is_empty());
+
+    // First at an address nothing listens on, then moved to the right one.
+    cluster.add_peer(72, loopback(free_port())).unwrap();
+    cluster.add_peer(72, loopback(passive_port)).unwrap();
+    cluster.add_peer(73, loopback(active_port)).unwrap();
+    wait_linked(&cluster, 72).await;
+    wait_linked(&cluster, 73).await;
+    // Applying the same change again changes nothing, and the links stay up.
+    cluster.add_peer(72, loopback(passive_port)).unwrap();
+    cluster.add_peer(73, loopback(active_port)).unwrap();
+    let members = BTreeMap::from([(72, loopback(passive_port)), (73, loopback(active_port))]);
+    assert_eq!(cluster.peers(), members);
+    assert_eq!(cluster.linked_peers(), vec![72, 73]);
+    exchange(&cluster, &mut received, 72, 1).await;
+    exchange(&cluster, &mut received, 73, 1).await;
+    assert_eq!(
+        cluster.propose(72, GROUP, b"joined".to_vec()).await,
+        Ok(b"echo:joined".to_vec())
+    );
+
+    assert!(cluster.remove_peer(72) && cluster.remove_peer(73));
+    assert!(!cluster.remove_peer(72), "removing twice is a no-op");
+    assert!(cluster.peers().is_empty());
+    assert_cut_off(&cluster, &[72, 73]).await;
+
+    // Removal is not final: added again, each is linked again.
+    cluster.add_peer(72, loopback(passive_port)).unwrap();
+    cluster.add_peer(73, loopback(active_port)).unwrap();
+    wait_linked(&cluster, 72).await;
+    wait_linked(&cluster, 73).await;
+    exchange(&cluster, &mut received, 72, 2).await;
+    exchange(&cluster, &mut received, 73, 2).await;
+    cluster.stop().await;
+}
+
+/// Checks, over several reconnect rounds, that none of `removed` is linked again (73 keeps
+/// dialling this node) and that what is sent to them is dropped and counted.
+async fn assert_cut_off(cluster: &Cluster, removed: &[u64]) {
+    let transport = cluster.transport();
+    let rounds_end = Instant::now() + Duration::from_millis(10 * RECONNECT_INTERVAL_MS);
+    let mut term = 100;
+    while Instant::now() < rounds_end {
+        assert!(cluster.linked_peers().is_empty());
+        for &peer in removed {
+            let before = cluster.stats();
+            transport.send(heartbeat(cluster.node_id(), peer, term));
+            let after = cluster.stats();
+            assert_eq!(
+                after.messages_dropped_no_link,
+                before.messages_dropped_no_link + 1
+            );
+            assert_eq!(after.messages_sent, before.messages_sent);
+        }
+        term += 1;
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    for &node in removed {
+        assert_eq!(
+            cluster.propose(node, GROUP, Vec::new()).await,
+            Err(ForwardError::NoLink { node })
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_peer_is_no_longer_dialled() {
+    let _serial = SERIAL.lock().await;
+    // Accepts connections and keeps them open without ever answering, to count the dials.
+    let silent = tokio::net::TcpListener::bind(loopback(0)).await.unwrap();
+    let silent_address = silent.local_addr().unwrap();
+    let (accepted, mut connections) = unbounded_channel();
+    let acceptor = tokio::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            let _ = accepted.send(stream);
+        }
+    });
+    let mut config = config(81, loopback(0), &[]);
+    config.handshake_timeout_ms = 300;
+    let (envelopes, _received) = unbounded_channel();
+    let cluster = Cluster::start(config, Arc::new(Recorder { envelopes }), None)
+        .await
+        .unwrap();
+
+    cluster.add_peer(82, silent_address).unwrap();
+    let mut first = tokio::time::timeout(CONDITION_DEADLINE, connections.recv())
+        .await
+        .expect("the added peer is dialled")
+        .unwrap();
+    assert!(cluster.remove_peer(82));
+    // The attempt under way ends with the handshake timeout (a dial that raced the removal
+    // has landed by then); after that nothing dials the removed peer again.
+    let mut bytes = Vec::new();
+    tokio::time::timeout(CONDITION_DEADLINE, first.read_to_end(&mut bytes))
+        .await
+        .expect("the stuck session is closed")
+        .unwrap();
+    while connections.try_recv().is_ok() {}
+    let rounds = Duration::from_millis(10 * RECONNECT_INTERVAL_MS);
+    assert!(
+        tokio::time::timeout(rounds, connections.recv())
+            .await
+            .is_err(),
+        "the removed peer was dialled again"
+    );
+    cluster.stop().await;
+    acceptor.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_peer_refuses_this_node_and_node_zero() {
+    let _serial = SERIAL.lock().await;
+    let (cluster, _received) = start_parent(91, &[(92, loopback(free_port()))]).await;
+    let own = cluster.add_peer(91, cluster.local_addr());
+    assert_eq!(own, Err(PeerChangeError::IsSelf { node_id: 91 }));
+    assert!(own.unwrap_err().to_string().contains("own id 91"));
+    let zero = cluster.add_peer(0, loopback(free_port()));
+    assert_eq!(zero, Err(PeerChangeError::IdZero));
+    assert!(zero.unwrap_err().to_string().contains("at least 1"));
+    assert_eq!(cluster.peers().into_keys().collect::<Vec<_>>(), vec![92]);
+    assert!(!cluster.remove_peer(93), "never a peer");
+    cluster.stop().await;
 }

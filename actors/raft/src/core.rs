@@ -29,7 +29,8 @@ mod config;
 mod effects;
 
 use raft::eraftpb::{
-    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot,
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, MessageType,
+    Snapshot,
 };
 use raft::{RawNode, ReadState, SnapshotStatus, StateRole, Storage};
 use rand::rngs::SmallRng;
@@ -114,6 +115,18 @@ impl<S: LogStore> RaftCore<S> {
         self.node.raft.state == StateRole::Leader
     }
 
+    /// Whether this member knows no configuration (no voters, learners or outgoing voters).
+    fn unconfigured(&self) -> bool {
+        let conf = self.node.raft.prs().conf().to_conf_state();
+        conf.voters.is_empty() && conf.learners.is_empty() && conf.voters_outgoing.is_empty()
+    }
+
+    /// Whether a configuration change is proposed but not yet applied (raft-rs accepts one
+    /// at a time).
+    pub fn has_pending_conf_change(&self) -> bool {
+        self.node.raft.has_pending_conf()
+    }
+
     /// The log store (read-only: writes go through the Ready cycle).
     pub fn store(&self) -> &S {
         self.node.store()
@@ -134,9 +147,21 @@ impl<S: LogStore> RaftCore<S> {
 
     /// Steps a message received from another member. A response from a member that is no
     /// longer in the group is ignored.
+    ///
+    /// A member with no configuration at all (a node joining a running group, never given a
+    /// snapshot) accepts no log entries: it waits for the leader's snapshot, which carries
+    /// the membership. Applying the group's history from an empty configuration would make
+    /// its own addition leave it the sole voter of a group of one, free to elect itself.
     pub fn step(&mut self, message: Message) -> Result<(), CoreError> {
         self.check_usable()?;
         let kind = message.get_msg_type();
+        if kind == MessageType::MsgAppend && !message.entries.is_empty() && self.unconfigured() {
+            tracing::debug!(
+                from = message.from,
+                "entries refused before a first snapshot"
+            );
+            return Ok(());
+        }
         let result = self.node.step(message);
         self.after_input();
         match result {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use raft::eraftpb::{Entry, EntryType, Message};
+use raft::eraftpb::{ConfChangeV2, Entry, EntryType, Message};
 
 use crate::core::{CoreError, Effects, Proposed, RaftCore, RoleChange};
 use crate::store::LogStore;
@@ -49,6 +49,23 @@ pub trait StateMachine {
     fn snapshot_blocked(&self) -> Option<String> {
         None
     }
+
+    /// The membership the replicated state asks for (see [`MembershipTarget`]); the leader's
+    /// shell drives the group's configuration towards it with configuration changes.
+    fn membership_target(&self) -> MembershipTarget {
+        MembershipTarget::default()
+    }
+}
+
+/// A membership the replicated state asks for: `voters` must be voters, `removed` must not be
+/// members at all; ids in neither keep whatever role they have (so the voters a group was
+/// bootstrapped with need not be named).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembershipTarget {
+    /// Ids that must be voters.
+    pub voters: std::collections::BTreeSet<u64>,
+    /// Ids that must not be members.
+    pub removed: std::collections::BTreeSet<u64>,
 }
 
 /// What happened to a proposal.
@@ -160,6 +177,12 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
         let ticket = self.core.propose(data, Vec::new())?;
         self.waiting.insert(ticket.index, ticket.term);
         Ok(ticket)
+    }
+
+    /// Proposes a membership change (see [`RaftCore::propose_conf_change`]). It completes no
+    /// client: the caller watches the configuration (a control loop), not a ticket.
+    pub fn propose_conf_change(&mut self, change: ConfChangeV2) -> Result<Proposed, CoreError> {
+        self.core.propose_conf_change(change, Vec::new())
     }
 
     /// Asks to confirm leadership for read `request_id` (linearizable reads).

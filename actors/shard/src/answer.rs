@@ -15,6 +15,7 @@
 //!   tag 8 LeaseGranted    u64 epoch ‖ u64 expires_at_ms
 //!   tag 9 LeaseReleased
 //!   tag 10 WroteGroup     u32 count ‖ item*
+//!   tag 11 MembersChanged
 //! item    = 1 ‖ u64 revision ‖ u64 inserted ‖ u64 removed (Written)
 //!         | 2 ‖ refusal (Refused)
 //! refusal = str kind ‖ str message ‖ bytes detail
@@ -23,12 +24,13 @@
 //! A refusal's `detail` is the JSON of the structured error that refused the command
 //! ([`WriteError`], [`SchemaError`] or [`CatalogError`]; a missing vault's
 //! `vault_not_found` carries `CatalogError::VaultNotFound`), empty when there is none
-//! (lease refusals, malformed commands, `group_too_large`); [`ShardAnswer::write_error`]
+//! (lease and member refusals, malformed commands, `group_too_large`); [`ShardAnswer::write_error`]
 //! and its siblings decode it. Derived `serde` impls print fields in declaration order, so every
 //! replica produces the same bytes for the same error.
 //!
 //! Answers are never stored: each member's own machine produces the answers its proposals
-//! wait for, so tag 5's `detail` (added after tags 1–9) needs no new format byte.
+//! wait for, so tag 5's `detail` (added after tags 1–9) and the later tags need no new
+//! format byte.
 
 use inferadb_protocols::{Revision, VaultId};
 use inferadb_vault::{CatalogError, SchemaError, WriteError};
@@ -113,6 +115,9 @@ pub enum ShardAnswer {
         /// Each batch's outcome.
         results: Vec<GroupItem>,
     },
+    /// The cluster's member registry holds the record an `AddMember` or `RemoveMember`
+    /// asked for (it may have held it already).
+    MembersChanged,
 }
 
 /// The outcome of one batch of a `WriteGroup`: what a `Write` of it alone would answer.
@@ -248,6 +253,7 @@ impl ShardAnswer {
                 writer.u8(10);
                 encode_group(&mut writer, results);
             }
+            ShardAnswer::MembersChanged => writer.u8(11),
         }
         writer.out
     }
@@ -291,6 +297,7 @@ impl ShardAnswer {
             10 => ShardAnswer::WroteGroup {
                 results: decode_group(&mut reader)?,
             },
+            11 => ShardAnswer::MembersChanged,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "answer",

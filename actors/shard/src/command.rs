@@ -12,6 +12,8 @@
 //!   tag 6 RenewLease    str job ‖ u64 holder ‖ u64 epoch ‖ u64 duration_ms ‖ u64 now_ms
 //!   tag 7 ReleaseLease  str job ‖ u64 holder ‖ u64 epoch
 //!   tag 8 WriteGroup    u64 vault ‖ u64 now_ms ‖ u32 count ‖ batch*
+//!   tag 9 AddMember     u64 id ‖ str address
+//!   tag 10 RemoveMember u64 id
 //! batch        = u32 count ‖ mutation* ‖ u32 count ‖ precondition*   (as in Write)
 //! mutation     = 1 ‖ str relationship (Create) | 2 ‖ str relationship (Touch)
 //!              | 3 ‖ str relationship (Delete) | 4 ‖ filter (DeleteMatching)
@@ -28,12 +30,13 @@
 //! the filter *rules* (e.g. `resource_id` needs `resource_type`) are the vault's business
 //! and give a deterministic refusal when applied. Likewise a lease's job name is any UTF-8
 //! string on the wire; the [`crate::lease`] rules (1–64 bytes of `[a-z0-9_.-]`) refuse it
-//! when applied.
+//! when applied, and a member's address is any UTF-8 string on the wire, which the
+//! [`crate::members`] rules (`IP:port`) refuse when applied.
 //!
-//! Tags 5–7, then tag 8, were added without changing the format byte: every older encoding
-//! decodes as before. A replica of a version without them refuses them as
-//! `malformed_command`, so a cluster must not propose them until every member runs a version
-//! that knows them.
+//! Tags 5–7, then tag 8, then tags 9–10 were added without changing the format byte: every
+//! older encoding decodes as before. A replica of a version without them refuses them as
+//! `malformed_command`, so a cluster must not propose them until every member runs a
+//! version that knows them.
 
 use inferadb_protocols::{ObjectId, RelationName, Relationship, TypeName, VaultId};
 use inferadb_vault::{Mutation, Precondition, PreconditionKind, RelationshipFilter, WriteBatch};
@@ -51,6 +54,8 @@ const TAG_ACQUIRE_LEASE: u8 = 5;
 const TAG_RENEW_LEASE: u8 = 6;
 const TAG_RELEASE_LEASE: u8 = 7;
 const TAG_WRITE_GROUP: u8 = 8;
+const TAG_ADD_MEMBER: u8 = 9;
+const TAG_REMOVE_MEMBER: u8 = 10;
 
 /// One entry of a shard's Raft log. Everything a replica needs to apply it identically is
 /// inside: ids and the leader's clock (`now_ms`) are chosen once, by the proposer.
@@ -132,6 +137,21 @@ pub enum ShardCommand {
         /// The proposer's clock: every block's timestamp and the expiry reference.
         now_ms: u64,
     },
+    /// Records node `id` in the cluster's registry as a voter reachable at `address`,
+    /// replacing its address and clearing its removal if it was recorded (see
+    /// [`crate::members`]; kept in shard 0).
+    AddMember {
+        /// The node (not 0).
+        id: u64,
+        /// Its cluster address, `IP:port`.
+        address: String,
+    },
+    /// Records node `id` in the cluster's registry as one that must not be a member, even
+    /// if it was never added (see [`crate::members`]; kept in shard 0).
+    RemoveMember {
+        /// The node (not 0).
+        id: u64,
+    },
 }
 
 impl ShardCommand {
@@ -139,23 +159,41 @@ impl ShardCommand {
     pub fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::default();
         writer.u8(COMMAND_FORMAT);
+        writer.u8(self.tag());
+        self.encode_fields(&mut writer);
+        writer.out
+    }
+
+    /// The tag that selects the variant on the wire.
+    fn tag(&self) -> u8 {
+        match self {
+            ShardCommand::CreateVault { .. } => TAG_CREATE_VAULT,
+            ShardCommand::DeleteVault { .. } => TAG_DELETE_VAULT,
+            ShardCommand::DeploySchema { .. } => TAG_DEPLOY_SCHEMA,
+            ShardCommand::Write { .. } => TAG_WRITE,
+            ShardCommand::AcquireLease { .. } => TAG_ACQUIRE_LEASE,
+            ShardCommand::RenewLease { .. } => TAG_RENEW_LEASE,
+            ShardCommand::ReleaseLease { .. } => TAG_RELEASE_LEASE,
+            ShardCommand::WriteGroup { .. } => TAG_WRITE_GROUP,
+            ShardCommand::AddMember { .. } => TAG_ADD_MEMBER,
+            ShardCommand::RemoveMember { .. } => TAG_REMOVE_MEMBER,
+        }
+    }
+
+    /// The fields after the tag.
+    fn encode_fields(&self, writer: &mut Writer) {
         match self {
             ShardCommand::CreateVault { id, name, now_ms } => {
-                writer.u8(TAG_CREATE_VAULT);
                 writer.u64(id.0);
                 writer.str(name);
                 writer.u64(*now_ms);
             }
-            ShardCommand::DeleteVault { id } => {
-                writer.u8(TAG_DELETE_VAULT);
-                writer.u64(id.0);
-            }
+            ShardCommand::DeleteVault { id } => writer.u64(id.0),
             ShardCommand::DeploySchema {
                 vault,
                 text,
                 now_ms,
             } => {
-                writer.u8(TAG_DEPLOY_SCHEMA);
                 writer.u64(vault.0);
                 writer.str(text);
                 writer.u64(*now_ms);
@@ -165,48 +203,40 @@ impl ShardCommand {
                 batch,
                 now_ms,
             } => {
-                write_fields(&mut writer, TAG_WRITE, *vault, *now_ms);
-                encode_batch(&mut writer, batch);
+                write_fields(writer, *vault, *now_ms);
+                encode_batch(writer, batch);
             }
             ShardCommand::WriteGroup {
                 vault,
                 batches,
                 now_ms,
             } => {
-                write_fields(&mut writer, TAG_WRITE_GROUP, *vault, *now_ms);
+                write_fields(writer, *vault, *now_ms);
                 writer.len(batches.len());
-                batches
-                    .iter()
-                    .for_each(|batch| encode_batch(&mut writer, batch));
+                batches.iter().for_each(|batch| encode_batch(writer, batch));
             }
             ShardCommand::AcquireLease {
                 job,
                 holder,
                 duration_ms,
                 now_ms,
-            } => lease_fields(
-                &mut writer,
-                TAG_ACQUIRE_LEASE,
-                job,
-                &[*holder, *duration_ms, *now_ms],
-            ),
+            } => lease_fields(writer, job, &[*holder, *duration_ms, *now_ms]),
             ShardCommand::RenewLease {
                 job,
                 holder,
                 epoch,
                 duration_ms,
                 now_ms,
-            } => lease_fields(
-                &mut writer,
-                TAG_RENEW_LEASE,
-                job,
-                &[*holder, *epoch, *duration_ms, *now_ms],
-            ),
+            } => lease_fields(writer, job, &[*holder, *epoch, *duration_ms, *now_ms]),
             ShardCommand::ReleaseLease { job, holder, epoch } => {
-                lease_fields(&mut writer, TAG_RELEASE_LEASE, job, &[*holder, *epoch]);
+                lease_fields(writer, job, &[*holder, *epoch]);
             }
+            ShardCommand::AddMember { id, address } => {
+                writer.u64(*id);
+                writer.str(address);
+            }
+            ShardCommand::RemoveMember { id } => writer.u64(*id),
         }
-        writer.out
     }
 
     /// Decodes [`Self::encode`]'s bytes; anything else is a typed error.
@@ -255,6 +285,13 @@ impl ShardCommand {
                 now_ms: reader.u64("now_ms")?,
                 batches: decode_batches(&mut reader)?,
             },
+            TAG_ADD_MEMBER => ShardCommand::AddMember {
+                id: reader.u64("member id")?,
+                address: reader.str("member address")?.to_owned(),
+            },
+            TAG_REMOVE_MEMBER => ShardCommand::RemoveMember {
+                id: reader.u64("member id")?,
+            },
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "command",
@@ -267,16 +304,14 @@ impl ShardCommand {
     }
 }
 
-/// A write command's leading fields: its tag, the vault, the clock.
-fn write_fields(writer: &mut Writer, tag: u8, vault: VaultId, now_ms: u64) {
-    writer.u8(tag);
+/// A write command's leading fields: the vault, the clock.
+fn write_fields(writer: &mut Writer, vault: VaultId, now_ms: u64) {
     writer.u64(vault.0);
     writer.u64(now_ms);
 }
 
-/// A lease command's fields: its tag, the job, then its integers in order.
-fn lease_fields(writer: &mut Writer, tag: u8, job: &str, integers: &[u64]) {
-    writer.u8(tag);
+/// A lease command's fields: the job, then its integers in order.
+fn lease_fields(writer: &mut Writer, job: &str, integers: &[u64]) {
     writer.str(job);
     for integer in integers {
         writer.u64(*integer);

@@ -4,10 +4,10 @@
 //! committed commands to its own copy of the shard's vaults through a [`ShardMachine`]
 //! (an `inferadb_raft::group::StateMachine`) and answers the proposer with a
 //! [`ShardAnswer`]. This crate owns the commands' and answers' canonical encodings, the
-//! deterministic application of commands to the shard's catalog, vault files and lease
-//! table, the recovery rule that makes re-applying log entries after a crash idempotent,
-//! and logical snapshots that rebuild identical vaults (same blocks, hashes and state
-//! roots) and leases.
+//! deterministic application of commands to the shard's catalog, vault files, lease
+//! table and member registry, the recovery rule that makes re-applying log entries after a
+//! crash idempotent, and logical snapshots that rebuild identical vaults (same blocks,
+//! hashes and state roots), leases and members.
 //!
 //! It must never read the clock, draw randomness, spawn threads or tasks, or depend on an
 //! async runtime: ids and `now_ms` travel inside the commands, chosen once by the proposer,
@@ -20,6 +20,8 @@
 //! - [`machine`]: [`ShardMachine`]: applying, durability and the recovery rule.
 //! - [`lease`]: [`LeaseTable`]: cluster-wide leases for singleton jobs, fenced by epoch
 //!   (kept in shard 0; its documentation says how the leader-election actor uses them).
+//! - [`members`]: [`MemberRecord`]: the cluster's desired membership, a registry of nodes
+//!   (kept in shard 0) that the leader's shell drives Raft's configuration towards.
 //! - [`snapshot`]: the logical snapshot's encoding.
 //! - [`files`]: [`VaultFiles`], over a directory or over memory.
 //! - [`observer`]: [`observer::ShardObserver`], how the node hears what applied entries
@@ -31,6 +33,7 @@ pub mod error;
 pub mod files;
 pub mod lease;
 pub mod machine;
+pub mod members;
 pub mod observer;
 mod refusal;
 pub mod snapshot;
@@ -42,4 +45,5 @@ pub use error::ShardError;
 pub use files::{DirVaultFiles, MemoryVaultFiles, VaultFiles};
 pub use lease::{Lease, LeaseError, LeaseLimits, LeaseTable};
 pub use machine::{ShardMachine, ShardOptions};
+pub use members::MemberRecord;
 pub use wire::DecodeError;

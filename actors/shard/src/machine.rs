@@ -14,8 +14,9 @@
 //! `too_many_matches`, `filter_invalid`, `precondition_invalid`, `precondition_failed`,
 //! `block_too_large`, and for leases (see [`crate::lease`]) `lease_job_invalid`,
 //! `lease_duration_invalid`, `lease_held`, `lease_not_held`, `lease_expired`,
-//! `leases_full`, `lease_epochs_exhausted`. Vault, schema, write and catalog refusals carry
-//! the vault's structured error in their `detail` (see [`crate::answer`]).
+//! `leases_full`, `lease_epochs_exhausted`, and for the member registry (see
+//! [`crate::members`]) `member_invalid`, `member_last`. Vault, schema, write and catalog
+//! refusals carry the vault's structured error in their `detail` (see [`crate::answer`]).
 //!
 //! A failure of this replica's own (storage error, corrupt data) is
 //! [`ShardAnswer::Fatal`]: the machine stops (every later entry answers `Fatal` too,
@@ -29,8 +30,9 @@
 //! durable, so applying costs no fsync. Each apply also records `applied_index` (the
 //! entry's index) in the catalog, in the same catalog transaction as any catalog change of
 //! that entry (a lease command's changes to the lease table included: see
-//! [`LEASES_TABLE`]), and each vault commit stores the index of the command that made it in the
-//! vault's own state table, in the same transaction as its block
+//! [`LEASES_TABLE`]; and a membership command's changes to the member registry: see
+//! [`MEMBERS_TABLE`]), and each vault commit stores the index of the command that made it
+//! in the vault's own state table, in the same transaction as its block
 //! (`Vault::set_commit_index`). [`ShardMachine::sync`] makes everything durable, vault
 //! files **first**, then the catalog, so the catalog's durable `applied_index` never names
 //! an entry whose vault changes could still be lost. The shell calls `sync` whenever it
@@ -55,7 +57,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use inferadb_protocols::VaultId;
-use inferadb_raft::group::StateMachine;
+use inferadb_raft::group::{MembershipTarget, StateMachine};
 use inferadb_storage::{Database, Durability, WriteTransaction};
 use inferadb_vault::{
     CatalogError, NodeCatalog, Vault, VaultOptions, VaultRecord, WriteBatch, WriteError,
@@ -63,15 +65,18 @@ use inferadb_vault::{
 };
 
 mod leases;
+mod members;
 mod restore;
 
 pub use leases::{LAST_EPOCH_KEY, LEASES_TABLE};
+pub use members::MEMBERS_TABLE;
 
 use crate::answer::{GroupItem, ShardAnswer};
 use crate::command::ShardCommand;
 use crate::error::ShardError;
 use crate::files::VaultFiles;
 use crate::lease::{LeaseLimits, LeaseTable};
+use crate::members::{self as registry, MemberRecord};
 use crate::observer::{NoObserver, ShardObserver, VaultChange};
 use crate::refusal::{self, Refusal};
 
@@ -107,6 +112,8 @@ pub struct ShardMachine {
     files: Box<dyn VaultFiles>,
     vault_options: VaultOptions,
     leases: LeaseTable,
+    /// The cluster's member registry (see [`crate::members`]).
+    members: BTreeMap<u64, MemberRecord>,
     applied_index: u64,
     fatal: OnceLock<String>,
     /// Who hears about changed vaults ([`Self::publish`]).
@@ -115,6 +122,8 @@ pub struct ShardMachine {
     touched: BTreeSet<VaultId>,
     /// Whether a vault was created or deleted since the last [`Self::publish`].
     membership_changed: bool,
+    /// Whether the member registry changed since the last [`Self::publish`].
+    members_changed: bool,
     /// Vaults whose file could not be opened on this replica, with why: out of service
     /// here until deleted or repaired by a snapshot (see [`Self::quarantined`]).
     quarantined: BTreeMap<VaultId, String>,
@@ -122,8 +131,8 @@ pub struct ShardMachine {
 
 impl ShardMachine {
     /// Opens the machine over its catalog database and its vault files: reads the applied
-    /// index and the lease table, removes vault files the catalog does not name, opens
-    /// every vault.
+    /// index, the lease table and the member registry, removes vault files the catalog does
+    /// not name, opens every vault.
     pub fn open(
         catalog_db: Arc<Database>,
         mut files: Box<dyn VaultFiles>,
@@ -132,6 +141,7 @@ impl ShardMachine {
         let catalog = NodeCatalog::open(catalog_db, options.token_secret)?;
         let applied_index = read_applied_index(catalog.database())?;
         let leases = leases::load(catalog.database(), options.lease)?;
+        let members = members::load(catalog.database())?;
         let records = catalog.list_vaults()?;
         for id in files.list()? {
             if !records.iter().any(|record| record.id == id) {
@@ -163,6 +173,9 @@ impl ShardMachine {
             files,
             vault_options,
             leases,
+            // A registry read from disk is news to whoever observes the machine next.
+            members_changed: !members.is_empty(),
+            members,
             applied_index,
             fatal: OnceLock::new(),
             observer: Box::new(NoObserver),
@@ -180,18 +193,27 @@ impl ShardMachine {
         &self.quarantined
     }
 
-    /// Sets who hears about changed vaults. Every open vault counts as changed until the
-    /// next [`Self::publish`], so a new observer learns the whole shard.
+    /// Sets who hears about changed vaults and members. Every open vault (and a non-empty
+    /// member registry) counts as changed until the next [`Self::publish`], so a new
+    /// observer learns the whole shard.
     pub fn set_observer(&mut self, observer: Box<dyn ShardObserver>) {
         self.observer = observer;
         self.touched.extend(self.vaults.keys().copied());
         self.membership_changed = true;
+        self.members_changed |= !self.members.is_empty();
     }
 
-    /// Tells the observer about every vault changed since the last call (see
-    /// [`crate::observer`]). Called after each drain of the Raft group, and by the shell
-    /// after opening.
+    /// Tells the observer about every vault changed since the last call, then about the
+    /// member registry if it changed (see [`crate::observer`]). Called after each drain of
+    /// the Raft group, and by the shell after opening.
     pub fn publish(&mut self) {
+        self.publish_vaults();
+        if std::mem::take(&mut self.members_changed) {
+            self.observer.members_changed(&self.members);
+        }
+    }
+
+    fn publish_vaults(&mut self) {
         if self.touched.is_empty() && !self.membership_changed {
             return;
         }
@@ -347,6 +369,12 @@ impl ShardMachine {
                         .map(|()| ShardAnswer::LeaseReleased)
                 })
             }
+            ShardCommand::AddMember { id, address } => {
+                self.apply_member(index, id, |members| registry::add(members, id, &address))
+            }
+            ShardCommand::RemoveMember { id } => {
+                self.apply_member(index, id, |members| registry::remove(members, id))
+            }
         }
     }
 
@@ -453,8 +481,9 @@ impl ShardMachine {
         restore::image(self).map(|image| image.encode())
     }
 
-    /// Replaces every vault and the catalog with a snapshot's, rebuilding each vault block
-    /// by block (same blocks, hashes and state roots), then syncs everything.
+    /// Replaces every vault, the catalog, the leases and the member registry with a
+    /// snapshot's, rebuilding each vault block by block (same blocks, hashes and state
+    /// roots), then syncs everything.
     pub fn try_restore(&mut self, data: &[u8]) -> Result<(), ShardError> {
         if let Some(message) = self.fatal.get() {
             return Err(ShardError::Stopped {
@@ -471,6 +500,7 @@ impl ShardMachine {
         }
         self.touched.extend(self.vaults.keys().copied());
         self.membership_changed = true;
+        self.members_changed = true;
         if let Err(error) = &result {
             let _ = self
                 .fatal
@@ -526,6 +556,12 @@ impl StateMachine for ShardMachine {
                 .fatal
                 .set(format!("syncing the vaults failed: {error}"));
         }
+    }
+
+    /// The member registry's ([`ShardMachine::members`]): its non-removed ids as voters,
+    /// its removed ids as removed (empty outside shard 0, where nobody records members).
+    fn membership_target(&self) -> MembershipTarget {
+        self.target()
     }
 }
 

@@ -1,16 +1,19 @@
 //! [`ShardObserver`]: how the node learns what applied entries changed, to publish it.
 //!
-//! The machine collects the vaults its applied entries touched and reports them once per
-//! drain of the Raft group ([`crate::ShardMachine::publish`], called from
-//! `StateMachine::drained`), before the group answers its clients: so a client that got an
-//! answer finds the change in the next read on this node, and a busy drain costs one
-//! read view per vault, not one per entry.
+//! The machine collects the vaults its applied entries touched (and whether they changed
+//! the member registry) and reports them once per drain of the Raft group
+//! ([`crate::ShardMachine::publish`], called from `StateMachine::drained`), before the
+//! group answers its clients: so a client that got an answer finds the change in the next
+//! read on this node, and a busy drain costs one read view per vault, not one per entry.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inferadb_protocols::VaultId;
 use inferadb_storage::Database;
 use inferadb_vault::{Vault, VaultRecord};
+
+use crate::members::MemberRecord;
 
 /// One vault's state after the entries just applied.
 pub enum VaultChange<'a> {
@@ -44,6 +47,12 @@ pub trait ShardObserver: Send {
     /// The vaults that changed since the last call, ascending by id. `membership` is true
     /// when a vault was created or deleted (the set of vaults changed).
     fn changed(&mut self, changes: Vec<VaultChange<'_>>, membership: bool);
+
+    /// The whole member registry (see [`crate::members`]), after the entries just applied
+    /// changed it (or a snapshot restored it, or the observer is new and the registry is
+    /// not empty); called after [`Self::changed`] in the same publish. The default ignores
+    /// it: only shard 0's observer has a registry to hear about.
+    fn members_changed(&mut self, _members: &BTreeMap<u64, MemberRecord>) {}
 }
 
 /// An observer that ignores every change (tests and tools that only apply).

@@ -1,33 +1,47 @@
 //! The logical snapshot of a shard: the catalog, for every vault its schema texts and its
-//! whole ledger, from which [`crate::ShardMachine`] rebuilds identical vaults, and the
-//! lease table.
+//! whole ledger, from which [`crate::ShardMachine`] rebuilds identical vaults, the lease
+//! table and the member registry.
 //!
-//! # Encoding (format 2; integers big-endian, `str`/`bytes` = u32 length ‖ content)
+//! # Encoding (format 3; integers big-endian, `str`/`bytes` = u32 length ‖ content)
 //!
 //! ```text
-//! snapshot = 0x02 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
+//! snapshot = 0x03 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
 //!            ‖ u64 last_epoch ‖ u32 count ‖ lease*                     (leases by job name)
+//!            ‖ u32 count ‖ member*                                     (members by id)
 //! vault    = u64 id ‖ str name ‖ u64 created_at_ms ‖ u64 commit_index
 //!            ‖ u32 count ‖ (u32 version ‖ str text)*                   (oldest first)
 //!            ‖ u32 count ‖ bytes block*                                 (height 1 up; the
 //!                                                                        vault's stored block
 //!                                                                        encoding)
 //! lease    = str job ‖ u64 holder ‖ u64 epoch ‖ u64 expires_at_ms
+//! member   = u64 id ‖ u8 removed (0 | 1) ‖ str address
 //! ```
 //!
-//! Format 1 (written before leases existed) is format 2 without the lease part; it still
-//! decodes, as a snapshot with no leases and `last_epoch` 0. Leases are checked when
-//! decoded (valid job names in strictly ascending order, distinct epochs in
-//! `1..=last_epoch`), so each snapshot has one encoding.
+//! Format 2 (written before the member registry existed) is format 3 without the member
+//! part, and format 1 (before leases) is format 2 without the lease part; both still
+//! decode, with no members (and, for format 1, no leases and `last_epoch` 0). A shard
+//! whose registry is empty is still **written** in format 2, so members of a version
+//! without the registry keep accepting its snapshots until the first `AddMember` or
+//! `RemoveMember` is applied (which, like any new command tag, must wait until every member
+//! runs a version that knows it). Leases are checked when decoded (valid job names in
+//! strictly ascending order, distinct epochs in `1..=last_epoch`), and so are members (ids
+//! strictly ascending and not 0, what [`crate::members`] can record), so each snapshot
+//! decodes to one state; a format-3 snapshot with no members decodes like its format-2
+//! twin, and re-encodes as it.
 
 use inferadb_protocols::VaultId;
 use inferadb_vault::{Block, VaultRecord};
 
+use std::collections::BTreeMap;
+
 use crate::lease::{validate_parts, Lease};
+use crate::members::{self, MemberRecord};
 use crate::wire::{DecodeError, Reader, Writer};
 
-/// The format byte of a shard snapshot.
-pub const SNAPSHOT_FORMAT: u8 = 2;
+/// The format byte of a shard snapshot with a member registry.
+pub const SNAPSHOT_FORMAT: u8 = 3;
+/// The format before the member registry, still written when the registry is empty.
+pub const SNAPSHOT_FORMAT_NO_MEMBERS: u8 = 2;
 /// The format before leases, still accepted by restores.
 const SNAPSHOT_FORMAT_NO_LEASES: u8 = 1;
 
@@ -66,12 +80,14 @@ pub(crate) struct ShardImage {
     pub(crate) last_epoch: u64,
     /// Every lease, by job name ascending.
     pub(crate) leases: Vec<(String, Lease)>,
+    /// The member registry.
+    pub(crate) members: BTreeMap<u64, MemberRecord>,
 }
 
 impl ShardImage {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::default();
-        writer.u8(SNAPSHOT_FORMAT);
+        writer.u8(self.format());
         writer.u64(self.applied_index);
         writer.len(self.vaults.len());
         for vault in &self.vaults {
@@ -97,7 +113,24 @@ impl ShardImage {
             writer.u64(lease.epoch);
             writer.u64(lease.expires_at_ms);
         }
+        if self.format() == SNAPSHOT_FORMAT {
+            writer.len(self.members.len());
+            for (id, record) in &self.members {
+                writer.u64(*id);
+                writer.u8(u8::from(record.removed));
+                writer.str(&record.address);
+            }
+        }
         writer.out
+    }
+
+    /// The format [`Self::encode`] writes: the oldest that holds the image.
+    fn format(&self) -> u8 {
+        if self.members.is_empty() {
+            SNAPSHOT_FORMAT_NO_MEMBERS
+        } else {
+            SNAPSHOT_FORMAT
+        }
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -105,7 +138,7 @@ impl ShardImage {
         let format = reader
             .u8("shard snapshot")
             .map_err(|_| DecodeError::Empty)?;
-        if format != SNAPSHOT_FORMAT && format != SNAPSHOT_FORMAT_NO_LEASES {
+        if !(SNAPSHOT_FORMAT_NO_LEASES..=SNAPSHOT_FORMAT).contains(&format) {
             return Err(DecodeError::UnknownVersion {
                 what: "shard snapshot",
                 version: format,
@@ -117,10 +150,15 @@ impl ShardImage {
         for _ in 0..count {
             vaults.push(decode_vault(&mut reader)?);
         }
-        let (last_epoch, leases) = if format == SNAPSHOT_FORMAT {
+        let (last_epoch, leases) = if format >= SNAPSHOT_FORMAT_NO_MEMBERS {
             decode_leases(&mut reader)?
         } else {
             (0, Vec::new())
+        };
+        let members = if format >= SNAPSHOT_FORMAT {
+            decode_members(&mut reader)?
+        } else {
+            BTreeMap::new()
         };
         reader.finish()?;
         Ok(ShardImage {
@@ -128,6 +166,7 @@ impl ShardImage {
             vaults,
             last_epoch,
             leases,
+            members,
         })
     }
 }
@@ -185,4 +224,41 @@ fn decode_leases(reader: &mut Reader<'_>) -> Result<(u64, Vec<(String, Lease)>),
         message,
     })?;
     Ok((last_epoch, leases))
+}
+
+fn decode_members(reader: &mut Reader<'_>) -> Result<BTreeMap<u64, MemberRecord>, DecodeError> {
+    // Every member takes at least 8 + 1 + 4 bytes.
+    let count = reader.count("member count", 13)?;
+    let mut members = BTreeMap::new();
+    let mut previous = 0;
+    for _ in 0..count {
+        let id = reader.u64("member id")?;
+        let removed = match reader.u8("member removed")? {
+            0 => false,
+            1 => true,
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "member removed",
+                    tag,
+                })
+            }
+        };
+        let record = MemberRecord {
+            address: reader.str("member address")?.to_owned(),
+            removed,
+        };
+        let invalid = |message| DecodeError::InvalidText {
+            what: "members",
+            message,
+        };
+        members::check(id, &record).map_err(invalid)?;
+        if id <= previous {
+            return Err(invalid(format!(
+                "member {id} is not above member {previous}"
+            )));
+        }
+        previous = id;
+        members.insert(id, record);
+    }
+    Ok(members)
 }

@@ -2,13 +2,18 @@
 //! shard's raft group as this node's member sees it (role, leader, term, commit and applied
 //! index, membership, and on the leader every member's replication lag).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use inferadb_messages::{GroupStatus, ShardMsg};
+use inferadb_shard::{ShardAnswer, ShardCommand};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::errors::proposal_problem;
 use super::{mailbox_problem, Context};
 use crate::problem::Problem;
+use crate::wire::ApiJson;
 
 /// How long the status probe may take.
 const STATUS_TIMEOUT_MS: u64 = 2_000;
@@ -95,4 +100,79 @@ fn shard_json(status: &GroupStatus) -> Value {
         "voters_outgoing": status.voters_outgoing,
         "learners": status.learners,
     })
+}
+
+/// The body of `POST /v1/cluster/members`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    /// The node's id.
+    id: u64,
+    /// Its cluster address (`cluster.listen` on that node).
+    address: String,
+}
+
+/// `POST /v1/cluster/members`: records that node `id` must be a voter; the leader adds it
+/// (a configuration change) and sends it a snapshot. 202: the change is recorded; watch
+/// `GET /v1/cluster` for the voters.
+pub async fn add_member(
+    State(context): State<Context>,
+    ApiJson(body): ApiJson<AddMember>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let command = ShardCommand::AddMember {
+        id: body.id,
+        address: body.address.clone(),
+    };
+    membership_command(&context, &command).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": body.id, "address": body.address, "status": "adding"})),
+    ))
+}
+
+/// `DELETE /v1/cluster/members/{id}`: records that node `id` must leave; the leader
+/// removes it (handing leadership over first if it is the one leaving). 202.
+pub async fn remove_member(
+    State(context): State<Context>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| Problem::invalid_field("id", "must be a node id (a positive integer)"))?;
+    membership_command(&context, &ShardCommand::RemoveMember { id }).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "status": "removing"})),
+    ))
+}
+
+/// Proposes a member command to shard 0 and checks its answer.
+async fn membership_command(context: &Context, command: &ShardCommand) -> Result<(), Problem> {
+    let timeout = context.limits.request_timeout_ms;
+    let encoded = context
+        .shard
+        .call(
+            |reply| ShardMsg::Propose {
+                data: command.encode(),
+                reply,
+            },
+            timeout,
+        )
+        .await
+        .map_err(mailbox_problem)?
+        .map_err(proposal_problem)?;
+    match ShardAnswer::decode(&encoded) {
+        Ok(ShardAnswer::MembersChanged) => Ok(()),
+        Ok(ShardAnswer::Refused { kind, message, .. }) => Err(member_refusal(&kind, message)),
+        Ok(other) => Err(Problem::internal(format!("unexpected answer: {other:?}"))),
+        Err(error) => Err(Problem::internal(format!("malformed answer: {error}"))),
+    }
+}
+
+fn member_refusal(kind: &str, message: String) -> Problem {
+    match kind {
+        "member_invalid" => Problem::bad_request("member-invalid", message),
+        "member_last" => Problem::new(StatusCode::CONFLICT, "member-last", "Conflict", message),
+        _ => Problem::internal(format!("{kind}: {message}")),
+    }
 }

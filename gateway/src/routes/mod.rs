@@ -73,6 +73,11 @@ pub fn router(context: Arc<GatewayContext>) -> Router {
         .route("/v1/vaults/{id}/blocks/{height}", get(ledger::block))
         .route("/v1/vaults/{id}/ledger/verify", get(ledger::verify))
         .route("/v1/cluster", get(cluster::cluster))
+        .route("/v1/cluster/members", post(cluster::add_member))
+        .route(
+            "/v1/cluster/members/{id}",
+            axum::routing::delete(cluster::remove_member),
+        )
         .route("/v1/admin/actors", get(ops::actors))
         .route("/v1/admin/actors/{*name}", post(ops::restart_actor))
         .route("/livez", get(ops::livez))

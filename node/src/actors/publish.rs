@@ -1,27 +1,33 @@
 //! [`Publisher`]: the shard machine's observer on this node. It turns the vault changes of
 //! each drain of the raft group into routes and snapshots in the node's
-//! [`VaultDirectory`](inferadb_messages::VaultDirectory), and tells the vault registry when
-//! the set of vaults changed so it starts or stops vault actors.
+//! [`VaultDirectory`](inferadb_messages::VaultDirectory), tells the vault registry when
+//! the set of vaults changed so it starts or stops vault actors, and hands member registry
+//! changes to the transport's peer set.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inferadb_messages::{Mailbox, RegistryMsg, SnapshotHistory, VaultRoute};
 use inferadb_shard::observer::{ShardObserver, VaultChange};
+use inferadb_shard::MemberRecord;
 use inferadb_storage::Database;
 use inferadb_vault::{VaultRecord, VaultSnapshot};
 use tokio::sync::watch;
 
+use crate::actors::shard::PeerDirectory;
 use crate::context::NodeContext;
 
 /// Publishes a shard's applied state on this node.
 pub struct Publisher {
     context: Arc<NodeContext>,
+    peers: Option<Arc<dyn PeerDirectory>>,
 }
 
 impl Publisher {
-    /// A publisher into `context`'s vault directory.
-    pub fn new(context: Arc<NodeContext>) -> Publisher {
-        Publisher { context }
+    /// A publisher into `context`'s vault directory, keeping `peers` (the transport's links)
+    /// in line with the member registry.
+    pub fn new(context: Arc<NodeContext>, peers: Option<Arc<dyn PeerDirectory>>) -> Publisher {
+        Publisher { context, peers }
     }
 
     fn publish(&self, record: VaultRecord, snapshot: Arc<VaultSnapshot>, database: &Arc<Database>) {
@@ -90,9 +96,15 @@ impl ShardObserver for Publisher {
             }
         }
         if membership {
-            // The registry may not run yet (the node is starting): it reconciles when it
+            // The vault registry may not run yet (the node is starting): it reconciles when it
             // starts, so a lost notice loses nothing.
             let _ = self.registry().cast(RegistryMsg::Reconcile);
+        }
+    }
+
+    fn members_changed(&mut self, members: &BTreeMap<u64, MemberRecord>) {
+        if let Some(peers) = &self.peers {
+            peers.members_changed(members);
         }
     }
 }

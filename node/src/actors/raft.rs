@@ -17,6 +17,7 @@ use inferadb_raft::group::{Completion, Outputs, RaftGroup, StateMachine};
 use inferadb_raft::store::LogStore;
 use inferadb_raft::transport::{PeerEnvelope, Transport};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
 
 type ProposeReply = RpcReplyPort<Result<Vec<u8>, ProposeError>>;
 type ReadReply = RpcReplyPort<Result<u64, ProposeError>>;
@@ -55,6 +56,10 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     compact_after_entries: u64,
     /// The applied index of the last compaction (or of the start).
     compacted_at: u64,
+    /// Members this leader added that still need a snapshot: once their addition is
+    /// applied, the log is compacted so the leader sends them one (raft-rs only installs a
+    /// snapshot whose membership names the receiver).
+    joining: std::collections::BTreeSet<u64>,
 }
 
 /// The raft group actor (generic over the log store and the state machine).
@@ -94,6 +99,7 @@ where
             drain_scheduled: false,
             compact_after_entries: arguments.compact_after_entries.max(1),
             compacted_at,
+            joining: std::collections::BTreeSet::new(),
         })
     }
 
@@ -153,7 +159,9 @@ fn drain<S: LogStore, M: StateMachine>(
         Ok(outputs) => {
             record_metrics(state, &outputs, started.elapsed().as_secs_f64());
             perform(state, outputs);
-            compact_when_due(state)
+            compact_when_due(state)?;
+            drive_membership(state);
+            Ok(())
         }
         Err(error) => {
             fail_all(state, &error);
@@ -197,6 +205,91 @@ fn record_metrics<S: LogStore, M: StateMachine>(
         }
         metrics::counter!("inferadb_raft_role_changes_total", "group" => group).increment(1);
     }
+}
+
+/// On the leader, moves the group's configuration one step toward the membership the
+/// replicated state asks for: one configuration change at a time (several ids in one change
+/// make it a joint-consensus change, left automatically), and a compaction once an added
+/// member is in the configuration, so it is sent a snapshot to start from.
+fn drive_membership<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
+    let core = state.group.core();
+    if !core.is_leader() || core.has_pending_conf_change() {
+        return;
+    }
+    let status = core.status();
+    if !status.voters_outgoing.is_empty() {
+        return; // a joint configuration: raft-rs leaves it on its own
+    }
+    let members: std::collections::BTreeSet<u64> = status
+        .voters
+        .iter()
+        .chain(&status.learners)
+        .copied()
+        .collect();
+    if !state.joining.is_empty() && state.joining.iter().all(|id| members.contains(id)) {
+        // Kept until it succeeds: a joining member refuses entries until it has a snapshot.
+        match tokio::task::block_in_place(|| state.group.compact()) {
+            Ok(()) => {
+                state.joining.clear();
+                state.compacted_at = state.group.applied();
+            }
+            Err(error) => {
+                tracing::warn!(group = state.group_id, %error, "no snapshot for joining members yet");
+            }
+        }
+    }
+    let target = state.group.machine().membership_target();
+    let add: Vec<u64> = target
+        .voters
+        .iter()
+        .copied()
+        .filter(|id| !status.voters.contains(id))
+        .collect();
+    let remove: Vec<u64> = target
+        .removed
+        .iter()
+        .copied()
+        .filter(|id| members.contains(id))
+        .collect();
+    if add.is_empty() && remove.is_empty() {
+        return;
+    }
+    if remove.contains(&status.id) {
+        // A leader does not remove itself: it hands leadership to a voter that stays.
+        if let Some(successor) = status.voters.iter().find(|id| !remove.contains(id)) {
+            let _ = state.group.core_mut().transfer_leader(*successor);
+        }
+        return;
+    }
+    let change = membership_change(&add, &remove);
+    match state.group.propose_conf_change(change) {
+        Ok(_) => {
+            tracing::info!(
+                group = state.group_id,
+                ?add,
+                ?remove,
+                "membership change proposed"
+            );
+            state.joining.extend(add);
+        }
+        Err(error) => tracing::warn!(group = state.group_id, %error, "membership change refused"),
+    }
+}
+
+/// A configuration change adding `add` as voters and removing `remove`.
+fn membership_change(add: &[u64], remove: &[u64]) -> ConfChangeV2 {
+    let mut change = ConfChangeV2::default();
+    let singles = add
+        .iter()
+        .map(|id| (ConfChangeType::AddNode, *id))
+        .chain(remove.iter().map(|id| (ConfChangeType::RemoveNode, *id)));
+    for (change_type, node_id) in singles {
+        let mut single = ConfChangeSingle::default();
+        single.set_change_type(change_type);
+        single.node_id = node_id;
+        change.mut_changes().push(single);
+    }
+    change
 }
 
 /// Compacts the log once `compact_after_entries` entries were applied since the last time

@@ -66,6 +66,8 @@ pub struct RootArguments {
     pub transport: Arc<dyn inferadb_raft::transport::Transport>,
     /// Proposals to other nodes (`None` without peers).
     pub forwarder: Option<Arc<dyn crate::actors::shard::Forwarder>>,
+    /// The transport's peer set (`None` without peers).
+    pub peers: Option<Arc<dyn crate::actors::shard::PeerDirectory>>,
 }
 
 /// The root supervisor actor.
@@ -96,6 +98,7 @@ async fn spawn_child(
                 shard: SYSTEM_SHARD,
                 transport: Arc::clone(&arguments.transport),
                 forwarder: arguments.forwarder.clone(),
+                peers: arguments.peers.clone(),
             };
             Actor::spawn_linked(Some(name), ShardActor, shard, supervisor)
                 .await?

@@ -27,7 +27,7 @@ use inferadb_raft::log::{DurableLog, LogOptions};
 use inferadb_raft::logging::raft_logger;
 use inferadb_raft::store::LogStore;
 use inferadb_raft::transport::Transport;
-use inferadb_shard::{LeaseLimits, ShardMachine, ShardOptions};
+use inferadb_shard::{LeaseLimits, MemberRecord, ShardMachine, ShardOptions};
 use ractor::{
     Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
 };
@@ -57,6 +57,12 @@ pub trait Forwarder: Send + Sync {
     fn propose(&self, node: u64, group: u64, data: Vec<u8>) -> Forwarded<Vec<u8>>;
 }
 
+/// Keeps the transport's links in line with the replicated member registry.
+pub trait PeerDirectory: Send + Sync {
+    /// The registry changed: link to every member it names, unlink the removed ones.
+    fn members_changed(&self, members: &std::collections::BTreeMap<u64, MemberRecord>);
+}
+
 /// What the shard actor starts from.
 #[derive(Clone)]
 pub struct ShardArguments {
@@ -68,6 +74,8 @@ pub struct ShardArguments {
     pub transport: Arc<dyn Transport>,
     /// Proposals to other nodes (`None` on a node without peers).
     pub forwarder: Option<Arc<dyn Forwarder>>,
+    /// The transport's peer set (`None` on a node without peers).
+    pub peers: Option<Arc<dyn PeerDirectory>>,
 }
 
 /// The shard actor's state.
@@ -109,12 +117,14 @@ fn initial_voters(context: &NodeContext) -> Vec<u64> {
     voters
 }
 
-/// Opens the raft log, seeding the membership on a first start.
+/// Opens the raft log, seeding the membership on a first start (unless the node joins a
+/// running cluster: then the leader's snapshot brings the membership).
 fn open_log(context: &NodeContext, shard: u64) -> Result<DurableLog, ActorProcessingErr> {
     let directory = context.config.raft_dir(shard);
     let mut log = DurableLog::open_dir(&directory, LogOptions::default())
         .map_err(|error| format!("raft log `{}`: {error}", directory.display()))?;
-    if log.conf_state().voters.is_empty() && log.hard_state().term == 0 {
+    let fresh = log.conf_state().voters.is_empty() && log.hard_state().term == 0;
+    if fresh && !context.config.cluster.join {
         let conf_state = ConfState {
             voters: initial_voters(context),
             ..ConfState::default()
@@ -127,7 +137,11 @@ fn open_log(context: &NodeContext, shard: u64) -> Result<DurableLog, ActorProces
 
 /// Opens this node's member of `shard`: its log, its machine (publishing what it holds)
 /// and the consensus core, restarted at the machine's durable applied index.
-fn open_member(context: &Arc<NodeContext>, shard: u64) -> Result<Member, ActorProcessingErr> {
+fn open_member(
+    context: &Arc<NodeContext>,
+    shard: u64,
+    peers: Option<Arc<dyn PeerDirectory>>,
+) -> Result<Member, ActorProcessingErr> {
     let log = open_log(context, shard)?;
     let options = ShardOptions {
         vault: vault_options(context),
@@ -136,7 +150,7 @@ fn open_member(context: &Arc<NodeContext>, shard: u64) -> Result<Member, ActorPr
     };
     let files = Box::new(NodeVaultFiles::new(Arc::clone(context))?);
     let mut machine = ShardMachine::open(Arc::clone(&context.database), files, options)?;
-    machine.set_observer(Box::new(Publisher::new(Arc::clone(context))));
+    machine.set_observer(Box::new(Publisher::new(Arc::clone(context), peers)));
     machine.publish();
     let applied = machine.applied_index();
     let settings = &context.config.raft;
@@ -180,7 +194,8 @@ async fn spawn_member(
     let mut attempt = 1;
     loop {
         wait_until_unregistered(&name).await;
-        let group = tokio::task::block_in_place(|| open_member(context, arguments.shard))?;
+        let peers = arguments.peers.clone();
+        let group = tokio::task::block_in_place(|| open_member(context, arguments.shard, peers))?;
         let raft_arguments = RaftArguments {
             group,
             group_id: arguments.shard,

@@ -424,3 +424,24 @@ fn review_a_restart_never_snapshots_a_membership_from_a_later_index() {
     let snapshot = core.store().snapshot(conf_index, 0).unwrap();
     assert_eq!(snapshot.get_metadata().get_conf_state().learners, vec![2]);
 }
+
+/// A joining member (no configuration, no snapshot) that accepted the group's entries from
+/// index 1 would apply its own addition onto an empty configuration and become the sole
+/// voter of a group of one. It must wait for the snapshot instead.
+#[test]
+fn review_an_unconfigured_member_accepts_no_entries_before_a_snapshot() {
+    let store = MemoryStore::new_with_conf_state(ConfState::default());
+    let mut core = RaftCore::new(&RaftConfig::new(4, 7), store, &raft_logger("review")).unwrap();
+    let mut append = Message::default();
+    append.set_msg_type(raft::eraftpb::MessageType::MsgAppend);
+    append.from = 1;
+    append.to = 4;
+    append.term = 1;
+    append.entries = vec![entry(1, 1), entry(2, 1)].into();
+    append.commit = 2;
+    core.step(append).unwrap();
+    let mut last = 0;
+    drain_core(&mut core, &mut last);
+    assert_eq!(core.status().last_index, 0, "entries were appended");
+    assert!(core.status().voters.is_empty());
+}

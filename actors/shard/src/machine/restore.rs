@@ -6,14 +6,14 @@ use std::sync::Arc;
 use inferadb_storage::Durability;
 use inferadb_vault::{NodeCatalog, Vault, VaultOptions};
 
-use super::{finish_catalog, leases, Member, ShardMachine};
+use super::{finish_catalog, leases, members, Member, ShardMachine};
 use crate::error::ShardError;
 use crate::files::VaultFiles;
 use crate::lease::LeaseTable;
 use crate::snapshot::{ShardImage, VaultImage};
 
 /// The machine's state as a snapshot image: every vault's record, commit index, schema
-/// texts and blocks, and the lease table.
+/// texts and blocks, the lease table and the member registry.
 pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
     let mut vaults = Vec::with_capacity(machine.vaults.len());
     for (id, member) in &machine.vaults {
@@ -52,14 +52,15 @@ pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
             .iter()
             .map(|(job, lease)| (job.to_owned(), *lease))
             .collect(),
+        members: machine.members.clone(),
     })
 }
 
 /// Replaces the machine's state with a snapshot's. First the catalog durably forgets every
-/// vault and lease (applied index 0) and the files go, so a crash part-way leaves an empty
+/// vault, lease and member (applied index 0) and the files go, so a crash part-way leaves an empty
 /// machine that the shell restores again; then each vault is rebuilt block by block,
-/// synced, and only then named by the catalog, with the snapshot's leases and applied
-/// index, durably.
+/// synced, and only then named by the catalog, with the snapshot's leases, members and
+/// applied index, durably.
 pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), ShardError> {
     let image = ShardImage::decode(data)?;
     let limits = machine.leases.limits();
@@ -77,17 +78,19 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
     }
     let empty = LeaseTable::new(limits);
     leases::write_all(&mut txn, &empty)?;
+    members::write_all(&mut txn, &BTreeMap::new())?;
     finish_catalog(txn, 0, Durability::Immediate)?;
     machine.applied_index = 0;
     machine.leases = empty;
+    machine.members.clear();
     for id in machine.files.list()? {
         machine.files.remove(id)?;
     }
-    let mut members = BTreeMap::new();
+    let mut vaults = BTreeMap::new();
     for vault in &image.vaults {
         let member = rebuild(machine.files.as_mut(), &machine.vault_options, vault)?;
         member.db.sync()?;
-        members.insert(vault.record.id, member);
+        vaults.insert(vault.record.id, member);
     }
     let mut txn = machine.catalog.database().begin_write()?;
     for vault in &image.vaults {
@@ -97,9 +100,11 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
             .create_vault_in(&mut txn, record.id, &record.name, record.created_at_ms)?;
     }
     leases::write_all(&mut txn, &restored)?;
+    members::write_all(&mut txn, &image.members)?;
     finish_catalog(txn, image.applied_index, Durability::Immediate)?;
-    machine.vaults = members;
+    machine.vaults = vaults;
     machine.leases = restored;
+    machine.members = image.members;
     machine.applied_index = image.applied_index;
     Ok(())
 }

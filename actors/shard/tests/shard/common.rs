@@ -1,12 +1,13 @@
 //! Shared helpers: machines over memory, a generator of command sequences, and a
 //! fingerprint of a machine's whole state.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inferadb_protocols::{Relationship, VaultId};
 use inferadb_shard::{
-    Lease, LeaseLimits, LeaseTable, MemoryVaultFiles, ShardAnswer, ShardCommand, ShardMachine,
-    ShardOptions,
+    Lease, LeaseLimits, LeaseTable, MemberRecord, MemoryVaultFiles, ShardAnswer, ShardCommand,
+    ShardMachine, ShardOptions,
 };
 use inferadb_storage::io::{CrashMode, MemoryIo};
 use inferadb_vault::{
@@ -106,8 +107,16 @@ pub fn lease_print(machine: &ShardMachine) -> LeasePrint {
     )
 }
 
+/// A replica's whole state: applied index, vaults, leases, member registry.
+pub type Print = (
+    u64,
+    Vec<VaultPrint>,
+    LeasePrint,
+    BTreeMap<u64, MemberRecord>,
+);
+
 /// Everything a replica's state is, checking each vault's ledger on the way.
-pub fn fingerprint(machine: &ShardMachine) -> (u64, Vec<VaultPrint>, LeasePrint) {
+pub fn fingerprint(machine: &ShardMachine) -> Print {
     let records = machine.records().unwrap();
     assert_eq!(
         records.iter().map(|record| record.id).collect::<Vec<_>>(),
@@ -155,7 +164,12 @@ pub fn fingerprint(machine: &ShardMachine) -> (u64, Vec<VaultPrint>, LeasePrint)
             }
         })
         .collect();
-    (machine.applied_index(), vaults, lease_print(machine))
+    (
+        machine.applied_index(),
+        vaults,
+        lease_print(machine),
+        machine.members().clone(),
+    )
 }
 
 /// A command before its clock is known: small choices, so collisions (names taken,
@@ -193,6 +207,13 @@ pub enum Spec {
         holder: u8,
         epoch: u8,
         duration: u8,
+    },
+    /// A member command: `AddMember` (with address 0..4, 3 invalid) or `RemoveMember`, of
+    /// node `id` 0..5 (0 is invalid).
+    Member {
+        add: bool,
+        id: u8,
+        address: u8,
     },
     Garbage,
 }
@@ -241,8 +262,27 @@ pub fn spec() -> impl Strategy<Value = Spec> {
             prop_oneof![8 => 1..4u8, 1 => Just(0u8), 1 => Just(4u8)],
         )
             .prop_map(|(kind, job, holder, epoch, duration)| Spec::Lease { kind, job, holder, epoch, duration }),
+        3 => member_spec(),
     ]
 }
+
+/// Mostly valid member commands over a few nodes, adds twice as often as removals.
+pub fn member_spec() -> impl Strategy<Value = Spec> {
+    (
+        prop_oneof![2 => Just(true), 1 => Just(false)],
+        prop_oneof![12 => 1..5u8, 1 => Just(0u8)],
+        prop_oneof![8 => 0..3u8, 1 => Just(3u8)],
+    )
+        .prop_map(|(add, id, address)| Spec::Member { add, id, address })
+}
+
+/// The cluster addresses a `Spec::Member` picks from (the last is a host name: invalid).
+pub const ADDRESSES: [&str; 4] = [
+    "10.0.0.1:7000",
+    "10.0.0.2:7000",
+    "[::1]:7001",
+    "node-1:7000",
+];
 
 pub fn specs(max: usize) -> impl Strategy<Value = Vec<Spec>> {
     prop::collection::vec(spec(), 1..max)
@@ -356,6 +396,17 @@ pub fn command(spec: &Spec, index: u64) -> ShardCommand {
         },
         // Without a table to look at, "the current epoch" is a small fixed guess.
         Spec::Lease { .. } => lease_command(spec, now_ms, |_| (1, 1)),
+        Spec::Member { add, id, address } => {
+            let id = u64::from(*id);
+            if *add {
+                ShardCommand::AddMember {
+                    id,
+                    address: ADDRESSES[usize::from(*address)].to_owned(),
+                }
+            } else {
+                ShardCommand::RemoveMember { id }
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Three replicas applying the same entries end in the same state with the same answers.
 
+use inferadb_raft::group::StateMachine;
 use inferadb_shard::{GroupItem, ShardAnswer};
 use proptest::prelude::*;
 
@@ -30,19 +31,23 @@ proptest! {
         prop_assert_eq!(first.0, entries.len() as u64);
         for replica in &replicas[1..] {
             prop_assert_eq!(&fingerprint(replica), &first);
+            // The fingerprint holds the registry; the target the shell reads agrees too.
+            prop_assert_eq!(replica.members(), replicas[0].members());
+            prop_assert_eq!(replica.membership_target(), replicas[0].membership_target());
         }
     }
 }
 
 /// Every refusal of a vault, schema, write or catalog rule carries its error, decodable
-/// as exactly one family; lease refusals, malformed commands and oversized groups carry
-/// none.
+/// as exactly one family; lease and member refusals, malformed commands and oversized
+/// groups carry none.
 fn details_decode(answer: &ShardAnswer) -> bool {
     match answer {
         ShardAnswer::Refused { kind, detail, .. } => {
             let bare = kind == "malformed_command"
                 || kind == "group_too_large"
-                || kind.starts_with("lease");
+                || kind.starts_with("lease")
+                || kind.starts_with("member");
             let decoded = [
                 answer.write_error().is_some(),
                 answer.schema_error().is_some(),

@@ -141,6 +141,16 @@ fn command() -> impl Strategy<Value = ShardCommand> {
                 batches,
                 now_ms
             }),
+        (
+            any::<u64>(),
+            prop_oneof![
+                ".{0,30}",
+                "[0-9.]{7,15}:[0-9]{1,5}",
+                Just("[::1]:7000".to_owned())
+            ]
+        )
+            .prop_map(|(id, address)| ShardCommand::AddMember { id, address }),
+        any::<u64>().prop_map(|id| ShardCommand::RemoveMember { id }),
     ]
 }
 
@@ -206,6 +216,7 @@ fn answer() -> impl Strategy<Value = ShardAnswer> {
         Just(ShardAnswer::LeaseReleased),
         prop::collection::vec(group_item(), 0..5)
             .prop_map(|results| ShardAnswer::WroteGroup { results }),
+        Just(ShardAnswer::MembersChanged),
     ]
 }
 
@@ -253,10 +264,10 @@ fn unknown_versions_tags_and_non_canonical_text_are_refused() {
     );
     assert_eq!(ShardCommand::decode(&[]), Err(DecodeError::Empty));
     assert_eq!(
-        ShardCommand::decode(&[1, 9]),
+        ShardCommand::decode(&[1, 11]),
         Err(DecodeError::UnknownTag {
             what: "command",
-            tag: 9
+            tag: 11
         })
     );
     assert_eq!(
@@ -343,17 +354,17 @@ fn lease_commands_and_answers_have_fixed_bytes() {
     // The old tags are unchanged.
     assert_eq!(ShardAnswer::AlreadyApplied.encode(), [1, 6]);
     assert_eq!(
-        ShardCommand::decode(&[1, 9]),
+        ShardCommand::decode(&[1, 11]),
         Err(DecodeError::UnknownTag {
             what: "command",
-            tag: 9
+            tag: 11
         })
     );
     assert_eq!(
-        ShardAnswer::decode(&[1, 11]),
+        ShardAnswer::decode(&[1, 12]),
         Err(DecodeError::UnknownTag {
             what: "answer",
-            tag: 11
+            tag: 12
         })
     );
 }
@@ -449,6 +460,44 @@ fn refusals_and_group_answers_have_fixed_bytes() {
         Err(DecodeError::UnknownTag {
             what: "group item",
             tag: 3
+        })
+    );
+}
+
+#[test]
+fn member_commands_and_answers_have_fixed_bytes() {
+    let be = |value: u64| value.to_be_bytes().to_vec();
+    let add = ShardCommand::AddMember {
+        id: 3,
+        address: "10.0.0.3:7000".into(),
+    };
+    assert_eq!(
+        add.encode(),
+        [
+            vec![1, 9],
+            be(3),
+            vec![0, 0, 0, 13],
+            b"10.0.0.3:7000".to_vec()
+        ]
+        .concat()
+    );
+    let remove = ShardCommand::RemoveMember { id: 3 };
+    assert_eq!(remove.encode(), [vec![1, 10], be(3)].concat());
+    assert_eq!(ShardAnswer::MembersChanged.encode(), [1, 11]);
+    for command in [add, remove] {
+        assert_eq!(ShardCommand::decode(&command.encode()), Ok(command));
+    }
+    assert_eq!(
+        ShardAnswer::decode(&[1, 11]),
+        Ok(ShardAnswer::MembersChanged)
+    );
+    // The address is any UTF-8 on the wire (the machine refuses a bad one when applying),
+    // but not bytes that are not UTF-8.
+    let not_utf8 = [vec![1, 9], be(3), vec![0, 0, 0, 1, 0xff]].concat();
+    assert_eq!(
+        ShardCommand::decode(&not_utf8),
+        Err(DecodeError::InvalidUtf8 {
+            what: "member address"
         })
     );
 }

@@ -1,6 +1,6 @@
 //! The shard's test binary: encodings (round trips and rejections), determinism across
 //! replicas, write groups, snapshot and restore, idempotent re-application after crashes, leases for
-//! singleton jobs, and a Raft trio of shard machines.
+//! singleton jobs, the cluster's member registry, and a Raft trio of shard machines.
 
 // Helpers outside #[test] functions unwrap too: a test's failure is its panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,6 +10,7 @@ mod determinism;
 mod encoding;
 mod group;
 mod lease;
+mod members;
 mod raft_trio;
 mod restart;
 mod snapshot;
