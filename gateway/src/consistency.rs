@@ -91,7 +91,7 @@ pub fn encode_token(context: &GatewayContext, vault: VaultId, revision: Revision
 
 /// Waits until this node's replica has applied everything committed before now (a
 /// read-index round through the shard's leader).
-async fn read_barrier(context: &GatewayContext) -> Result<u64, Problem> {
+pub async fn read_barrier(context: &GatewayContext) -> Result<u64, Problem> {
     let timeout = context.limits.consistency_wait_max_ms;
     context
         .shard

@@ -10,7 +10,7 @@ use inferadb_cluster::{
 use inferadb_messages::{Mailbox, MailboxError, ProposalFailure, ProposeError, RaftMsg};
 use inferadb_raft::transport::PeerEnvelope;
 
-use crate::actors::shard::{raft_mailbox, Forwarded, Forwarder, PeerDirectory};
+use crate::actors::shard::{existing_raft_mailbox, Forwarded, Forwarder, PeerDirectory};
 use crate::config::{NodeConfig, PeerConfig};
 use crate::context::NodeContext;
 use inferadb_gateway::{ClusterView, PeerView};
@@ -61,8 +61,10 @@ pub struct NodePeers {
 }
 
 impl NodePeers {
-    fn member(&self, group: u64) -> Mailbox<RaftMsg> {
-        raft_mailbox(&self.context, group)
+    /// This node's member of `group`, if it has one (a message for a group this node does
+    /// not run is dropped, and must not create a record that `/readyz` would wait on).
+    fn member(&self, group: u64) -> Option<Mailbox<RaftMsg>> {
+        existing_raft_mailbox(&self.context, group)
     }
 }
 
@@ -74,7 +76,9 @@ fn unreachable_member() -> ProposeError {
 impl PeerHandler for NodePeers {
     fn raft(&self, envelope: PeerEnvelope) {
         // A member that is restarting misses the message; raft sends again.
-        let _ = self.member(envelope.group).cast(RaftMsg::Peer(envelope));
+        if let Some(member) = self.member(envelope.group) {
+            let _ = member.cast(RaftMsg::Peer(envelope));
+        }
     }
 
     fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
@@ -83,6 +87,9 @@ impl PeerHandler for NodePeers {
         let member = self.member(group);
         let timeout_ms = self.context.config.cluster.forward_timeout_ms;
         Box::pin(async move {
+            let Some(member) = member else {
+                return Err(unreachable_member());
+            };
             match member
                 .call(|reply| RaftMsg::Propose { data, reply }, timeout_ms)
                 .await
@@ -101,6 +108,9 @@ impl PeerHandler for NodePeers {
         let member = self.member(group);
         let timeout_ms = self.context.config.cluster.forward_timeout_ms;
         Box::pin(async move {
+            let Some(member) = member else {
+                return Err(unreachable_member());
+            };
             member
                 .call(|reply| RaftMsg::ReadBarrier { reply }, timeout_ms)
                 .await
@@ -128,11 +138,11 @@ fn forward_failure(error: ForwardError) -> ProposalFailure {
             reason: error.to_string(),
         },
         ForwardError::Remote(remote) => ProposalFailure::from_propose_error(&remote),
-        ForwardError::Timeout { .. } | ForwardError::Malformed { .. } => {
-            ProposalFailure::OutcomeUnknown {
-                reason: error.to_string(),
-            }
-        }
+        ForwardError::LinkLost { .. }
+        | ForwardError::Timeout { .. }
+        | ForwardError::Malformed { .. } => ProposalFailure::OutcomeUnknown {
+            reason: error.to_string(),
+        },
     }
 }
 

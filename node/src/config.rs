@@ -117,9 +117,10 @@ impl Default for RaftSettings {
 }
 
 impl ClusterConfig {
-    /// Whether this node has peers (runs as a member of a cluster).
+    /// Whether this node runs the cluster transport: it has peers, or listens for nodes that
+    /// will join it.
     pub fn clustered(&self) -> bool {
-        !self.peers.is_empty()
+        !self.peers.is_empty() || !self.listen.is_empty()
     }
 }
 
@@ -442,15 +443,22 @@ fn validate_cluster(config: &NodeConfig) -> Result<(), ConfigError> {
     if cluster.listen.parse::<SocketAddr>().is_err() {
         return Err(invalid(
             "cluster.listen",
-            "a node with peers must listen on an IP address and port such as 127.0.0.1:7001",
+            "a cluster member must listen on an IP address and port such as 127.0.0.1:7001",
             &cluster.listen,
         ));
     }
     if cluster.cookie.len() < 16 {
         return Err(invalid(
             "cluster.cookie",
-            "a node with peers needs the cluster's shared cookie, at least 16 bytes",
+            "a cluster member needs the cluster's shared cookie, at least 16 bytes",
             format!("{} bytes", cluster.cookie.len()),
+        ));
+    }
+    if cluster.join && cluster.peers.is_empty() {
+        return Err(invalid(
+            "cluster.join",
+            "a joining node needs at least one peer (`cluster.peers` or --peer) to reach the cluster",
+            "no peers",
         ));
     }
     let mut seen = std::collections::BTreeSet::from([config.node_id]);

@@ -210,13 +210,13 @@ async fn serve(config: NodeConfig) -> Result<(), Box<dyn Error>> {
             if let Some(cluster) = &cluster {
                 cluster.stop().await;
             }
-            context.database.sync()?;
+            crate::actors::storage::sync_vaults_then_catalog(&context)?;
             println!("inferadb node {} stopped", context.config.node_id);
             Ok(())
         }
         _ = &mut root_done => {
             let _ = root;
-            context.database.sync()?;
+            crate::actors::storage::sync_vaults_then_catalog(&context)?;
             Err("the root supervisor stopped: a child failed more often than its restart intensity allows".into())
         }
     }

@@ -278,8 +278,14 @@ impl Cluster {
                     timeout_ms: self.forward_timeout_ms,
                 })
             }
-            // The link closed while the request was queued or in flight.
-            Ok(CallResult::SenderError) | Err(_) => {
+            // The link closed after the request went out: it may have been delivered and
+            // acted on.
+            Ok(CallResult::SenderError) => {
+                self.counters.sent();
+                Err(ForwardError::LinkLost { node })
+            }
+            // Not sent at all.
+            Err(_) => {
                 self.counters.dropped_no_link();
                 Err(ForwardError::NoLink { node })
             }

@@ -54,6 +54,12 @@ pub enum ForwardError {
         /// The node.
         node: u64,
     },
+    /// The link closed after the request was sent: it may or may not have taken effect.
+    #[error("the link to node {node} closed before it answered")]
+    LinkLost {
+        /// The node.
+        node: u64,
+    },
     /// The node did not answer in time: the request may or may not have taken effect.
     #[error("node {node} did not answer within {timeout_ms} ms")]
     Timeout {

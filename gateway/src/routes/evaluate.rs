@@ -157,7 +157,7 @@ pub async fn check(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CheckBody>,
 ) -> Result<Json<Value>, Problem> {
-    let (_, route) = vault_route(&context, &id)?;
+    let (_, route) = vault_route(&context, &id).await?;
     let wire = CheckWire {
         resource: body.resource,
         permission: body.permission,
@@ -203,7 +203,7 @@ pub async fn batch_check(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Json<Value>, Problem> {
-    let (_, route) = vault_route(&context, &id)?;
+    let (_, route) = vault_route(&context, &id).await?;
     let limit = context.limits.batch_check_max;
     if body.checks.len() > limit {
         return Err(Problem::new(
@@ -266,7 +266,7 @@ pub async fn expand(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ExpandBody>,
 ) -> Result<Json<Value>, Problem> {
-    let (_, route) = vault_route(&context, &id)?;
+    let (_, route) = vault_route(&context, &id).await?;
     let job = EvaluationJob::Expand {
         resource: wire::object("resource", &body.resource, Role::Resource)?,
         relation: wire::relation("permission", &body.permission)?,
@@ -303,7 +303,7 @@ pub async fn lookup_resources(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<LookupResourcesBody>,
 ) -> Result<Json<Value>, Problem> {
-    let (_, route) = vault_route(&context, &id)?;
+    let (_, route) = vault_route(&context, &id).await?;
     let page_max = context.limits.lookup_page_max;
     let limit = body.limit.unwrap_or(page_max);
     if limit == 0 || limit > page_max {
@@ -361,7 +361,7 @@ pub async fn lookup_subjects(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<LookupSubjectsBody>,
 ) -> Result<Json<Value>, Problem> {
-    let (_, route) = vault_route(&context, &id)?;
+    let (_, route) = vault_route(&context, &id).await?;
     let request = LookupSubjectsRequest {
         resource: wire::object("resource", &body.resource, Role::Resource)?,
         permission: wire::relation("permission", &body.permission)?,

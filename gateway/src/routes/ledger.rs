@@ -16,7 +16,7 @@ pub async fn block(
     State(context): State<Context>,
     Path((id, height)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
-    let (id, route) = vault_route(&context, &id)?;
+    let (id, route) = vault_route(&context, &id).await?;
     let height: u64 = height
         .parse()
         .map_err(|_| Problem::invalid_field("path.height", "must be a positive integer"))?;
@@ -54,7 +54,7 @@ pub async fn blocks(
 ) -> Result<Json<Value>, Problem> {
     let Query(query) =
         query.map_err(|rejection| Problem::bad_request("invalid-query", rejection.body_text()))?;
-    let (_, route) = vault_route(&context, &id)?;
+    let (_, route) = vault_route(&context, &id).await?;
     let snapshot = consistency::snapshot(&context, &route, &Consistency::FullyConsistent).await?;
     let from = query.from.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(snapshot.limits().block_page_max);
@@ -73,7 +73,7 @@ pub async fn verify(
     State(context): State<Context>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let (_, route) = vault_route(&context, &id)?;
+    let (_, route) = vault_route(&context, &id).await?;
     let snapshot = consistency::snapshot(&context, &route, &Consistency::FullyConsistent).await?;
     let report = tokio::task::block_in_place(|| snapshot.verify_ledger()).map_err(vault_problem)?;
     Ok(Json(json!({

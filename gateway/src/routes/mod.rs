@@ -127,12 +127,28 @@ pub fn vault_id(text: &str) -> Result<VaultId, Problem> {
         .map_err(|error| Problem::invalid_field("path.id", error))
 }
 
-/// The route to an existing vault, or 404.
-pub fn vault_route(context: &GatewayContext, text: &str) -> Result<(VaultId, VaultRoute), Problem> {
+/// The route to vault `text`. A vault this node has not heard of yet may have been created
+/// through another member a moment ago: after a read barrier (this replica then holds
+/// everything committed before the request) the directory is asked again, so a client
+/// that got a creation's answer anywhere finds the vault everywhere.
+pub async fn vault_route(
+    context: &GatewayContext,
+    text: &str,
+) -> Result<(VaultId, VaultRoute), Problem> {
     let id = vault_id(text)?;
     if let Some(route) = context.vaults.get(id) {
         return Ok((id, route));
     }
+    if context.cluster.is_some() && crate::consistency::read_barrier(context).await.is_ok() {
+        if let Some(route) = context.vaults.get(id) {
+            return Ok((id, route));
+        }
+    }
+    missing_route(context, id)
+}
+
+/// Why there is no route to `id`: out of service on this node, or no such vault.
+fn missing_route(context: &GatewayContext, id: VaultId) -> Result<(VaultId, VaultRoute), Problem> {
     // A vault whose actor gave up is listed but not served: say why, not "no such vault".
     let record = context
         .actors

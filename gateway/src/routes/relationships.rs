@@ -144,7 +144,7 @@ pub async fn write(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<WriteBody>,
 ) -> Result<Json<Value>, Problem> {
-    let (id, route) = vault_route(&context, &id)?;
+    let (id, route) = vault_route(&context, &id).await?;
     let (batch, paths) = batch(&body)?;
     Ok(Json(apply(&context, id, &route, batch, &paths).await?))
 }
@@ -165,7 +165,7 @@ pub async fn delete(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DeleteBody>,
 ) -> Result<Json<Value>, Problem> {
-    let (id, route) = vault_route(&context, &id)?;
+    let (id, route) = vault_route(&context, &id).await?;
     let filter = filter("filter", &body.filter)?;
     if filter.resource_type.is_none() && filter.subject_type.is_none() {
         return Err(Problem::invalid_field(
@@ -202,7 +202,7 @@ pub async fn read(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReadBody>,
 ) -> Result<Json<Value>, Problem> {
-    let (id, route) = vault_route(&context, &id)?;
+    let (id, route) = vault_route(&context, &id).await?;
     let filter = filter("filter", &body.filter)?;
     let consistency = consistency::parse(&context, id, body.consistency.as_ref())?;
     let snapshot = consistency::snapshot(&context, &route, &consistency).await?;
@@ -268,7 +268,7 @@ pub async fn import(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let (id, route) = vault_route(&context, &id)?;
+    let (id, route) = vault_route(&context, &id).await?;
     let relationships = import_lines(&body, context.limits.import_relationships_max)?;
     let batch_max = route
         .snapshots

@@ -59,7 +59,7 @@ pub async fn get(
     State(context): State<Context>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let (_, route) = vault_route(&context, &id)?;
+    let (_, route) = vault_route(&context, &id).await?;
     let mut value = vault_json(&route.record);
     if let Some(snapshot) = route.snapshots.borrow().as_ref() {
         value["revision"] = json!(encode_token(&context, route.record.id, snapshot.revision()));
@@ -99,7 +99,7 @@ pub async fn deploy_schema(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DeploySchema>,
 ) -> Result<Json<Value>, Problem> {
-    let (id, route) = vault_route(&context, &id)?;
+    let (id, route) = vault_route(&context, &id).await?;
     let timeout = context.limits.request_timeout_ms;
     let deployed = route
         .mailbox
@@ -124,7 +124,7 @@ pub async fn schema(
     State(context): State<Context>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let (id, route) = vault_route(&context, &id)?;
+    let (id, route) = vault_route(&context, &id).await?;
     let snapshot = consistency::snapshot(&context, &route, &Consistency::FullyConsistent).await?;
     let schema = snapshot.schema().ok_or_else(|| {
         Problem::not_found("no-schema", format!("vault `{id}` has no schema yet"))
@@ -141,7 +141,7 @@ pub async fn schema_versions(
     State(context): State<Context>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let (id, route) = vault_route(&context, &id)?;
+    let (id, route) = vault_route(&context, &id).await?;
     let snapshot = consistency::snapshot(&context, &route, &Consistency::FullyConsistent).await?;
     let versions: Vec<Value> = snapshot
         .schema_versions()

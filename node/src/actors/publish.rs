@@ -33,8 +33,12 @@ impl Publisher {
     fn publish(&self, record: VaultRecord, snapshot: Arc<VaultSnapshot>, database: &Arc<Database>) {
         let id = record.id;
         if let Some(route) = self.context.vaults.get(id) {
-            route.publisher.send_replace(Some(snapshot));
-            return;
+            if Arc::ptr_eq(&route.database, database) {
+                route.publisher.send_replace(Some(snapshot));
+                return;
+            }
+            // A restored snapshot rebuilt the vault in a new file: the route must not keep
+            // the old one. Readers waiting on the old channel see it close and retry.
         }
         let (sender, receiver) = watch::channel(Some(snapshot));
         let names = &self.context.names;

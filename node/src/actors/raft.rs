@@ -17,7 +17,8 @@ use inferadb_raft::group::{Completion, Outputs, RaftGroup, StateMachine};
 use inferadb_raft::store::LogStore;
 use inferadb_raft::transport::{PeerEnvelope, Transport};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
+use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, MessageType};
+use raft::{ProgressState, SnapshotStatus};
 
 type ProposeReply = RpcReplyPort<Result<Vec<u8>, ProposeError>>;
 type ReadReply = RpcReplyPort<Result<u64, ProposeError>>;
@@ -40,6 +41,9 @@ pub struct RaftArguments<S: LogStore, M: StateMachine> {
     pub compact_after_entries: u64,
 }
 
+/// Ticks a snapshot may take to be acknowledged before it is reported failed.
+const SNAPSHOT_DELIVERY_TICKS: u64 = 200;
+
 /// The actor's state.
 pub struct RaftState<S: LogStore, M: StateMachine> {
     group: RaftGroup<S, M>,
@@ -60,6 +64,10 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     /// applied, the log is compacted so the leader sends them one (raft-rs only installs a
     /// snapshot whose membership names the receiver).
     joining: std::collections::BTreeSet<u64>,
+    /// Snapshots sent, by receiver, with the tick they left at: raft-rs waits for a
+    /// delivery report before it sends another, and a lost one is never reported by the
+    /// transport.
+    snapshots_sent: BTreeMap<u64, u64>,
 }
 
 /// The raft group actor (generic over the log store and the state machine).
@@ -100,6 +108,7 @@ where
             compact_after_entries: arguments.compact_after_entries.max(1),
             compacted_at,
             joining: std::collections::BTreeSet::new(),
+            snapshots_sent: BTreeMap::new(),
         })
     }
 
@@ -113,6 +122,7 @@ where
             RaftMsg::Tick => {
                 state.ticks += 1;
                 expire_requests(state);
+                expire_snapshots(state);
                 state.group.tick()?;
             }
             RaftMsg::Peer(envelope) => step(state, &envelope),
@@ -343,6 +353,10 @@ fn propose<S: LogStore, M: StateMachine>(
         Err(CoreError::NotLeader { leader_hint }) => {
             let _ = reply.send(Err(not_leader(leader_hint)));
         }
+        // Never appended (a leadership transfer is under way): safe to retry.
+        Err(CoreError::ProposalDropped) => {
+            let _ = reply.send(Err(ProposeError::Dropped));
+        }
         Err(error) => {
             let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
         }
@@ -368,6 +382,9 @@ fn read_barrier<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, reply
 /// Sends the messages, answers finished proposals and served reads.
 fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: Outputs) {
     for message in &outputs.messages {
+        if message.get_msg_type() == MessageType::MsgSnapshot {
+            state.snapshots_sent.insert(message.to, state.ticks);
+        }
         match PeerEnvelope::seal(state.group_id, message) {
             Ok(envelope) => state.transport.send(envelope),
             Err(error) => tracing::error!(%error, "raft message could not be sealed"),
@@ -405,6 +422,40 @@ fn fail_all<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, error: &C
     }
     for (_, (_, reply)) in std::mem::take(&mut state.reads) {
         let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
+    }
+}
+
+/// Reports a snapshot as failed when its receiver has not left the snapshot state within
+/// `SNAPSHOT_DELIVERY_TICKS`, so the leader sends another instead of waiting forever.
+fn expire_snapshots<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
+    let deadline = state.ticks.saturating_sub(SNAPSHOT_DELIVERY_TICKS);
+    let overdue: Vec<u64> = state
+        .snapshots_sent
+        .iter()
+        .filter(|(_, sent)| **sent < deadline)
+        .map(|(to, _)| *to)
+        .collect();
+    for to in overdue {
+        state.snapshots_sent.remove(&to);
+        let waiting = state
+            .group
+            .core()
+            .raw_node()
+            .raft
+            .prs()
+            .get(to)
+            .is_some_and(|progress| progress.state == ProgressState::Snapshot);
+        if waiting {
+            tracing::warn!(
+                group = state.group_id,
+                to,
+                "snapshot not acknowledged: sending again"
+            );
+            state
+                .group
+                .core_mut()
+                .report_snapshot(to, SnapshotStatus::Failure);
+        }
     }
 }
 

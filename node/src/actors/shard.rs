@@ -47,6 +47,11 @@ pub const SYSTEM_SHARD: u64 = 0;
 /// incarnation still holds its name.
 const SPAWN_ATTEMPTS: u32 = 200;
 const SPAWN_RETRY_MS: u64 = 5;
+/// How often, and how far apart, opening a member is tried before the failure counts.
+const OPEN_ATTEMPTS: u32 = 50;
+const OPEN_RETRY_MS: u64 = 20;
+/// How long a shutdown waits for the raft member to persist and stop.
+const RAFT_STOP_WAIT_MS: u64 = 30_000;
 
 /// A future the forwarder returns.
 pub type Forwarded<T> = Pin<Box<dyn Future<Output = Result<T, ProposalFailure>> + Send>>;
@@ -103,6 +108,18 @@ pub fn raft_mailbox(context: &NodeContext, shard: u64) -> inferadb_messages::Mai
     inferadb_messages::Mailbox::new(context.actors.record(&name, Some(&parent), "raft_group"))
 }
 
+/// The mailbox of this node's member of `shard`, if this node runs that shard (no record
+/// is created for a shard it does not run).
+pub fn existing_raft_mailbox(
+    context: &NodeContext,
+    shard: u64,
+) -> Option<inferadb_messages::Mailbox<RaftMsg>> {
+    context
+        .actors
+        .get(&raft_name(context, shard))
+        .map(inferadb_messages::Mailbox::new)
+}
+
 /// Every voter of a new cluster: this node and its configured peers.
 fn initial_voters(context: &NodeContext) -> Vec<u64> {
     let mut voters: Vec<u64> = context
@@ -124,6 +141,19 @@ fn open_log(context: &NodeContext, shard: u64) -> Result<DurableLog, ActorProces
     let mut log = DurableLog::open_dir(&directory, LogOptions::default())
         .map_err(|error| format!("raft log `{}`: {error}", directory.display()))?;
     let fresh = log.conf_state().voters.is_empty() && log.hard_state().term == 0;
+    let me = context.config.node_id;
+    let has_peers = !context.config.cluster.peers.is_empty();
+    if !fresh && has_peers && log.conf_state().voters == [me] {
+        // This data belongs to a group of one. Given peers, it would lead alone while the
+        // peers elect a leader of their own: two histories, and lost writes when they meet.
+        return Err(format!(
+            "the data in `{}` is a single-node deployment's (its only voter is node {me}); it \
+             cannot start with peers. Start the cluster from empty data directories, or add \
+             nodes to this one with `--join` on each new node and POST /v1/cluster/members",
+            context.config.data_dir.display()
+        )
+        .into());
+    }
     if fresh && !context.config.cluster.join {
         let conf_state = ConfState {
             voters: initial_voters(context),
@@ -183,6 +213,26 @@ fn catch_up(context: &NodeContext, group: &mut Member) -> Result<(), ActorProces
     Ok(())
 }
 
+/// Opens the member, retrying (bounded) while the previous incarnation still holds its
+/// files: ractor frees an actor's name before it drops the actor's state, so a restart can
+/// see the old log's lock for a moment.
+async fn open_member_retrying(arguments: &ShardArguments) -> Result<Member, ActorProcessingErr> {
+    let mut attempt = 1;
+    loop {
+        let peers = arguments.peers.clone();
+        let context = &arguments.context;
+        match tokio::task::block_in_place(|| open_member(context, arguments.shard, peers)) {
+            Ok(member) => return Ok(member),
+            Err(error) if attempt < OPEN_ATTEMPTS => {
+                tracing::debug!(%error, attempt, "the shard member did not open yet");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(OPEN_RETRY_MS)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Opens the member and spawns its raft actor, retrying (bounded) while a dead
 /// incarnation still holds the name. A lone voter campaigns at once: it needs no one.
 async fn spawn_member(
@@ -194,8 +244,7 @@ async fn spawn_member(
     let mut attempt = 1;
     loop {
         wait_until_unregistered(&name).await;
-        let peers = arguments.peers.clone();
-        let group = tokio::task::block_in_place(|| open_member(context, arguments.shard, peers))?;
+        let group = open_member_retrying(arguments).await?;
         let raft_arguments = RaftArguments {
             group,
             group_id: arguments.shard,
@@ -267,6 +316,22 @@ impl Actor for ShardActor {
             ShardMsg::Propose { data, reply } => propose(state, data, reply),
             ShardMsg::ReadBarrier { reply } => read_barrier(state, reply),
             ShardMsg::Status { reply } => status(state, reply),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ShardMsg>,
+        state: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Stop the member gracefully (its stop persists the state machine: vault files,
+        // then the catalog); a parent's own stop would kill it without that.
+        if let Some(raft) = state.raft.take() {
+            let wait = Some(Duration::from_millis(RAFT_STOP_WAIT_MS));
+            if let Err(error) = raft.stop_and_wait(Some("shutdown".to_string()), wait).await {
+                tracing::warn!(%error, "the raft member did not stop in time");
+            }
         }
         Ok(())
     }

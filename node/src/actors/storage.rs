@@ -44,7 +44,8 @@ impl Actor for StorageActor {
         // Syncs and page walks block on the disk: keep them off the async workers' hot path.
         match message {
             StorageMsg::Sync { reply } => {
-                let _ = reply.send(tokio::task::block_in_place(|| database.sync()));
+                let synced = tokio::task::block_in_place(|| sync_vaults_then_catalog(context));
+                let _ = reply.send(synced);
             }
             StorageMsg::Stats { reply } => {
                 let _ = reply.send(node_stats(context));
@@ -61,11 +62,21 @@ impl Actor for StorageActor {
         _myself: ActorRef<StorageMsg>,
         context: &mut Arc<NodeContext>,
     ) -> Result<(), ActorProcessingErr> {
-        // The last thing a node does: make every deferred commit durable.
-        let database = Arc::clone(&context.database);
-        tokio::task::block_in_place(|| database.sync())?;
+        // The last thing a node does: make every deferred commit durable, the vault files
+        // before the catalog (whose applied index must never name a vault commit that could
+        // still be lost).
+        tokio::task::block_in_place(|| sync_vaults_then_catalog(context))?;
         Ok(())
     }
+}
+
+/// Syncs every open vault file, then the catalog.
+pub fn sync_vaults_then_catalog(context: &NodeContext) -> Result<(), StorageError> {
+    let vaults: Vec<Arc<Database>> = context.vault_files.lock().values().cloned().collect();
+    for vault in vaults {
+        vault.sync()?;
+    }
+    context.database.sync()
 }
 
 /// Every file of the node, the catalog first.
