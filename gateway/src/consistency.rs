@@ -70,9 +70,6 @@ pub fn parse(
     }
 }
 
-/// The shard a single node serves every vault from (shards arrive with the cluster).
-const SINGLE_NODE_SHARD: u64 = 0;
-
 /// Decodes a revision token of `vault` (400 when forged, malformed or foreign).
 pub fn decode_token(
     context: &GatewayContext,
@@ -84,17 +81,21 @@ pub fn decode_token(
         .map_err(|error| Problem::bad_request("invalid-revision-token", error.to_string()))
 }
 
-/// Encodes a revision of `vault` as a token.
+/// Encodes a revision of `vault` as a token naming the shard that holds it.
 pub fn encode_token(context: &GatewayContext, vault: VaultId, revision: Revision) -> String {
-    RevisionToken::encode(&context.token_secret, SINGLE_NODE_SHARD, vault, revision)
+    let shard = context.vaults.get(vault).map_or(0, |route| route.shard);
+    RevisionToken::encode(&context.token_secret, shard, vault, revision)
 }
 
-/// Waits until this node's replica has applied everything committed before now (a
-/// read-index round through the shard's leader).
-pub async fn read_barrier(context: &GatewayContext) -> Result<u64, Problem> {
+/// Waits until this node's replica of `shard` has applied everything committed before now
+/// (a read-index round through the shard's leader).
+pub async fn read_barrier(context: &GatewayContext, shard: u64) -> Result<u64, Problem> {
     let timeout = context.limits.consistency_wait_max_ms;
-    context
-        .shard
+    let mailbox = context
+        .shards
+        .get(&shard)
+        .ok_or_else(|| Problem::internal(format!("this node runs no shard {shard}")))?;
+    mailbox
         .call(|reply| ShardMsg::ReadBarrier { reply }, timeout)
         .await
         .map_err(crate::routes::mailbox_problem)?
@@ -120,7 +121,7 @@ pub async fn snapshot(
         Consistency::AtLeastAsFresh(revision) => *revision,
         Consistency::MinimizeLatency => Revision::ZERO,
         Consistency::FullyConsistent => {
-            read_barrier(context).await?;
+            read_barrier(context, route.shard).await?;
             // The shard publishes a drain's snapshots before it answers the barrier, so the
             // latest published snapshot now holds every write committed before the read.
             Revision::ZERO

@@ -72,8 +72,10 @@ pub struct GatewayContext {
     pub node_id: u64,
     /// The links to the other members (`None` on a node without peers).
     pub cluster: Option<std::sync::Arc<dyn ClusterView>>,
-    /// The shard every vault lives in (its raft member and proposal routing).
+    /// The system shard (membership, vault placement).
     pub shard: Mailbox<ShardMsg>,
+    /// Every shard this node runs, the system shard included, by id.
+    pub shards: std::collections::BTreeMap<u64, Mailbox<ShardMsg>>,
     /// The evaluator pool.
     pub evaluator: Mailbox<EvaluatorMsg>,
     /// The key revision tokens are authenticated with.

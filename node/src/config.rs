@@ -54,6 +54,9 @@ pub struct ClusterConfig {
     /// the leader to add it (`POST /v1/cluster/members` on any member) and send it a
     /// snapshot.
     pub join: bool,
+    /// Data shards: raft groups that hold the vaults (shard 0, the system shard, holds
+    /// the membership and each vault's placement). Every member must use the same count.
+    pub data_shards: u64,
     /// How often a missing link to a peer is retried.
     pub reconnect_interval_ms: u64,
     /// How long a proposal or read barrier forwarded to the leader may take.
@@ -97,6 +100,7 @@ impl Default for ClusterConfig {
             cookie: String::new(),
             peers: Vec::new(),
             join: false,
+            data_shards: 1,
             reconnect_interval_ms: 250,
             forward_timeout_ms: 10_000,
         }
@@ -504,6 +508,7 @@ fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
             1_000,
             u64::MAX,
         ),
+        ("cluster.data_shards", config.cluster.data_shards, 1, 64),
         (
             "cluster.reconnect_interval_ms",
             config.cluster.reconnect_interval_ms,
@@ -584,6 +589,31 @@ impl NodeConfig {
     /// The directory of the vault files.
     pub fn vaults_dir(&self) -> PathBuf {
         self.data_dir.join("vaults")
+    }
+
+    /// Every shard this node runs: 0 (the system shard) and each data shard.
+    pub fn shards(&self) -> std::ops::RangeInclusive<u64> {
+        0..=self.cluster.data_shards
+    }
+
+    /// The catalog file of shard `shard` (shard 0's is the node file).
+    pub fn shard_catalog_file(&self, shard: u64) -> PathBuf {
+        match shard {
+            0 => self.node_file(),
+            _ => self.shard_dir(shard).join("catalog.db"),
+        }
+    }
+
+    /// The vault files' directory of shard `shard`.
+    pub fn shard_vaults_dir(&self, shard: u64) -> PathBuf {
+        match shard {
+            0 => self.vaults_dir(),
+            _ => self.shard_dir(shard).join("vaults"),
+        }
+    }
+
+    fn shard_dir(&self, shard: u64) -> PathBuf {
+        self.data_dir.join("shards").join(shard.to_string())
     }
 
     /// The directory of shard `shard`'s raft log.

@@ -76,6 +76,12 @@ pub struct NodeContext {
     /// Open vault files, by vault: a database file can be opened once per process, and
     /// the handles outlive a restarted registry.
     pub vault_files: parking_lot::Mutex<std::collections::HashMap<VaultId, Arc<Database>>>,
+    /// Open catalog files of the data shards, by shard (shard 0's is `database`): opened
+    /// once per process, so a restarted raft member gets the same handle.
+    pub shard_catalogs: parking_lot::Mutex<std::collections::HashMap<u64, Arc<Database>>>,
+    /// Every vault's placement (which data shard holds it), as shard 0 last published it.
+    pub placements:
+        parking_lot::RwLock<std::collections::BTreeMap<VaultId, inferadb_shard::Placement>>,
     /// The Prometheus exporter's handle (renders `/metrics`).
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -84,5 +90,36 @@ impl NodeContext {
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// The catalog database of `shard`, opened (created if missing) the first time.
+    pub fn shard_catalog(&self, shard: u64) -> Result<Arc<Database>, String> {
+        if shard == 0 {
+            return Ok(Arc::clone(&self.database));
+        }
+        let mut catalogs = self.shard_catalogs.lock();
+        if let Some(database) = catalogs.get(&shard) {
+            return Ok(Arc::clone(database));
+        }
+        let path = self.config.shard_catalog_file(shard);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| format!("`{}`: {error}", parent.display()))?;
+        }
+        let database = inferadb_vault::open_database(&path)
+            .map_err(|error| format!("shard catalog `{}`: {error}", path.display()))?;
+        let database = Arc::new(database);
+        catalogs.insert(shard, Arc::clone(&database));
+        Ok(database)
+    }
+
+    /// Every open catalog database: shard 0's first.
+    pub fn catalogs(&self) -> Vec<Arc<Database>> {
+        let mut all = vec![Arc::clone(&self.database)];
+        let catalogs = self.shard_catalogs.lock();
+        let mut shards: Vec<&u64> = catalogs.keys().collect();
+        shards.sort();
+        all.extend(shards.into_iter().map(|shard| Arc::clone(&catalogs[shard])));
+        all
     }
 }

@@ -79,7 +79,16 @@ fn gateway_context(
         node: Mailbox::new(context.actors.record(&names.root(), None, "node")),
         storage: Mailbox::new(mailbox("storage", "storage")),
         registry: Mailbox::new(mailbox("vaults", "vault_registry")),
-        shard: crate::actors::registry::shard_mailbox(context),
+        shard: crate::actors::registry::shard_mailbox(context, 0),
+        shards: config
+            .shards()
+            .map(|shard| {
+                (
+                    shard,
+                    crate::actors::registry::shard_mailbox(context, shard),
+                )
+            })
+            .collect(),
         node_id: config.node_id,
         cluster,
         evaluator: Mailbox::new(mailbox("evaluator", "evaluator_pool")),
@@ -125,6 +134,8 @@ fn node_context(config: NodeConfig) -> Result<NodeContext, Box<dyn Error>> {
         token_secret,
         catalog,
         vault_files: parking_lot::Mutex::new(std::collections::HashMap::new()),
+        shard_catalogs: parking_lot::Mutex::new(std::collections::HashMap::new()),
+        placements: parking_lot::RwLock::new(std::collections::BTreeMap::new()),
         metrics: install_metrics()?,
     })
 }

@@ -105,19 +105,24 @@ impl Cluster {
         assert!(ready, "node {} never became ready", index + 1);
     }
 
-    /// The leader's index, as member `asked` sees it.
-    fn leader(&self, asked: usize) -> Option<usize> {
+    /// The leader's index of `shard`, as member `asked` sees it.
+    fn leader(&self, asked: usize, shard: u64) -> Option<usize> {
         let status = self.node(asked).get("/v1/cluster");
-        let leader = status.json["shards"][0]["leader"].as_u64()?;
+        let shards = status.json["shards"].as_array()?;
+        let entry = shards.iter().find(|entry| entry["id"] == shard)?;
+        let leader = entry["leader"].as_u64()?;
         usize::try_from(leader).ok().map(|id| id - 1)
     }
 
-    /// The leader every member of `among` agrees on, once they agree on one of `among`
-    /// (so a dead leader they still remember does not count).
-    fn agreed_leader(&self, among: &[usize]) -> usize {
+    /// The leader of `shard` every member of `among` agrees on, once they agree on one of
+    /// `among` (so a dead leader they still remember does not count).
+    fn agreed_leader(&self, among: &[usize], shard: u64) -> usize {
         let mut leader = None;
         let agreed = wait_until(Duration::from_secs(30), || {
-            let seen: Vec<Option<usize>> = among.iter().map(|index| self.leader(*index)).collect();
+            let seen: Vec<Option<usize>> = among
+                .iter()
+                .map(|index| self.leader(*index, shard))
+                .collect();
             leader = seen[0];
             leader.is_some_and(|leader| among.contains(&leader))
                 && seen.iter().all(|other| *other == leader)
@@ -225,8 +230,13 @@ fn three_nodes_replicate_and_survive_the_loss_of_their_leader() {
         }
     }
 
-    // Clients write through the two followers; the leader dies under them.
-    let leader = cluster.agreed_leader(&[0, 1, 2]);
+    // Clients write through the two followers of the vault's shard; its leader dies under
+    // them.
+    let shard = cluster.node(0).get(&format!("/v1/vaults/{vault}")).json["shard"]
+        .as_u64()
+        .expect("the vault's shard");
+    assert!(shard >= 1, "vaults live in data shards");
+    let leader = cluster.agreed_leader(&[0, 1, 2], shard);
     let followers: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = followers
@@ -254,7 +264,7 @@ fn three_nodes_replicate_and_survive_the_loss_of_their_leader() {
         .expect("the leader runs")
         .kill();
     let before = height(cluster.node(first), &vault);
-    let new_leader = cluster.agreed_leader(&followers);
+    let new_leader = cluster.agreed_leader(&followers, shard);
     assert_ne!(new_leader, leader);
     assert!(
         wait_until(Duration::from_secs(30), || height(

@@ -99,11 +99,15 @@ fn acknowledged_writes_survive_kill_9_and_everything_verifies() {
     }
     let verified = node.get(&format!("/v1/vaults/{vault}/ledger/verify"));
     assert_eq!(verified.json["holds"], true, "{}", verified.text);
+    let vault_file = crate::vault_file(&node, &vault);
     let (status, printed) = node.terminate();
     assert!(status.success(), "graceful shutdown exits 0");
     assert!(printed.contains("stopped"), "{printed}");
-    let mut files = vec![directory.path().join("node.db")];
-    files.push(directory.path().join("vaults").join(format!("{vault}.db")));
+    let files = vec![
+        directory.path().join("node.db"),
+        directory.path().join("shards/1/catalog.db"),
+        vault_file,
+    ];
     for file in files {
         let output = std::process::Command::new(inferadb_tests::binary())
             .arg("verify")

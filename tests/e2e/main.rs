@@ -41,6 +41,23 @@ type document {
 }
 ";
 
+/// The data file of `vault` under `data_dir`: in its shard's directory (shard 0 keeps its
+/// vaults in `vaults/`, data shard `n` in `shards/<n>/vaults/`).
+pub fn vault_file(node: &Node, vault: &str) -> std::path::PathBuf {
+    let shard = node.get(&format!("/v1/vaults/{vault}")).json["shard"]
+        .as_u64()
+        .expect("the vault's shard");
+    let directory = match shard {
+        0 => node.data_dir.join("vaults"),
+        _ => node
+            .data_dir
+            .join("shards")
+            .join(shard.to_string())
+            .join("vaults"),
+    };
+    directory.join(format!("{vault}.db"))
+}
+
 /// Creates a vault with [`SCHEMA`]; returns its id.
 pub fn vault_with_schema(node: &Node, name: &str) -> String {
     let created = node.post("/v1/vaults", &json!({ "name": name }));

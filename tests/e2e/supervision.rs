@@ -96,12 +96,9 @@ fn a_vault_that_cannot_open_is_contained_and_the_others_keep_serving() {
     let healthy = vault_with_schema(&node, "healthy");
     let damaged = vault_with_schema(&node, "damaged");
     write(&node, &healthy, &[("document:1", "owner", "user:ann")]);
+    let file = crate::vault_file(&node, &damaged);
     let (status, _) = node.terminate();
     assert!(status.success());
-    let file = directory
-        .path()
-        .join("vaults")
-        .join(format!("{damaged}.db"));
     let length = std::fs::metadata(&file).unwrap().len() as usize;
     std::fs::write(&file, vec![0x5a; length]).unwrap();
 

@@ -16,6 +16,8 @@
 //!   tag 9 LeaseReleased
 //!   tag 10 WroteGroup     u32 count ‖ item*
 //!   tag 11 MembersChanged
+//!   tag 12 VaultPlaced    u64 id ‖ u64 shard
+//!   tag 13 VaultUnplaced  u64 id
 //! item    = 1 ‖ u64 revision ‖ u64 inserted ‖ u64 removed (Written)
 //!         | 2 ‖ refusal (Refused)
 //! refusal = str kind ‖ str message ‖ bytes detail
@@ -23,8 +25,10 @@
 //!
 //! A refusal's `detail` is the JSON of the structured error that refused the command
 //! ([`WriteError`], [`SchemaError`] or [`CatalogError`]; a missing vault's
-//! `vault_not_found` carries `CatalogError::VaultNotFound`), empty when there is none
-//! (lease and member refusals, malformed commands, `group_too_large`); [`ShardAnswer::write_error`]
+//! `vault_not_found` carries `CatalogError::VaultNotFound`, and a `PlaceVault`'s name and id
+//! refusals the `CatalogError` of the same rule), empty when there is none (lease and
+//! member refusals, `lease_fenced`, `placement_invalid`, malformed commands,
+//! `group_too_large`); [`ShardAnswer::write_error`]
 //! and its siblings decode it. Derived `serde` impls print fields in declaration order, so every
 //! replica produces the same bytes for the same error.
 //!
@@ -118,6 +122,18 @@ pub enum ShardAnswer {
     /// The cluster's member registry holds the record an `AddMember` or `RemoveMember`
     /// asked for (it may have held it already).
     MembersChanged,
+    /// A vault is placed (`PlaceVault`; the same answer when it already was).
+    VaultPlaced {
+        /// The vault.
+        id: VaultId,
+        /// The data shard that holds it.
+        shard: u64,
+    },
+    /// A vault's placement is gone (`UnplaceVault`).
+    VaultUnplaced {
+        /// The vault.
+        id: VaultId,
+    },
 }
 
 /// The outcome of one batch of a `WriteGroup`: what a `Write` of it alone would answer.
@@ -179,8 +195,9 @@ impl ShardAnswer {
         self.decode_detail(refusal::schema_kind)
     }
 
-    /// The catalog error that refused a `CreateVault`, or any vault command whose vault
-    /// does not exist (`vault_not_found`); see [`Self::write_error`].
+    /// The catalog error that refused a `CreateVault` or a `PlaceVault` (name and id
+    /// rules), or any vault command whose vault does not exist (`vault_not_found`); see
+    /// [`Self::write_error`].
     pub fn catalog_error(&self) -> Option<CatalogError> {
         self.decode_detail(refusal::catalog_kind)
     }
@@ -254,6 +271,15 @@ impl ShardAnswer {
                 encode_group(&mut writer, results);
             }
             ShardAnswer::MembersChanged => writer.u8(11),
+            ShardAnswer::VaultPlaced { id, shard } => {
+                writer.u8(12);
+                writer.u64(id.0);
+                writer.u64(*shard);
+            }
+            ShardAnswer::VaultUnplaced { id } => {
+                writer.u8(13);
+                writer.u64(id.0);
+            }
         }
         writer.out
     }
@@ -298,6 +324,13 @@ impl ShardAnswer {
                 results: decode_group(&mut reader)?,
             },
             11 => ShardAnswer::MembersChanged,
+            12 => ShardAnswer::VaultPlaced {
+                id: VaultId(reader.u64("vault id")?),
+                shard: reader.u64("shard")?,
+            },
+            13 => ShardAnswer::VaultUnplaced {
+                id: VaultId(reader.u64("vault id")?),
+            },
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "answer",

@@ -14,6 +14,9 @@
 //!   tag 8 WriteGroup    u64 vault ‖ u64 now_ms ‖ u32 count ‖ batch*
 //!   tag 9 AddMember     u64 id ‖ str address
 //!   tag 10 RemoveMember u64 id
+//!   tag 11 PlaceVault   u64 id ‖ str name ‖ u32 data_shards
+//!   tag 12 UnplaceVault u64 id
+//!   tag 13 PurgeExpired u64 vault ‖ u64 now_ms ‖ u32 limit ‖ str job ‖ u64 holder ‖ u64 epoch
 //! batch        = u32 count ‖ mutation* ‖ u32 count ‖ precondition*   (as in Write)
 //! mutation     = 1 ‖ str relationship (Create) | 2 ‖ str relationship (Touch)
 //!              | 3 ‖ str relationship (Delete) | 4 ‖ filter (DeleteMatching)
@@ -30,11 +33,13 @@
 //! the filter *rules* (e.g. `resource_id` needs `resource_type`) are the vault's business
 //! and give a deterministic refusal when applied. Likewise a lease's job name is any UTF-8
 //! string on the wire; the [`crate::lease`] rules (1–64 bytes of `[a-z0-9_.-]`) refuse it
-//! when applied, and a member's address is any UTF-8 string on the wire, which the
-//! [`crate::members`] rules (`IP:port`) refuse when applied.
+//! when applied (a `PurgeExpired` naming an invalid job is fenced: no lease has that
+//! name), a member's address is any UTF-8 string on the wire, which the
+//! [`crate::members`] rules (`IP:port`) refuse when applied, and so is a placed vault's
+//! name, which the vault-name rules refuse when applied (see [`crate::placements`]).
 //!
-//! Tags 5–7, then tag 8, then tags 9–10 were added without changing the format byte: every
-//! older encoding decodes as before. A replica of a version without them refuses them as
+//! Tags 5–7, then tag 8, then tags 9–10, then tags 11–13 were added without changing the
+//! format byte: every older encoding decodes as before. A replica of a version without them refuses them as
 //! `malformed_command`, so a cluster must not propose them until every member runs a
 //! version that knows them.
 
@@ -56,6 +61,9 @@ const TAG_RELEASE_LEASE: u8 = 7;
 const TAG_WRITE_GROUP: u8 = 8;
 const TAG_ADD_MEMBER: u8 = 9;
 const TAG_REMOVE_MEMBER: u8 = 10;
+const TAG_PLACE_VAULT: u8 = 11;
+const TAG_UNPLACE_VAULT: u8 = 12;
+const TAG_PURGE_EXPIRED: u8 = 13;
 
 /// One entry of a shard's Raft log. Everything a replica needs to apply it identically is
 /// inside: ids and the leader's clock (`now_ms`) are chosen once, by the proposer.
@@ -152,6 +160,42 @@ pub enum ShardCommand {
         /// The node (not 0).
         id: u64,
     },
+    /// Places vault `id`, named `name`, on the data shard among `1..=data_shards` that
+    /// holds the fewest placed vaults (ties to the lowest id), claiming the name
+    /// cluster-wide; placing it again under the same name answers the same shard (see
+    /// [`crate::placements`]; kept in shard 0).
+    PlaceVault {
+        /// The vault (drawn by the proposer).
+        id: VaultId,
+        /// Its name, unique among placed vaults.
+        name: String,
+        /// How many data shards the cluster has (at least 1).
+        data_shards: u32,
+    },
+    /// Forgets vault `id`'s placement, which frees its name (see [`crate::placements`]).
+    UnplaceVault {
+        /// The vault.
+        id: VaultId,
+    },
+    /// Removes up to `limit` of a vault's stored relationships that are expired at
+    /// `now_ms`, in key order, as one block (`inferadb_vault::Vault::purge_expired`): a
+    /// side effect of the singleton job holding lease `job`, applied only while this
+    /// machine's lease table says `holder` holds it with exactly `epoch`, unexpired at
+    /// `now_ms` (see [`crate::lease::LeaseTable::fence`]), so a stale holder never purges.
+    PurgeExpired {
+        /// The vault.
+        vault: VaultId,
+        /// The proposer's clock: the expiry reference and the block's timestamp.
+        now_ms: u64,
+        /// The most relationships to remove.
+        limit: u32,
+        /// The job's name (its lease).
+        job: String,
+        /// The node that runs the job.
+        holder: u64,
+        /// The epoch it holds the lease with.
+        epoch: u64,
+    },
 }
 
 impl ShardCommand {
@@ -177,6 +221,9 @@ impl ShardCommand {
             ShardCommand::WriteGroup { .. } => TAG_WRITE_GROUP,
             ShardCommand::AddMember { .. } => TAG_ADD_MEMBER,
             ShardCommand::RemoveMember { .. } => TAG_REMOVE_MEMBER,
+            ShardCommand::PlaceVault { .. } => TAG_PLACE_VAULT,
+            ShardCommand::UnplaceVault { .. } => TAG_UNPLACE_VAULT,
+            ShardCommand::PurgeExpired { .. } => TAG_PURGE_EXPIRED,
         }
     }
 
@@ -184,20 +231,14 @@ impl ShardCommand {
     fn encode_fields(&self, writer: &mut Writer) {
         match self {
             ShardCommand::CreateVault { id, name, now_ms } => {
-                writer.u64(id.0);
-                writer.str(name);
-                writer.u64(*now_ms);
+                vault_text(writer, *id, name).u64(*now_ms);
             }
             ShardCommand::DeleteVault { id } => writer.u64(id.0),
             ShardCommand::DeploySchema {
                 vault,
                 text,
                 now_ms,
-            } => {
-                writer.u64(vault.0);
-                writer.str(text);
-                writer.u64(*now_ms);
-            }
+            } => vault_text(writer, *vault, text).u64(*now_ms),
             ShardCommand::Write {
                 vault,
                 batch,
@@ -236,6 +277,24 @@ impl ShardCommand {
                 writer.str(address);
             }
             ShardCommand::RemoveMember { id } => writer.u64(*id),
+            ShardCommand::PlaceVault {
+                id,
+                name,
+                data_shards,
+            } => vault_text(writer, *id, name).u32(*data_shards),
+            ShardCommand::UnplaceVault { id } => writer.u64(id.0),
+            ShardCommand::PurgeExpired {
+                vault,
+                now_ms,
+                limit,
+                job,
+                holder,
+                epoch,
+            } => {
+                write_fields(writer, *vault, *now_ms);
+                writer.u32(*limit);
+                lease_fields(writer, job, &[*holder, *epoch]);
+            }
         }
     }
 
@@ -262,46 +321,77 @@ impl ShardCommand {
                 now_ms: reader.u64("now_ms")?,
                 batch: decode_batch(&mut reader)?,
             },
-            TAG_ACQUIRE_LEASE => ShardCommand::AcquireLease {
-                job: reader.str("lease job")?.to_owned(),
-                holder: reader.u64("lease holder")?,
-                duration_ms: reader.u64("duration_ms")?,
-                now_ms: reader.u64("now_ms")?,
-            },
-            TAG_RENEW_LEASE => ShardCommand::RenewLease {
-                job: reader.str("lease job")?.to_owned(),
-                holder: reader.u64("lease holder")?,
-                epoch: reader.u64("lease epoch")?,
-                duration_ms: reader.u64("duration_ms")?,
-                now_ms: reader.u64("now_ms")?,
-            },
-            TAG_RELEASE_LEASE => ShardCommand::ReleaseLease {
-                job: reader.str("lease job")?.to_owned(),
-                holder: reader.u64("lease holder")?,
-                epoch: reader.u64("lease epoch")?,
-            },
             TAG_WRITE_GROUP => ShardCommand::WriteGroup {
                 vault: VaultId(reader.u64("vault id")?),
                 now_ms: reader.u64("now_ms")?,
                 batches: decode_batches(&mut reader)?,
             },
-            TAG_ADD_MEMBER => ShardCommand::AddMember {
-                id: reader.u64("member id")?,
-                address: reader.str("member address")?.to_owned(),
+            TAG_PURGE_EXPIRED => ShardCommand::PurgeExpired {
+                vault: VaultId(reader.u64("vault id")?),
+                now_ms: reader.u64("now_ms")?,
+                limit: reader.u32("purge limit")?,
+                job: reader.str("lease job")?.to_owned(),
+                holder: reader.u64("lease holder")?,
+                epoch: reader.u64("lease epoch")?,
             },
-            TAG_REMOVE_MEMBER => ShardCommand::RemoveMember {
-                id: reader.u64("member id")?,
-            },
-            tag => {
-                return Err(DecodeError::UnknownTag {
-                    what: "command",
-                    tag,
-                })
-            }
+            tag => decode_registry_command(tag, &mut reader)?,
         };
         reader.finish()?;
         Ok(command)
     }
+}
+
+/// The fields of a lease, member or placement command (the tables shard 0 keeps for the
+/// cluster), after its tag; an unknown tag is refused.
+fn decode_registry_command(tag: u8, reader: &mut Reader<'_>) -> Result<ShardCommand, DecodeError> {
+    Ok(match tag {
+        TAG_ACQUIRE_LEASE => ShardCommand::AcquireLease {
+            job: reader.str("lease job")?.to_owned(),
+            holder: reader.u64("lease holder")?,
+            duration_ms: reader.u64("duration_ms")?,
+            now_ms: reader.u64("now_ms")?,
+        },
+        TAG_RENEW_LEASE => ShardCommand::RenewLease {
+            job: reader.str("lease job")?.to_owned(),
+            holder: reader.u64("lease holder")?,
+            epoch: reader.u64("lease epoch")?,
+            duration_ms: reader.u64("duration_ms")?,
+            now_ms: reader.u64("now_ms")?,
+        },
+        TAG_RELEASE_LEASE => ShardCommand::ReleaseLease {
+            job: reader.str("lease job")?.to_owned(),
+            holder: reader.u64("lease holder")?,
+            epoch: reader.u64("lease epoch")?,
+        },
+        TAG_ADD_MEMBER => ShardCommand::AddMember {
+            id: reader.u64("member id")?,
+            address: reader.str("member address")?.to_owned(),
+        },
+        TAG_REMOVE_MEMBER => ShardCommand::RemoveMember {
+            id: reader.u64("member id")?,
+        },
+        TAG_PLACE_VAULT => ShardCommand::PlaceVault {
+            id: VaultId(reader.u64("vault id")?),
+            name: reader.str("vault name")?.to_owned(),
+            data_shards: reader.u32("data_shards")?,
+        },
+        TAG_UNPLACE_VAULT => ShardCommand::UnplaceVault {
+            id: VaultId(reader.u64("vault id")?),
+        },
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "command",
+                tag,
+            })
+        }
+    })
+}
+
+/// A command's leading vault id and text (a name, a schema); the writer, for what follows.
+fn vault_text<'w>(writer: &'w mut Writer, vault: VaultId, text: &str) -> &'w mut Writer {
+    writer.u64(vault.0);
+    writer.str(text);
+    writer
 }
 
 /// A write command's leading fields: the vault, the clock.

@@ -18,7 +18,9 @@
 //! - [`LeaseTable::check`] is the fencing check: an action fenced by `epoch` is valid only
 //!   while `epoch` is the job's current epoch and the lease has not expired. Since only the
 //!   current epoch ever validates, at most one holder is valid at any `now_ms`, and an old
-//!   epoch never validates again once a newer one was granted.
+//!   epoch never validates again once a newer one was granted. [`LeaseTable::fence`] is the
+//!   same check for a side effect that also names its holder, with the reason when it fails
+//!   ([`Fenced`], refusal kind `lease_fenced`).
 //! - When the table holds [`LeaseLimits::leases_max`] leases, acquiring a lease for a new
 //!   job first drops the expired ones; if none expired, it is refused.
 //!
@@ -44,8 +46,12 @@
 //!    stale holder (paused, partitioned, or with a slow clock): in shard 0 by `check` at
 //!    the command's `now_ms`; in another shard, which cannot read shard 0's table
 //!    deterministically, by keeping the highest epoch it has seen per job and refusing
-//!    lower ones (epochs only grow, so they work as fencing tokens). Those command fields
-//!    and checks arrive with the jobs themselves; this table only issues and checks epochs.
+//!    lower ones (epochs only grow, so they work as fencing tokens). The first such side
+//!    effect is [`crate::ShardCommand::PurgeExpired`] (job, holder and epoch), which the
+//!    machine applies only if [`LeaseTable::fence`] passes in **its own** table at the
+//!    command's `now_ms`: while vaults live in shard 0, that is the cluster's table. A data
+//!    shard's table is empty, so there it is always refused until the highest-epoch rule
+//!    above exists.
 //! 5. It proposes [`crate::ShardCommand::ReleaseLease`] when it stops cleanly, so another
 //!    node need not wait for the expiry.
 //!
@@ -166,6 +172,69 @@ impl LeaseError {
         }
     }
 }
+
+/// A side effect fenced by a lease that its proposer no longer holds (see
+/// [`LeaseTable::fence`]): refused as [`Fenced::KIND`]. Not a [`LeaseError`]: it comes from
+/// a read-only check, not from an operation on the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fenced {
+    /// The job.
+    pub job: String,
+    /// The node the side effect names as the holder.
+    pub holder: u64,
+    /// The epoch it is fenced by.
+    pub epoch: u64,
+    /// The side effect's clock.
+    pub now_ms: u64,
+    /// The job's lease at the check, expired or not; `None` when it has none.
+    pub current: Option<Lease>,
+}
+
+impl Fenced {
+    /// The refusal kind the shard machine answers.
+    pub const KIND: &'static str = "lease_fenced";
+
+    fn new(job: &str, holder: u64, epoch: u64, now_ms: u64, current: Option<Lease>) -> Self {
+        Self {
+            job: job.to_owned(),
+            holder,
+            epoch,
+            now_ms,
+            current,
+        }
+    }
+}
+
+impl std::fmt::Display for Fenced {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Fenced {
+            job,
+            holder,
+            epoch,
+            now_ms,
+            current,
+        } = self;
+        write!(
+            formatter,
+            "node {holder} with epoch {epoch} does not hold lease `{job}` at {now_ms} ms: "
+        )?;
+        match current {
+            None => write!(formatter, "the job has no lease"),
+            Some(lease) if lease.expired(*now_ms) => write!(
+                formatter,
+                "no epoch is current (epoch {} of node {} expired at {} ms)",
+                lease.epoch, lease.holder, lease.expires_at_ms
+            ),
+            Some(lease) => write!(
+                formatter,
+                "the current epoch is {} (node {}, until {} ms)",
+                lease.epoch, lease.holder, lease.expires_at_ms
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Fenced {}
 
 /// Whether `job` is a valid job name: 1–64 bytes of `[a-z0-9_.-]`.
 pub fn valid_job_name(job: &str) -> bool {
@@ -353,6 +422,21 @@ impl LeaseTable {
         self.leases
             .get(job)
             .is_some_and(|lease| lease.epoch == epoch && !lease.expired(now_ms))
+    }
+
+    /// The fencing check of a side effect that names its holder too (e.g.
+    /// [`crate::ShardCommand::PurgeExpired`]): `holder` holds `job` with exactly `epoch` and
+    /// the lease has not expired at `now_ms`; otherwise [`Fenced`], which says what the
+    /// job's lease is instead. Read-only: a refused action changes nothing.
+    pub fn fence(&self, job: &str, holder: u64, epoch: u64, now_ms: u64) -> Result<(), Fenced> {
+        match self.leases.get(job) {
+            Some(lease)
+                if lease.holder == holder && lease.epoch == epoch && !lease.expired(now_ms) =>
+            {
+                Ok(())
+            }
+            current => Err(Fenced::new(job, holder, epoch, now_ms, current.copied())),
+        }
     }
 
     /// The lease `job` has, if `holder` holds it with `epoch`.

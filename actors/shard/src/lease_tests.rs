@@ -144,6 +144,41 @@ fn a_full_table_drops_expired_leases_or_refuses() {
 }
 
 #[test]
+fn fence_lets_in_only_the_holder_with_the_current_epoch_and_says_why_not() {
+    let mut leases = table();
+    let fenced = leases.fence("gc", 1, 1, 0).unwrap_err();
+    assert_eq!(fenced.current, None);
+    assert_eq!(
+        fenced.to_string(),
+        "node 1 with epoch 1 does not hold lease `gc` at 0 ms: the job has no lease"
+    );
+    leases.acquire("gc", 1, 100, 0).unwrap();
+    assert_eq!(leases.fence("gc", 1, 1, 99), Ok(()));
+    // Another holder, another epoch, or the expiry itself: fenced out, naming the lease.
+    for (holder, epoch, now_ms) in [(2, 1, 50), (1, 2, 50), (1, 0, 50)] {
+        let fenced = leases.fence("gc", holder, epoch, now_ms).unwrap_err();
+        assert!(
+            fenced
+                .to_string()
+                .ends_with("the current epoch is 1 (node 1, until 100 ms)"),
+            "{fenced}"
+        );
+    }
+    let expired = leases.fence("gc", 1, 1, 100).unwrap_err();
+    assert!(
+        expired
+            .to_string()
+            .ends_with("no epoch is current (epoch 1 of node 1 expired at 100 ms)"),
+        "{expired}"
+    );
+    // A takeover fences the old epoch out for good, even at a time the old lease covered.
+    leases.acquire("gc", 2, 100, 100).unwrap();
+    let stale = leases.fence("gc", 1, 1, 50).unwrap_err();
+    assert_eq!(stale.current.map(|lease| lease.epoch), Some(2));
+    assert_eq!(Fenced::KIND, "lease_fenced");
+}
+
+#[test]
 fn exhausted_epochs_are_refused() {
     let mut leases = LeaseTable::from_parts(LeaseLimits::default(), u64::MAX, Vec::new()).unwrap();
     assert_eq!(
@@ -329,7 +364,7 @@ fn as_model(result: Result<Lease, LeaseError>) -> ModelResult {
 }
 
 /// At every probed time, at most one epoch ever issued for a job validates, and only the
-/// newest one.
+/// newest one; `fence` lets in exactly what `check` does, for the lease's holder alone.
 fn assert_fenced(leases: &LeaseTable, issued: &BTreeMap<String, Vec<u64>>, now: u64) {
     for (job, epochs) in issued {
         for probe in [now, now + 1, now + 30, now + 61] {
@@ -338,6 +373,17 @@ fn assert_fenced(leases: &LeaseTable, issued: &BTreeMap<String, Vec<u64>>, now: 
                 .copied()
                 .filter(|epoch| leases.check(job, *epoch, probe))
                 .collect();
+            for (epoch, holder) in epochs
+                .iter()
+                .flat_map(|epoch| (0..4).map(move |h| (*epoch, h)))
+            {
+                let holds = leases.get(job).is_some_and(|lease| lease.holder == holder);
+                assert_eq!(
+                    leases.fence(job, holder, epoch, probe).is_ok(),
+                    holds && leases.check(job, epoch, probe),
+                    "{job}: node {holder}, epoch {epoch} at {probe}"
+                );
+            }
             assert!(valid.len() <= 1, "{job} at {probe}: {valid:?}");
             if let Some(epoch) = valid.first() {
                 assert_eq!(Some(epoch), epochs.last(), "{job}: an old epoch validated");

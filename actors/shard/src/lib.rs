@@ -5,9 +5,9 @@
 //! (an `inferadb_raft::group::StateMachine`) and answers the proposer with a
 //! [`ShardAnswer`]. This crate owns the commands' and answers' canonical encodings, the
 //! deterministic application of commands to the shard's catalog, vault files, lease
-//! table and member registry, the recovery rule that makes re-applying log entries after a
-//! crash idempotent, and logical snapshots that rebuild identical vaults (same blocks,
-//! hashes and state roots), leases and members.
+//! table, member registry and vault placements, the recovery rule that makes re-applying
+//! log entries after a crash idempotent, and logical snapshots that rebuild identical vaults
+//! (same blocks, hashes and state roots), leases, members and placements.
 //!
 //! It must never read the clock, draw randomness, spawn threads or tasks, or depend on an
 //! async runtime: ids and `now_ms` travel inside the commands, chosen once by the proposer,
@@ -22,6 +22,8 @@
 //!   (kept in shard 0; its documentation says how the leader-election actor uses them).
 //! - [`members`]: [`MemberRecord`]: the cluster's desired membership, a registry of nodes
 //!   (kept in shard 0) that the leader's shell drives Raft's configuration towards.
+//! - [`placements`]: [`Placement`]: which data shard holds each vault, with cluster-wide
+//!   unique names (kept in shard 0).
 //! - [`snapshot`]: the logical snapshot's encoding.
 //! - [`files`]: [`VaultFiles`], over a directory or over memory.
 //! - [`observer`]: [`observer::ShardObserver`], how the node hears what applied entries
@@ -35,6 +37,7 @@ pub mod lease;
 pub mod machine;
 pub mod members;
 pub mod observer;
+pub mod placements;
 mod refusal;
 pub mod snapshot;
 mod wire;
@@ -43,7 +46,8 @@ pub use answer::{GroupItem, ShardAnswer};
 pub use command::ShardCommand;
 pub use error::ShardError;
 pub use files::{DirVaultFiles, MemoryVaultFiles, VaultFiles};
-pub use lease::{Lease, LeaseError, LeaseLimits, LeaseTable};
+pub use lease::{Fenced, Lease, LeaseError, LeaseLimits, LeaseTable};
 pub use machine::{ShardMachine, ShardOptions};
 pub use members::MemberRecord;
+pub use placements::Placement;
 pub use wire::DecodeError;

@@ -5,8 +5,13 @@
 //! [`ShardMachine::apply_command`] decodes an entry and applies it. The answer is
 //! deterministic: a command that breaks a rule is [`ShardAnswer::Refused`] on every replica
 //! and changes nothing; refusal kinds are `malformed_command`, `vault_not_found`,
-//! `vault_id_taken`, `vault_unavailable` (this replica only: see [`ShardMachine::quarantined`]), `vault_name_taken`, `vault_name_invalid`, `schema_invalid`,
-//! `schema_too_large`, `schema_would_orphan`, for a `WriteGroup` as a whole
+//! `vault_id_taken`, `vault_unavailable` (this replica only: see
+//! [`ShardMachine::quarantined`]), `vault_name_taken`, `vault_name_invalid` (these three
+//! for a `PlaceVault` too, and `vault_not_found` for an `UnplaceVault`), `placement_invalid`
+//! (a `PlaceVault` with no data shard; see [`crate::placements`]), `schema_invalid`,
+//! `schema_too_large`, `schema_would_orphan`, for a `PurgeExpired` whose lease does not
+//! fence it in `lease_fenced` (see [`crate::lease::LeaseTable::fence`]; then it refuses as a
+//! write does), for a `WriteGroup` as a whole
 //! `group_too_large` (more batches than `VaultLimits::group_commit_batches_max`), and for
 //! writes (a `Write`, or one batch of a `WriteGroup`: [`GroupItem::Refused`]) `no_schema`,
 //! `batch_too_large`, `too_many_preconditions`, `unknown_type`, `unknown_relation`,
@@ -16,7 +21,8 @@
 //! `lease_duration_invalid`, `lease_held`, `lease_not_held`, `lease_expired`,
 //! `leases_full`, `lease_epochs_exhausted`, and for the member registry (see
 //! [`crate::members`]) `member_invalid`, `member_last`. Vault, schema, write and catalog
-//! refusals carry the vault's structured error in their `detail` (see [`crate::answer`]).
+//! refusals carry the vault's structured error in their `detail` (see [`crate::answer`]);
+//! `lease_fenced` and `placement_invalid` carry none.
 //!
 //! A failure of this replica's own (storage error, corrupt data) is
 //! [`ShardAnswer::Fatal`]: the machine stops (every later entry answers `Fatal` too,
@@ -30,8 +36,9 @@
 //! durable, so applying costs no fsync. Each apply also records `applied_index` (the
 //! entry's index) in the catalog, in the same catalog transaction as any catalog change of
 //! that entry (a lease command's changes to the lease table included: see
-//! [`LEASES_TABLE`]; and a membership command's changes to the member registry: see
-//! [`MEMBERS_TABLE`]), and each vault commit stores the index of the command that made it
+//! [`LEASES_TABLE`]; a membership command's changes to the member registry: see
+//! [`MEMBERS_TABLE`]; and a placement command's changes to the placements: see
+//! [`PLACEMENTS_TABLE`]), and each vault commit stores the index of the command that made it
 //! in the vault's own state table, in the same transaction as its block
 //! (`Vault::set_commit_index`). [`ShardMachine::sync`] makes everything durable, vault
 //! files **first**, then the catalog, so the catalog's durable `applied_index` never names
@@ -66,18 +73,21 @@ use inferadb_vault::{
 
 mod leases;
 mod members;
+mod placements;
 mod restore;
 
 pub use leases::{LAST_EPOCH_KEY, LEASES_TABLE};
 pub use members::MEMBERS_TABLE;
+pub use placements::PLACEMENTS_TABLE;
 
 use crate::answer::{GroupItem, ShardAnswer};
 use crate::command::ShardCommand;
 use crate::error::ShardError;
 use crate::files::VaultFiles;
-use crate::lease::{LeaseLimits, LeaseTable};
+use crate::lease::{Fenced, LeaseLimits, LeaseTable};
 use crate::members::{self as registry, MemberRecord};
 use crate::observer::{NoObserver, ShardObserver, VaultChange};
+use crate::placements::Placement;
 use crate::refusal::{self, Refusal};
 
 /// The catalog table of the shard's own keys.
@@ -114,6 +124,8 @@ pub struct ShardMachine {
     leases: LeaseTable,
     /// The cluster's member registry (see [`crate::members`]).
     members: BTreeMap<u64, MemberRecord>,
+    /// Where each vault lives (see [`crate::placements`]).
+    placements: BTreeMap<VaultId, Placement>,
     applied_index: u64,
     fatal: OnceLock<String>,
     /// Who hears about changed vaults ([`Self::publish`]).
@@ -124,6 +136,8 @@ pub struct ShardMachine {
     membership_changed: bool,
     /// Whether the member registry changed since the last [`Self::publish`].
     members_changed: bool,
+    /// Whether the placements changed since the last [`Self::publish`].
+    placements_changed: bool,
     /// Vaults whose file could not be opened on this replica, with why: out of service
     /// here until deleted or repaired by a snapshot (see [`Self::quarantined`]).
     quarantined: BTreeMap<VaultId, String>,
@@ -131,8 +145,8 @@ pub struct ShardMachine {
 
 impl ShardMachine {
     /// Opens the machine over its catalog database and its vault files: reads the applied
-    /// index, the lease table and the member registry, removes vault files the catalog does
-    /// not name, opens every vault.
+    /// index, the lease table, the member registry and the placements, removes vault files
+    /// the catalog does not name, opens every vault.
     pub fn open(
         catalog_db: Arc<Database>,
         mut files: Box<dyn VaultFiles>,
@@ -142,6 +156,7 @@ impl ShardMachine {
         let applied_index = read_applied_index(catalog.database())?;
         let leases = leases::load(catalog.database(), options.lease)?;
         let members = members::load(catalog.database())?;
+        let placements = placements::load(catalog.database())?;
         let records = catalog.list_vaults()?;
         for id in files.list()? {
             if !records.iter().any(|record| record.id == id) {
@@ -176,6 +191,8 @@ impl ShardMachine {
             // A registry read from disk is news to whoever observes the machine next.
             members_changed: !members.is_empty(),
             members,
+            placements_changed: !placements.is_empty(),
+            placements,
             applied_index,
             fatal: OnceLock::new(),
             observer: Box::new(NoObserver),
@@ -193,23 +210,27 @@ impl ShardMachine {
         &self.quarantined
     }
 
-    /// Sets who hears about changed vaults and members. Every open vault (and a non-empty
-    /// member registry) counts as changed until the next [`Self::publish`], so a new
-    /// observer learns the whole shard.
+    /// Sets who hears about changed vaults, members and placements. Every open vault (and a
+    /// non-empty member registry or placement table) counts as changed until the next
+    /// [`Self::publish`], so a new observer learns the whole shard.
     pub fn set_observer(&mut self, observer: Box<dyn ShardObserver>) {
         self.observer = observer;
         self.touched.extend(self.vaults.keys().copied());
         self.membership_changed = true;
         self.members_changed |= !self.members.is_empty();
+        self.placements_changed |= !self.placements.is_empty();
     }
 
     /// Tells the observer about every vault changed since the last call, then about the
-    /// member registry if it changed (see [`crate::observer`]). Called after each drain of
-    /// the Raft group, and by the shell after opening.
+    /// member registry and the placements if they changed (see [`crate::observer`]).
+    /// Called after each drain of the Raft group, and by the shell after opening.
     pub fn publish(&mut self) {
         self.publish_vaults();
         if std::mem::take(&mut self.members_changed) {
             self.observer.members_changed(&self.members);
+        }
+        if std::mem::take(&mut self.placements_changed) {
+            self.observer.placements_changed(&self.placements);
         }
     }
 
@@ -375,7 +396,38 @@ impl ShardMachine {
             ShardCommand::RemoveMember { id } => {
                 self.apply_member(index, id, |members| registry::remove(members, id))
             }
+            ShardCommand::PlaceVault {
+                id,
+                name,
+                data_shards,
+            } => self.place_vault(index, id, &name, data_shards),
+            ShardCommand::UnplaceVault { id } => self.unplace_vault(index, id),
+            ShardCommand::PurgeExpired {
+                vault,
+                now_ms,
+                limit,
+                job,
+                holder,
+                epoch,
+            } => self.purge_expired(index, vault, (now_ms, limit), (&job, holder, epoch)),
         }
+    }
+
+    /// Applies `PurgeExpired`: refused as `lease_fenced` (changing nothing but the applied
+    /// index) unless this machine's lease table says `holder` holds `job` with `epoch` at
+    /// `now_ms`, then a vault command like a write.
+    fn purge_expired(
+        &mut self,
+        index: u64,
+        vault: VaultId,
+        (now_ms, limit): (u64, u32),
+        (job, holder, epoch): (&str, u64, u64),
+    ) -> Result<ShardAnswer, ShardError> {
+        if let Err(fenced) = self.leases.fence(job, holder, epoch, now_ms) {
+            self.record_applied(index)?;
+            return Ok(ShardAnswer::refused(Fenced::KIND, fenced.to_string()));
+        }
+        self.apply_vault(index, vault, |vault| purge(vault, now_ms, limit))
     }
 
     /// Runs a vault command (see [`Self::with_vault`]) and records it as applied.
@@ -481,9 +533,9 @@ impl ShardMachine {
         restore::image(self).map(|image| image.encode())
     }
 
-    /// Replaces every vault, the catalog, the leases and the member registry with a
-    /// snapshot's, rebuilding each vault block by block (same blocks, hashes and state
-    /// roots), then syncs everything.
+    /// Replaces every vault, the catalog, the leases, the member registry and the
+    /// placements with a snapshot's, rebuilding each vault block by block (same blocks,
+    /// hashes and state roots), then syncs everything.
     pub fn try_restore(&mut self, data: &[u8]) -> Result<(), ShardError> {
         if let Some(message) = self.fatal.get() {
             return Err(ShardError::Stopped {
@@ -501,6 +553,7 @@ impl ShardMachine {
         self.touched.extend(self.vaults.keys().copied());
         self.membership_changed = true;
         self.members_changed = true;
+        self.placements_changed = true;
         if let Err(error) = &result {
             let _ = self
                 .fatal
@@ -595,8 +648,6 @@ fn read_applied_index(db: &Database) -> Result<u64, ShardError> {
     }
 }
 
-/// The refusal of a command naming a vault that does not exist; its detail is the
-/// catalog's own error for it, so the proposer sees the same error either way.
 /// Opens one vault's file and its state.
 fn open_member(
     files: &mut dyn VaultFiles,
@@ -608,6 +659,8 @@ fn open_member(
     Ok(Member { vault, db })
 }
 
+/// The refusal of a command naming a vault that does not exist; its detail is the
+/// catalog's own error for it, so the proposer sees the same error either way.
 fn not_found(id: VaultId) -> ShardAnswer {
     let error = CatalogError::VaultNotFound { id };
     Refusal::of(&error, refusal::catalog_kind).map_or_else(
@@ -635,6 +688,20 @@ fn write(vault: &mut Vault, batch: WriteBatch, now_ms: u64) -> Result<ShardAnswe
         Ok(outcome) => Ok(ShardAnswer::Written {
             revision: outcome.revision,
             inserted: outcome.inserted as u64,
+            removed: outcome.removed as u64,
+        }),
+        Err(error) => write_refusal(&error).map(Refusal::answer),
+    }
+}
+
+/// Purges up to `limit` expired relationships (see `Vault::purge_expired`).
+fn purge(vault: &mut Vault, now_ms: u64, limit: u32) -> Result<ShardAnswer, ShardError> {
+    // A `u32` fits a `usize` on every target this runs on; saturating keeps it total.
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match vault.purge_expired(now_ms, limit) {
+        Ok(outcome) => Ok(ShardAnswer::Written {
+            revision: outcome.revision,
+            inserted: 0,
             removed: outcome.removed as u64,
         }),
         Err(error) => write_refusal(&error).map(Refusal::answer),

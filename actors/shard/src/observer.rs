@@ -1,7 +1,7 @@
 //! [`ShardObserver`]: how the node learns what applied entries changed, to publish it.
 //!
 //! The machine collects the vaults its applied entries touched (and whether they changed
-//! the member registry) and reports them once per drain of the Raft group
+//! the member registry or the vault placements) and reports them once per drain of the Raft group
 //! ([`crate::ShardMachine::publish`], called from `StateMachine::drained`), before the
 //! group answers its clients: so a client that got an answer finds the change in the next
 //! read on this node, and a busy drain costs one read view per vault, not one per entry.
@@ -14,6 +14,7 @@ use inferadb_storage::Database;
 use inferadb_vault::{Vault, VaultRecord};
 
 use crate::members::MemberRecord;
+use crate::placements::Placement;
 
 /// One vault's state after the entries just applied.
 pub enum VaultChange<'a> {
@@ -53,6 +54,12 @@ pub trait ShardObserver: Send {
     /// not empty); called after [`Self::changed`] in the same publish. The default ignores
     /// it: only shard 0's observer has a registry to hear about.
     fn members_changed(&mut self, _members: &BTreeMap<u64, MemberRecord>) {}
+
+    /// Every vault placement (see [`crate::placements`]), after the entries just applied
+    /// changed them (or a snapshot restored them, or the observer is new and there are
+    /// some); called after [`Self::members_changed`] in the same publish. The default
+    /// ignores it: only shard 0's observer has placements to hear about.
+    fn placements_changed(&mut self, _placements: &BTreeMap<VaultId, Placement>) {}
 }
 
 /// An observer that ignores every change (tests and tools that only apply).

@@ -1,13 +1,14 @@
 //! The logical snapshot of a shard: the catalog, for every vault its schema texts and its
 //! whole ledger, from which [`crate::ShardMachine`] rebuilds identical vaults, the lease
-//! table and the member registry.
+//! table, the member registry and the vault placements.
 //!
-//! # Encoding (format 3; integers big-endian, `str`/`bytes` = u32 length ‖ content)
+//! # Encoding (format 4; integers big-endian, `str`/`bytes` = u32 length ‖ content)
 //!
 //! ```text
-//! snapshot = 0x03 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
+//! snapshot = 0x04 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
 //!            ‖ u64 last_epoch ‖ u32 count ‖ lease*                     (leases by job name)
 //!            ‖ u32 count ‖ member*                                     (members by id)
+//!            ‖ u32 count ‖ placement*                                  (placements by id)
 //! vault    = u64 id ‖ str name ‖ u64 created_at_ms ‖ u64 commit_index
 //!            ‖ u32 count ‖ (u32 version ‖ str text)*                   (oldest first)
 //!            ‖ u32 count ‖ bytes block*                                 (height 1 up; the
@@ -15,7 +16,17 @@
 //!                                                                        encoding)
 //! lease    = str job ‖ u64 holder ‖ u64 epoch ‖ u64 expires_at_ms
 //! member   = u64 id ‖ u8 removed (0 | 1) ‖ str address
+//! placement = u64 vault id ‖ u64 shard ‖ str name
 //! ```
+//!
+//! Format 3 (written before vault placements existed) is format 4 without the placement
+//! part, and decodes with no placements. Like the member registry before it, a shard with
+//! no placements is still **written** in the oldest format that holds it (3 when it has
+//! members, else 2), so members of a version without placements keep accepting its
+//! snapshots until the first `PlaceVault` is applied. Placements are checked when decoded
+//! (vault ids strictly ascending, what [`crate::placements`] can record: valid, distinct
+//! names and no shard 0), and a format-4 snapshot with no placements decodes like its
+//! format-3 twin and re-encodes as the oldest format that holds it.
 //!
 //! Format 2 (written before the member registry existed) is format 3 without the member
 //! part, and format 1 (before leases) is format 2 without the lease part; both still
@@ -36,10 +47,14 @@ use std::collections::BTreeMap;
 
 use crate::lease::{validate_parts, Lease};
 use crate::members::{self, MemberRecord};
+use crate::placements::{self, Placement};
 use crate::wire::{DecodeError, Reader, Writer};
 
-/// The format byte of a shard snapshot with a member registry.
-pub const SNAPSHOT_FORMAT: u8 = 3;
+/// The format byte of a shard snapshot with vault placements (the newest).
+pub const SNAPSHOT_FORMAT: u8 = 4;
+/// The format before vault placements, still written when there are none but the member
+/// registry is not empty.
+pub const SNAPSHOT_FORMAT_NO_PLACEMENTS: u8 = 3;
 /// The format before the member registry, still written when the registry is empty.
 pub const SNAPSHOT_FORMAT_NO_MEMBERS: u8 = 2;
 /// The format before leases, still accepted by restores.
@@ -82,6 +97,8 @@ pub(crate) struct ShardImage {
     pub(crate) leases: Vec<(String, Lease)>,
     /// The member registry.
     pub(crate) members: BTreeMap<u64, MemberRecord>,
+    /// The vault placements.
+    pub(crate) placements: BTreeMap<VaultId, Placement>,
 }
 
 impl ShardImage {
@@ -113,7 +130,8 @@ impl ShardImage {
             writer.u64(lease.epoch);
             writer.u64(lease.expires_at_ms);
         }
-        if self.format() == SNAPSHOT_FORMAT {
+        let format = self.format();
+        if format >= SNAPSHOT_FORMAT_NO_PLACEMENTS {
             writer.len(self.members.len());
             for (id, record) in &self.members {
                 writer.u64(*id);
@@ -121,15 +139,25 @@ impl ShardImage {
                 writer.str(&record.address);
             }
         }
+        if format >= SNAPSHOT_FORMAT {
+            writer.len(self.placements.len());
+            for (id, placement) in &self.placements {
+                writer.u64(id.0);
+                writer.u64(placement.shard);
+                writer.str(&placement.name);
+            }
+        }
         writer.out
     }
 
     /// The format [`Self::encode`] writes: the oldest that holds the image.
     fn format(&self) -> u8 {
-        if self.members.is_empty() {
-            SNAPSHOT_FORMAT_NO_MEMBERS
-        } else {
+        if !self.placements.is_empty() {
             SNAPSHOT_FORMAT
+        } else if !self.members.is_empty() {
+            SNAPSHOT_FORMAT_NO_PLACEMENTS
+        } else {
+            SNAPSHOT_FORMAT_NO_MEMBERS
         }
     }
 
@@ -155,8 +183,13 @@ impl ShardImage {
         } else {
             (0, Vec::new())
         };
-        let members = if format >= SNAPSHOT_FORMAT {
+        let members = if format >= SNAPSHOT_FORMAT_NO_PLACEMENTS {
             decode_members(&mut reader)?
+        } else {
+            BTreeMap::new()
+        };
+        let placements = if format >= SNAPSHOT_FORMAT {
+            decode_placements(&mut reader)?
         } else {
             BTreeMap::new()
         };
@@ -167,6 +200,7 @@ impl ShardImage {
             last_epoch,
             leases,
             members,
+            placements,
         })
     }
 }
@@ -261,4 +295,31 @@ fn decode_members(reader: &mut Reader<'_>) -> Result<BTreeMap<u64, MemberRecord>
         members.insert(id, record);
     }
     Ok(members)
+}
+
+fn decode_placements(reader: &mut Reader<'_>) -> Result<BTreeMap<VaultId, Placement>, DecodeError> {
+    // Every placement takes at least 8 + 8 + 4 bytes.
+    let count = reader.count("placement count", 20)?;
+    let invalid = |message| DecodeError::InvalidText {
+        what: "placements",
+        message,
+    };
+    let mut decoded = BTreeMap::new();
+    for _ in 0..count {
+        let id = VaultId(reader.u64("placed vault id")?);
+        let placement = Placement {
+            shard: reader.u64("placement shard")?,
+            name: reader.str("placement name")?.to_owned(),
+        };
+        if let Some((previous, _)) = decoded.last_key_value() {
+            if id <= *previous {
+                return Err(invalid(format!(
+                    "placed vault {id} is not above vault {previous}"
+                )));
+            }
+        }
+        decoded.insert(id, placement);
+    }
+    placements::check(&decoded).map_err(invalid)?;
+    Ok(decoded)
 }

@@ -10,7 +10,8 @@
 //! secret), so that the actor layer and the simulator can drive it deterministically.
 //!
 //! - [`NodeCatalog`]: which vaults exist, and the revision-token secret.
-//! - [`Vault`]: the writer side of one vault ([`Vault::deploy_schema`], [`Vault::write`]).
+//! - [`Vault`]: the writer side of one vault ([`Vault::deploy_schema`], [`Vault::write`],
+//!   [`Vault::purge_expired`]).
 //! - [`VaultSnapshot`]: a read view at one revision; implements
 //!   [`inferadb_evaluator::RelationshipReader`], pages relationships, reads blocks and
 //!   verifies the ledger.
@@ -23,6 +24,7 @@ mod filter;
 pub mod keys;
 pub mod ledger;
 pub mod limits;
+mod purge;
 mod read;
 mod replay;
 mod snapshot;

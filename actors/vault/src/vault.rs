@@ -517,6 +517,34 @@ impl<'a> Staging<'a> {
         Ok(found)
     }
 
+    /// The first `limit` stored relationships, in forward-key order, that are expired at
+    /// `now_ms`, each with its expiry.
+    pub(crate) fn expired(
+        &mut self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Relationship>, WriteError> {
+        let table = self.txn.open_table(&self.forward)?;
+        let mut found = Vec::new();
+        scan_matching(
+            table.prefix(b"")?,
+            IndexKind::Forward,
+            &RelationshipFilter::default(),
+            &mut |_, relationship| {
+                if !relationship.is_live_at(now_ms) {
+                    found.push(relationship);
+                }
+                if found.len() >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .map_err(scan_to_write)?;
+        Ok(found)
+    }
+
     /// Whether a live relationship matches `filter`.
     pub(crate) fn any_live(
         &mut self,

@@ -20,20 +20,26 @@ const STATUS_TIMEOUT_MS: u64 = 2_000;
 
 /// `GET /v1/cluster`.
 pub async fn cluster(State(context): State<Context>) -> Result<Json<Value>, Problem> {
-    let status = context
-        .shard
-        .call(|reply| ShardMsg::Status { reply }, STATUS_TIMEOUT_MS)
-        .await
-        .map_err(mailbox_problem)?;
-    let members = members_json(&context, status.as_ref());
-    let shard = match &status {
-        Some(status) => shard_json(status),
-        None => json!({ "id": 0, "role": "restarting" }),
-    };
+    let mut shards = Vec::new();
+    let mut system = None;
+    for (id, mailbox) in &context.shards {
+        let status = mailbox
+            .call(|reply| ShardMsg::Status { reply }, STATUS_TIMEOUT_MS)
+            .await
+            .map_err(mailbox_problem)?;
+        shards.push(match &status {
+            Some(status) => shard_json(*id, status),
+            None => json!({ "id": id, "role": "restarting" }),
+        });
+        if *id == 0 {
+            system = status;
+        }
+    }
+    let members = members_json(&context, system.as_ref());
     Ok(Json(json!({
         "node_id": context.node_id,
         "members": members,
-        "shards": [shard],
+        "shards": shards,
     })))
 }
 
@@ -86,9 +92,9 @@ fn member_json(
     })
 }
 
-fn shard_json(status: &GroupStatus) -> Value {
+fn shard_json(id: u64, status: &GroupStatus) -> Value {
     json!({
-        "id": 0,
+        "id": id,
         "role": status.role,
         "leader": status.leader_id,
         "term": status.term,
@@ -146,11 +152,22 @@ pub async fn remove_member(
     ))
 }
 
-/// Proposes a member command to shard 0 and checks its answer.
+/// Proposes a member command to every shard (each shard's leader drives its own
+/// configuration) and checks the answers.
 async fn membership_command(context: &Context, command: &ShardCommand) -> Result<(), Problem> {
+    for mailbox in context.shards.values() {
+        membership_command_in(context, mailbox, command).await?;
+    }
+    Ok(())
+}
+
+async fn membership_command_in(
+    context: &Context,
+    mailbox: &inferadb_messages::Mailbox<ShardMsg>,
+    command: &ShardCommand,
+) -> Result<(), Problem> {
     let timeout = context.limits.request_timeout_ms;
-    let encoded = context
-        .shard
+    let encoded = mailbox
         .call(
             |reply| ShardMsg::Propose {
                 data: command.encode(),

@@ -139,7 +139,11 @@ pub async fn vault_route(
     if let Some(route) = context.vaults.get(id) {
         return Ok((id, route));
     }
-    if context.cluster.is_some() && crate::consistency::read_barrier(context).await.is_ok() {
+    if context.cluster.is_some() {
+        // The vault may be in any data shard: catch up with all of them.
+        for shard in context.shards.keys() {
+            let _ = crate::consistency::read_barrier(context, *shard).await;
+        }
         if let Some(route) = context.vaults.get(id) {
             return Ok((id, route));
         }

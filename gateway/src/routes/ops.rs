@@ -55,8 +55,10 @@ pub async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         .filter(|(_, status)| *status != ActorStatus::Running)
         .map(|(name, _)| name)
         .collect();
-    if !shard_has_leader(&context).await {
-        not_running.push(format!("{} (no leader)", context.shard.name()));
+    for mailbox in context.shards.values() {
+        if !shard_has_leader(mailbox).await {
+            not_running.push(format!("{} (no leader)", mailbox.name()));
+        }
     }
     let status = if not_running.is_empty() {
         StatusCode::OK
@@ -71,9 +73,8 @@ pub async fn readyz(State(context): State<Context>) -> impl IntoResponse {
 }
 
 /// Whether this node's member of the shard knows a leader.
-async fn shard_has_leader(context: &Context) -> bool {
-    let status = context
-        .shard
+async fn shard_has_leader(mailbox: &inferadb_messages::Mailbox<ShardMsg>) -> bool {
+    let status = mailbox
         .call(|reply| ShardMsg::Status { reply }, PROBE_TIMEOUT_MS)
         .await;
     matches!(status, Ok(Some(status)) if status.leader_id.is_some())

@@ -61,6 +61,7 @@ pub async fn get(
 ) -> Result<Json<Value>, Problem> {
     let (_, route) = vault_route(&context, &id).await?;
     let mut value = vault_json(&route.record);
+    value["shard"] = json!(route.shard);
     if let Some(snapshot) = route.snapshots.borrow().as_ref() {
         value["revision"] = json!(encode_token(&context, route.record.id, snapshot.revision()));
         value["height"] = json!(snapshot.revision().height());

@@ -1,4 +1,5 @@
-//! [`NodeVaultFiles`]: the shard machine's vault files on a node, `vaults/<id>.db`.
+//! [`NodeVaultFiles`]: a shard machine's vault files on a node (`vaults/<id>.db` for shard
+//! 0, `shards/<n>/vaults/<id>.db` for data shard `n`).
 //!
 //! A database file can be opened once per process, and readers may still hold snapshots of
 //! a vault when its shard's raft member restarts; so the open handles are kept in the
@@ -19,9 +20,9 @@ pub struct NodeVaultFiles {
 }
 
 impl NodeVaultFiles {
-    /// The files of `context`'s vaults directory (created if missing).
-    pub fn new(context: Arc<NodeContext>) -> Result<NodeVaultFiles, ShardError> {
-        let directory = DirVaultFiles::new(context.config.vaults_dir())?;
+    /// The files of shard `shard`'s vaults directory (created if missing).
+    pub fn new(context: Arc<NodeContext>, shard: u64) -> Result<NodeVaultFiles, ShardError> {
+        let directory = DirVaultFiles::new(context.config.shard_vaults_dir(shard))?;
         Ok(NodeVaultFiles { context, directory })
     }
 }

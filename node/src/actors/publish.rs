@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inferadb_messages::{Mailbox, RegistryMsg, SnapshotHistory, VaultRoute};
+use inferadb_protocols::VaultId;
 use inferadb_shard::observer::{ShardObserver, VaultChange};
-use inferadb_shard::MemberRecord;
+use inferadb_shard::{MemberRecord, Placement};
 use inferadb_storage::Database;
 use inferadb_vault::{VaultRecord, VaultSnapshot};
 use tokio::sync::watch;
@@ -20,14 +21,23 @@ use crate::context::NodeContext;
 /// Publishes a shard's applied state on this node.
 pub struct Publisher {
     context: Arc<NodeContext>,
+    shard: u64,
     peers: Option<Arc<dyn PeerDirectory>>,
 }
 
 impl Publisher {
-    /// A publisher into `context`'s vault directory, keeping `peers` (the transport's links)
-    /// in line with the member registry.
-    pub fn new(context: Arc<NodeContext>, peers: Option<Arc<dyn PeerDirectory>>) -> Publisher {
-        Publisher { context, peers }
+    /// A publisher of shard `shard`'s vaults into `context`'s vault directory, keeping
+    /// `peers` (the transport's links) in line with the member registry.
+    pub fn new(
+        context: Arc<NodeContext>,
+        shard: u64,
+        peers: Option<Arc<dyn PeerDirectory>>,
+    ) -> Publisher {
+        Publisher {
+            context,
+            shard,
+            peers,
+        }
     }
 
     fn publish(&self, record: VaultRecord, snapshot: Arc<VaultSnapshot>, database: &Arc<Database>) {
@@ -50,6 +60,7 @@ impl Publisher {
             id,
             VaultRoute {
                 record,
+                shard: self.shard,
                 mailbox: Mailbox::new(actor),
                 snapshots: receiver,
                 publisher: Arc::new(sender),
@@ -60,7 +71,7 @@ impl Publisher {
     }
 
     /// Withdraws the route of a vault this replica cannot serve; its actor record says why.
-    fn out_of_service(&self, id: inferadb_protocols::VaultId, reason: String) {
+    fn out_of_service(&self, id: VaultId, reason: String) {
         let names = &self.context.names;
         tracing::error!(vault = %id, %reason, "vault out of service on this node");
         self.context.vaults.remove(id);
@@ -104,6 +115,10 @@ impl ShardObserver for Publisher {
             // starts, so a lost notice loses nothing.
             let _ = self.registry().cast(RegistryMsg::Reconcile);
         }
+    }
+
+    fn placements_changed(&mut self, placements: &BTreeMap<VaultId, Placement>) {
+        self.context.placements.write().clone_from(placements);
     }
 
     fn members_changed(&mut self, members: &BTreeMap<u64, MemberRecord>) {

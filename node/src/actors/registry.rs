@@ -19,7 +19,7 @@ use inferadb_messages::{
 };
 use inferadb_protocols::VaultId;
 use inferadb_shard::{ShardAnswer, ShardCommand};
-use inferadb_vault::{CatalogError, VaultRecord};
+use inferadb_vault::{CatalogError, NodeCatalog, VaultRecord};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 
 use crate::actors::root::abnormal_stop;
@@ -45,7 +45,8 @@ struct Child {
 /// The registry's state.
 pub struct RegistryState {
     context: Arc<NodeContext>,
-    shard: Mailbox<ShardMsg>,
+    /// Each shard's catalog (vault records), for listing.
+    catalogs: Vec<NodeCatalog>,
     children: HashMap<VaultId, Child>,
     /// Vaults taken out of service on this node (they failed too often): not restarted by
     /// a reconcile.
@@ -55,11 +56,11 @@ pub struct RegistryState {
 /// The vault registry actor.
 pub struct VaultRegistry;
 
-/// The mailbox of the shard that holds every vault.
-pub fn shard_mailbox(context: &NodeContext) -> Mailbox<ShardMsg> {
+/// The mailbox of shard `shard`'s actor on this node.
+pub fn shard_mailbox(context: &NodeContext, shard: u64) -> Mailbox<ShardMsg> {
     let names = &context.names;
     Mailbox::new(context.actors.record(
-        &names.child(&format!("shard/{SYSTEM_SHARD}")),
+        &names.child(&format!("shard/{shard}")),
         Some(&names.root()),
         "shard",
     ))
@@ -75,8 +76,13 @@ impl Actor for VaultRegistry {
         myself: ActorRef<RegistryMsg>,
         context: Arc<NodeContext>,
     ) -> Result<RegistryState, ActorProcessingErr> {
+        let mut catalogs = Vec::new();
+        for shard in context.config.shards() {
+            // The shards started first and created their catalogs; the key is theirs.
+            catalogs.push(NodeCatalog::open(context.shard_catalog(shard)?, [0; 32])?);
+        }
         let mut state = RegistryState {
-            shard: shard_mailbox(&context),
+            catalogs,
             context: Arc::clone(&context),
             children: HashMap::new(),
             out_of_service: HashMap::new(),
@@ -109,13 +115,7 @@ impl Actor for VaultRegistry {
                 let _ = reply.send(created);
             }
             RegistryMsg::List { reply } => {
-                let _ = reply.send(
-                    state
-                        .context
-                        .catalog
-                        .list_vaults()
-                        .map_err(RegistryError::from),
-                );
+                let _ = reply.send(list(state));
             }
             RegistryMsg::Reconcile => reconcile(state, myself.get_cell()).await,
             RegistryMsg::Delete { id, reply } => {
@@ -152,7 +152,7 @@ async fn reconcile(state: &mut RegistryState, supervisor: ActorCell) {
         if state.children.contains_key(&id) || state.out_of_service.contains_key(&id) {
             continue;
         }
-        if let Err(error) = start_vault(state, id, supervisor.clone()).await {
+        if let Err(error) = start_vault(state, id, route.shard, supervisor.clone()).await {
             out_of_service(state, id, format!("failed to start: {error}"));
         }
     }
@@ -234,13 +234,14 @@ async fn spawn_vault_actor(
 async fn start_vault(
     state: &mut RegistryState,
     id: VaultId,
+    shard: u64,
     supervisor: ActorCell,
 ) -> Result<(), SpawnErr> {
     let context = Arc::clone(&state.context);
     let arguments = VaultArguments {
         context: Arc::clone(&context),
         id,
-        shard: state.shard.clone(),
+        shard: shard_mailbox(&context, shard),
     };
     spawn_vault_actor(&context.names.vault(id), &arguments, &supervisor).await?;
     let intensity = context.config.supervision.intensity("vault");
@@ -249,15 +250,15 @@ async fn start_vault(
     Ok(())
 }
 
-/// Proposes a command to the shard and decodes its answer.
+/// Proposes a command to shard `shard` and decodes its answer.
 async fn propose(
     state: &RegistryState,
+    shard: u64,
     command: &ShardCommand,
 ) -> Result<ShardAnswer, RegistryError> {
     let timeout = state.context.config.cluster.forward_timeout_ms
         + state.context.config.raft.tick_ms * state.context.config.raft.request_timeout_ticks;
-    let encoded = state
-        .shard
+    let encoded = shard_mailbox(&state.context, shard)
         .call(
             |reply| ShardMsg::Propose {
                 data: command.encode(),
@@ -283,25 +284,31 @@ fn unexpected(answer: &ShardAnswer) -> RegistryError {
     }
 }
 
+/// Every vault of every shard, by id.
+fn list(state: &RegistryState) -> Result<Vec<VaultRecord>, RegistryError> {
+    let mut records = Vec::new();
+    for catalog in &state.catalogs {
+        records.extend(catalog.list_vaults()?);
+    }
+    records.sort_by_key(|record| record.id);
+    Ok(records)
+}
+
+/// Places a new vault in shard 0 (which keeps names unique and picks the data shard), then
+/// creates it in its data shard.
 async fn create(state: &RegistryState, name: &str) -> Result<VaultRecord, RegistryError> {
     inferadb_vault::validate_vault_name(name)?;
+    let data_shards = u32::try_from(state.context.config.cluster.data_shards).unwrap_or(1);
     for _ in 0..CREATE_ATTEMPTS {
-        let command = ShardCommand::CreateVault {
-            id: VaultId(rand::random()),
+        let id = VaultId(rand::random());
+        let place = ShardCommand::PlaceVault {
+            id,
             name: name.to_string(),
-            now_ms: state.context.now_ms(),
+            data_shards,
         };
-        match propose(state, &command).await? {
-            ShardAnswer::VaultCreated {
-                id,
-                name,
-                created_at_ms,
-            } => {
-                return Ok(VaultRecord {
-                    id,
-                    name,
-                    created_at_ms,
-                })
+        match propose(state, SYSTEM_SHARD, &place).await? {
+            ShardAnswer::VaultPlaced { id, shard } => {
+                return create_in(state, shard, id, name).await
             }
             // A random 64-bit id is taken: draw another.
             ShardAnswer::Refused { ref kind, .. } if kind == "vault_id_taken" => continue,
@@ -313,9 +320,64 @@ async fn create(state: &RegistryState, name: &str) -> Result<VaultRecord, Regist
     }))
 }
 
+/// Creates a placed vault in its data shard; a refusal there frees the name again.
+async fn create_in(
+    state: &RegistryState,
+    shard: u64,
+    id: VaultId,
+    name: &str,
+) -> Result<VaultRecord, RegistryError> {
+    let command = ShardCommand::CreateVault {
+        id,
+        name: name.to_string(),
+        now_ms: state.context.now_ms(),
+    };
+    match propose(state, shard, &command).await? {
+        ShardAnswer::VaultCreated {
+            id,
+            name,
+            created_at_ms,
+        } => Ok(VaultRecord {
+            id,
+            name,
+            created_at_ms,
+        }),
+        refused @ ShardAnswer::Refused { .. } => {
+            let _ = propose(state, SYSTEM_SHARD, &ShardCommand::UnplaceVault { id }).await;
+            Err(unexpected(&refused))
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Deletes a vault from its data shard, then its placement. A placement whose creation
+/// never finished (the answer was lost) is removed the same way.
 async fn delete(state: &RegistryState, id: VaultId) -> Result<(), RegistryError> {
-    match propose(state, &ShardCommand::DeleteVault { id }).await? {
-        ShardAnswer::VaultDeleted { .. } => Ok(()),
+    let shard = state
+        .context
+        .vaults
+        .get(id)
+        .map(|route| route.shard)
+        .or_else(|| {
+            state
+                .context
+                .placements
+                .read()
+                .get(&id)
+                .map(|placement| placement.shard)
+        });
+    let mut deleted = false;
+    if let Some(shard) = shard {
+        match propose(state, shard, &ShardCommand::DeleteVault { id }).await? {
+            ShardAnswer::VaultDeleted { .. } => deleted = true,
+            ShardAnswer::Refused { ref kind, .. } if kind == "vault_not_found" => {}
+            other => return Err(unexpected(&other)),
+        }
+    }
+    match propose(state, SYSTEM_SHARD, &ShardCommand::UnplaceVault { id }).await? {
+        ShardAnswer::VaultUnplaced { .. } => Ok(()),
+        // A vault of shard 0 from before placements existed has none.
+        ShardAnswer::Refused { ref kind, .. } if kind == "vault_not_found" && deleted => Ok(()),
         ShardAnswer::Refused { ref kind, .. } if kind == "vault_not_found" => {
             Err(RegistryError::NotFound { id })
         }

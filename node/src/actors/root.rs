@@ -12,43 +12,49 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, Supervisi
 
 use crate::actors::pool::EvaluatorPool;
 use crate::actors::registry::VaultRegistry;
-use crate::actors::shard::{ShardActor, ShardArguments, SYSTEM_SHARD};
+use crate::actors::shard::{ShardActor, ShardArguments};
 use crate::actors::storage::StorageActor;
 use crate::context::NodeContext;
 
-/// The root children, in start order.
+/// The root children.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ChildKind {
     Storage,
-    Shard,
+    /// One shard: the system shard (0) or a data shard.
+    Shard(u64),
     Registry,
     Evaluator,
     Gateway,
 }
 
-const START_ORDER: [ChildKind; 5] = [
-    ChildKind::Storage,
-    ChildKind::Shard,
-    ChildKind::Registry,
-    ChildKind::Evaluator,
-    ChildKind::Gateway,
-];
+/// The children in start order: storage, every shard (the system shard first), the vault
+/// registry, the evaluator pool, the gateway.
+fn start_order(context: &NodeContext) -> Vec<ChildKind> {
+    let mut order = vec![ChildKind::Storage];
+    order.extend(context.config.shards().map(ChildKind::Shard));
+    order.extend([
+        ChildKind::Registry,
+        ChildKind::Evaluator,
+        ChildKind::Gateway,
+    ]);
+    order
+}
 
 impl ChildKind {
-    fn leaf(self) -> &'static str {
+    fn leaf(self) -> String {
         match self {
-            ChildKind::Storage => "storage",
-            ChildKind::Shard => "shard/0",
-            ChildKind::Registry => "vaults",
-            ChildKind::Evaluator => "evaluator",
-            ChildKind::Gateway => "gateway",
+            ChildKind::Storage => "storage".to_string(),
+            ChildKind::Shard(shard) => format!("shard/{shard}"),
+            ChildKind::Registry => "vaults".to_string(),
+            ChildKind::Evaluator => "evaluator".to_string(),
+            ChildKind::Gateway => "gateway".to_string(),
         }
     }
 
     fn kind(self) -> &'static str {
         match self {
             ChildKind::Storage => "storage",
-            ChildKind::Shard => "shard",
+            ChildKind::Shard(_) => "shard",
             ChildKind::Registry => "vault_registry",
             ChildKind::Evaluator => "evaluator_pool",
             ChildKind::Gateway => "gateway",
@@ -92,10 +98,10 @@ async fn spawn_child(
             .await?
             .0
             .get_cell(),
-        ChildKind::Shard => {
+        ChildKind::Shard(shard) => {
             let shard = ShardArguments {
                 context,
-                shard: SYSTEM_SHARD,
+                shard,
                 transport: Arc::clone(&arguments.transport),
                 forwarder: arguments.forwarder.clone(),
                 peers: arguments.peers.clone(),
@@ -139,8 +145,8 @@ impl Actor for RootSupervisor {
         let record = context.actors.record(&root_name, None, "node");
         let supervision = &context.config.supervision;
         let mut trackers = Vec::new();
-        for kind in START_ORDER {
-            let name = context.names.child(kind.leaf());
+        for kind in start_order(&context) {
+            let name = context.names.child(&kind.leaf());
             context.actors.record(&name, Some(&root_name), kind.kind());
             spawn_child(kind, name.clone(), &arguments, myself.get_cell()).await?;
             let tracker = RestartTracker::with_intensity(supervision.intensity(kind.kind()));

@@ -178,9 +178,12 @@ fn open_member(
         token_secret: context.token_secret,
         lease: LeaseLimits::default(),
     };
-    let files = Box::new(NodeVaultFiles::new(Arc::clone(context))?);
-    let mut machine = ShardMachine::open(Arc::clone(&context.database), files, options)?;
-    machine.set_observer(Box::new(Publisher::new(Arc::clone(context), peers)));
+    let files = Box::new(NodeVaultFiles::new(Arc::clone(context), shard)?);
+    let catalog = context.shard_catalog(shard)?;
+    let mut machine = ShardMachine::open(catalog, files, options)?;
+    // Only the system shard's member registry drives the transport's links.
+    let peers = peers.filter(|_| shard == SYSTEM_SHARD);
+    machine.set_observer(Box::new(Publisher::new(Arc::clone(context), shard, peers)));
     machine.publish();
     let applied = machine.applied_index();
     let settings = &context.config.raft;

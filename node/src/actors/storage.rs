@@ -76,7 +76,10 @@ pub fn sync_vaults_then_catalog(context: &NodeContext) -> Result<(), StorageErro
     for vault in vaults {
         vault.sync()?;
     }
-    context.database.sync()
+    for catalog in context.catalogs() {
+        catalog.sync()?;
+    }
+    Ok(())
 }
 
 /// Every file of the node, the catalog first.

@@ -74,6 +74,8 @@ impl SnapshotHistory {
 pub struct VaultRoute {
     /// The vault's catalog record.
     pub record: VaultRecord,
+    /// The shard (raft group) that holds the vault.
+    pub shard: u64,
     /// The vault state actor.
     pub mailbox: Mailbox<VaultMsg>,
     /// The latest published snapshot; the shard sends a new one after every drain of its

@@ -15,6 +15,8 @@
 //! - [`registry`]: [`RegistryMsg`], the vault registry (create, list, delete vaults).
 //! - [`vault`]: [`VaultMsg`], one vault's actor (the front of its write path).
 //! - [`evaluator`]: [`EvaluatorMsg`], the evaluator pool (checks, lookups, expand).
+//! - [`election`]: [`ElectionMsg`], the leader-election actor that runs cluster-wide
+//!   singleton jobs under shard 0's leases.
 //! - [`gateway`]: [`GatewayMsg`], the gateway tree.
 //! - [`mailbox`]: [`Mailbox`], a typed handle that finds an actor by its stable name and
 //!   counts what is sent to it, and [`ActorDirectory`], the live introspection records.
@@ -22,6 +24,7 @@
 //! - [`directory`]: [`VaultDirectory`], the published routes to each vault's snapshots.
 
 pub mod directory;
+pub mod election;
 pub mod evaluator;
 pub mod gateway;
 pub mod mailbox;
@@ -37,6 +40,7 @@ pub mod vault;
 pub use directory::{
     SnapshotHistory, VaultDirectory, VaultRoute, CURSOR_SNAPSHOT_TTL_MS, SNAPSHOT_HISTORY_MAX,
 };
+pub use election::{ElectionMsg, JobStatus, LeaseAnswer};
 pub use evaluator::{EvaluationJob, EvaluationOutput, EvaluatorMsg, EvaluatorRejection};
 pub use gateway::{GatewayMsg, HttpMsg};
 pub use mailbox::{ActorDirectory, ActorRecord, ActorStatus, ActorTreeNode, Mailbox, MailboxError};

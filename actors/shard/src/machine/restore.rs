@@ -6,14 +6,14 @@ use std::sync::Arc;
 use inferadb_storage::Durability;
 use inferadb_vault::{NodeCatalog, Vault, VaultOptions};
 
-use super::{finish_catalog, leases, members, Member, ShardMachine};
+use super::{finish_catalog, leases, members, placements, Member, ShardMachine};
 use crate::error::ShardError;
 use crate::files::VaultFiles;
 use crate::lease::LeaseTable;
 use crate::snapshot::{ShardImage, VaultImage};
 
 /// The machine's state as a snapshot image: every vault's record, commit index, schema
-/// texts and blocks, the lease table and the member registry.
+/// texts and blocks, the lease table, the member registry and the placements.
 pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
     let mut vaults = Vec::with_capacity(machine.vaults.len());
     for (id, member) in &machine.vaults {
@@ -53,14 +53,15 @@ pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
             .map(|(job, lease)| (job.to_owned(), *lease))
             .collect(),
         members: machine.members.clone(),
+        placements: machine.placements.clone(),
     })
 }
 
 /// Replaces the machine's state with a snapshot's. First the catalog durably forgets every
-/// vault, lease and member (applied index 0) and the files go, so a crash part-way leaves an empty
-/// machine that the shell restores again; then each vault is rebuilt block by block,
-/// synced, and only then named by the catalog, with the snapshot's leases, members and
-/// applied index, durably.
+/// vault, lease, member and placement (applied index 0) and the files go, so a crash
+/// part-way leaves an empty machine that the shell restores again; then each vault is
+/// rebuilt block by block, synced, and only then named by the catalog, with the snapshot's
+/// leases, members, placements and applied index, durably.
 pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), ShardError> {
     let image = ShardImage::decode(data)?;
     let limits = machine.leases.limits();
@@ -79,10 +80,12 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
     let empty = LeaseTable::new(limits);
     leases::write_all(&mut txn, &empty)?;
     members::write_all(&mut txn, &BTreeMap::new())?;
+    placements::write_all(&mut txn, &BTreeMap::new())?;
     finish_catalog(txn, 0, Durability::Immediate)?;
     machine.applied_index = 0;
     machine.leases = empty;
     machine.members.clear();
+    machine.placements.clear();
     for id in machine.files.list()? {
         machine.files.remove(id)?;
     }
@@ -101,10 +104,12 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
     }
     leases::write_all(&mut txn, &restored)?;
     members::write_all(&mut txn, &image.members)?;
+    placements::write_all(&mut txn, &image.placements)?;
     finish_catalog(txn, image.applied_index, Durability::Immediate)?;
     machine.vaults = vaults;
     machine.leases = restored;
     machine.members = image.members;
+    machine.placements = image.placements;
     machine.applied_index = image.applied_index;
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use inferadb_protocols::{Relationship, VaultId};
 use inferadb_shard::{
-    Lease, LeaseLimits, LeaseTable, MemberRecord, MemoryVaultFiles, ShardAnswer, ShardCommand,
-    ShardMachine, ShardOptions,
+    Lease, LeaseLimits, LeaseTable, MemberRecord, MemoryVaultFiles, Placement, ShardAnswer,
+    ShardCommand, ShardMachine, ShardOptions,
 };
 use inferadb_storage::io::{CrashMode, MemoryIo};
 use inferadb_vault::{
@@ -107,12 +107,13 @@ pub fn lease_print(machine: &ShardMachine) -> LeasePrint {
     )
 }
 
-/// A replica's whole state: applied index, vaults, leases, member registry.
+/// A replica's whole state: applied index, vaults, leases, member registry, placements.
 pub type Print = (
     u64,
     Vec<VaultPrint>,
     LeasePrint,
     BTreeMap<u64, MemberRecord>,
+    BTreeMap<VaultId, Placement>,
 );
 
 /// Everything a replica's state is, checking each vault's ledger on the way.
@@ -169,6 +170,7 @@ pub fn fingerprint(machine: &ShardMachine) -> Print {
         vaults,
         lease_print(machine),
         machine.members().clone(),
+        machine.placements().clone(),
     )
 }
 
@@ -199,7 +201,7 @@ pub enum Spec {
     },
     /// A lease command: kind 0..3 (acquire, renew, release), job 0..3 (2 is invalid),
     /// holder 0..4 (0: the job's current holder), epoch 0..4 (0..=2: the job's current
-    /// epoch; 3: the one before), duration 0..5 (0 and 4 are refused). "Current"
+    /// epoch; 3: the one before), duration 0..6 (0 and 4 are refused, 5 is long). "Current"
     /// is looked up when the command is built (see [`encoded`]).
     Lease {
         kind: u8,
@@ -215,8 +217,37 @@ pub enum Spec {
         id: u8,
         address: u8,
     },
+    /// `PlaceVault` of vault 0..3 under name 0..4 (see [`PLACE_NAMES`]; 3 is invalid) on
+    /// `shards` data shards (0 is refused).
+    Place {
+        vault: u8,
+        name: u8,
+        shards: u8,
+    },
+    /// `UnplaceVault` of vault 0..3.
+    Unplace {
+        vault: u8,
+    },
+    /// `PurgeExpired` of a vault, at most [`PURGE_LIMITS`]`[limit]` relationships, fenced
+    /// by lease job 0..3, holder and epoch as in [`Spec::Lease`].
+    Purge {
+        vault: u8,
+        limit: u8,
+        job: u8,
+        holder: u8,
+        epoch: u8,
+    },
     Garbage,
 }
+
+/// The names a `Spec::Place` picks from (the last is invalid).
+pub const PLACE_NAMES: [&str; 4] = ["alpha", "beta", "gamma", ""];
+
+/// The limits a `Spec::Purge` picks from.
+pub const PURGE_LIMITS: [u32; 4] = [0, 1, 2, 1_000];
+
+/// The lease jobs a `Spec::Lease` or `Spec::Purge` picks from (the last is invalid).
+pub const JOBS: [&str; 3] = ["gc", "rebalance", "Not valid"];
 
 /// One batch: its mutations and its precondition.
 pub type BatchSpec = (Vec<(u8, u8, u8)>, Option<(bool, u8)>);
@@ -259,11 +290,41 @@ pub fn spec() -> impl Strategy<Value = Spec> {
             prop_oneof![8 => 0..2u8, 1 => Just(2u8)],
             lease_holder(),
             0..4u8,
-            prop_oneof![8 => 1..4u8, 1 => Just(0u8), 1 => Just(4u8)],
+            prop_oneof![8 => 1..4u8, 1 => Just(0u8), 1 => Just(4u8), 3 => Just(5u8)],
         )
             .prop_map(|(kind, job, holder, epoch, duration)| Spec::Lease { kind, job, holder, epoch, duration }),
         3 => member_spec(),
+        3 => placement_spec(),
+        3 => purge_spec(),
     ]
+}
+
+/// Placements and removals of a few vaults under a few names, on a few shards.
+pub fn placement_spec() -> impl Strategy<Value = Spec> {
+    prop_oneof![
+        3 => (0..3u8, 0..4u8, prop_oneof![8 => 1..4u8, 1 => Just(0u8)])
+            .prop_map(|(vault, name, shards)| Spec::Place { vault, name, shards }),
+        1 => (0..3u8).prop_map(|vault| Spec::Unplace { vault }),
+    ]
+}
+
+/// Purges mostly fenced in by job `gc`'s current lease (see [`Spec::Lease`]), sometimes
+/// by another job, holder or epoch.
+pub fn purge_spec() -> impl Strategy<Value = Spec> {
+    (
+        vault(),
+        prop_oneof![1 => Just(0u8), 6 => 1..4u8],
+        prop_oneof![8 => Just(0u8), 1 => 1..3u8],
+        prop_oneof![6 => Just(0u8), 1 => 1..4u8],
+        prop_oneof![6 => 0..3u8, 1 => Just(3u8)],
+    )
+        .prop_map(|(vault, limit, job, holder, epoch)| Spec::Purge {
+            vault,
+            limit,
+            job,
+            holder,
+            epoch,
+        })
 }
 
 /// Mostly valid member commands over a few nodes, adds twice as often as removals.
@@ -316,6 +377,51 @@ fn filter_for(pick: u8) -> RelationshipFilter {
     }
 }
 
+/// The (job, holder, epoch) a `Spec::Lease` or `Spec::Purge` names: holder 0 is the job's
+/// current holder, epoch 0..=2 its current epoch and 3 the one before, where `current`
+/// gives the job's (holder, epoch).
+fn fence(
+    job: u8,
+    holder: u8,
+    epoch: u8,
+    current: impl Fn(&str) -> (u64, u64),
+) -> (String, u64, u64) {
+    let job = JOBS[usize::from(job)].to_owned();
+    let (current_holder, current_epoch) = current(&job);
+    let holder = match holder {
+        0 => current_holder,
+        holder => u64::from(holder),
+    };
+    let epoch = match epoch {
+        0..=2 => current_epoch,
+        _ => current_epoch.saturating_sub(1),
+    };
+    (job, holder, epoch)
+}
+
+/// The `PurgeExpired` of a `Spec::Purge`; `current` is the job's (holder, epoch).
+fn purge_command(spec: &Spec, now_ms: u64, current: impl Fn(&str) -> (u64, u64)) -> ShardCommand {
+    let Spec::Purge {
+        vault,
+        limit,
+        job,
+        holder,
+        epoch,
+    } = *spec
+    else {
+        unreachable!()
+    };
+    let (job, holder, epoch) = fence(job, holder, epoch, current);
+    ShardCommand::PurgeExpired {
+        vault: VaultId(0x100 + u64::from(vault)),
+        now_ms,
+        limit: PURGE_LIMITS[usize::from(limit)],
+        job,
+        holder,
+        epoch,
+    }
+}
+
 /// The lease command of a `Spec::Lease`; `current` is the job's (holder, epoch).
 fn lease_command(spec: &Spec, now_ms: u64, current: impl Fn(&str) -> (u64, u64)) -> ShardCommand {
     let Spec::Lease {
@@ -328,18 +434,10 @@ fn lease_command(spec: &Spec, now_ms: u64, current: impl Fn(&str) -> (u64, u64))
     else {
         unreachable!()
     };
-    let job = ["gc", "rebalance", "Not valid"][usize::from(job)].to_owned();
-    let (current_holder, current_epoch) = current(&job);
-    let holder = match holder {
-        0 => current_holder,
-        holder => u64::from(holder),
-    };
-    let epoch = match epoch {
-        0..=2 => current_epoch,
-        _ => current_epoch.saturating_sub(1),
-    };
-    // Entries are 10 ms apart: leases last one to a few commands, or are refused.
-    let duration_ms = [0, 15, 35, 100, 60_001][usize::from(duration)];
+    let (job, holder, epoch) = fence(job, holder, epoch, current);
+    // Entries are 10 ms apart: leases last one to a few commands, or are refused, or (5)
+    // outlast most sequences, so that purges fenced by them often apply.
+    let duration_ms = [0, 15, 35, 100, 60_001, 1_000][usize::from(duration)];
     match kind {
         0 => ShardCommand::AcquireLease {
             job,
@@ -396,6 +494,17 @@ pub fn command(spec: &Spec, index: u64) -> ShardCommand {
         },
         // Without a table to look at, "the current epoch" is a small fixed guess.
         Spec::Lease { .. } => lease_command(spec, now_ms, |_| (1, 1)),
+        Spec::Purge { .. } => purge_command(spec, now_ms, |_| (1, 1)),
+        Spec::Place {
+            vault,
+            name,
+            shards,
+        } => ShardCommand::PlaceVault {
+            id: id(*vault),
+            name: PLACE_NAMES[usize::from(*name)].to_owned(),
+            data_shards: u32::from(*shards),
+        },
+        Spec::Unplace { vault } => ShardCommand::UnplaceVault { id: id(*vault) },
         Spec::Member { add, id, address } => {
             let id = u64::from(*id);
             if *add {
@@ -452,9 +561,9 @@ pub fn batch(
 
 /// The entries' bytes: each command's encoding, or malformed bytes for `Garbage`.
 ///
-/// Lease commands that name "the current epoch" take it from a shadow lease table that
-/// applies the lease commands as they are built (exact for a machine that started empty),
-/// so renewals and releases often hit.
+/// Lease and purge commands that name "the current epoch" take it from a shadow lease table
+/// that applies the lease commands as they are built (exact for a machine that started
+/// empty), so renewals, releases and fenced purges often hit.
 pub fn encoded(specs: &[Spec], first: u64) -> Vec<Vec<u8>> {
     let mut shadow = LeaseTable::new(LeaseLimits::default());
     specs
@@ -462,17 +571,21 @@ pub fn encoded(specs: &[Spec], first: u64) -> Vec<Vec<u8>> {
         .enumerate()
         .map(|(offset, spec)| {
             let index = first + offset as u64;
+            let now_ms = 1_000 + 10 * index;
+            let current = |shadow: &LeaseTable, job: &str| {
+                shadow
+                    .get(job)
+                    .map_or((1, 1), |lease| (lease.holder, lease.epoch))
+            };
             match spec {
                 Spec::Garbage => vec![1, 99, 0],
                 Spec::Lease { .. } => {
-                    let current = |job: &str| {
-                        shadow
-                            .get(job)
-                            .map_or((1, 1), |lease| (lease.holder, lease.epoch))
-                    };
-                    let command = lease_command(spec, 1_000 + 10 * index, current);
+                    let command = lease_command(spec, now_ms, |job| current(&shadow, job));
                     shadow_apply(&mut shadow, &command);
                     command.encode()
+                }
+                Spec::Purge { .. } => {
+                    purge_command(spec, now_ms, |job| current(&shadow, job)).encode()
                 }
                 spec => command(spec, index).encode(),
             }
@@ -515,6 +628,20 @@ pub fn apply_entries(
         .enumerate()
         .map(|(offset, entry)| machine.apply_command(first + offset as u64, entry))
         .collect()
+}
+
+/// [`prologue`], then node 1 acquiring job `gc`'s lease for 1 s (a hundred entries), so
+/// that the random part's purges are often fenced in, not only out.
+pub fn prologue_with_lease() -> Vec<Spec> {
+    let mut specs = prologue();
+    specs.push(Spec::Lease {
+        kind: 0,
+        job: 0,
+        holder: 1,
+        epoch: 0,
+        duration: 5,
+    });
+    specs
 }
 
 /// A fixed prologue that makes the random part interesting: two vaults with a schema.

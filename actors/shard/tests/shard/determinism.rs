@@ -4,14 +4,14 @@ use inferadb_raft::group::StateMachine;
 use inferadb_shard::{GroupItem, ShardAnswer};
 use proptest::prelude::*;
 
-use crate::common::{apply_entries, encoded, fingerprint, machine, prologue, specs};
+use crate::common::{apply_entries, encoded, fingerprint, machine, prologue_with_lease, specs};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn replicas_applying_the_same_entries_agree_on_answers_blocks_and_roots(random in specs(40)) {
-        let all: Vec<_> = prologue().into_iter().chain(random).collect();
+        let all: Vec<_> = prologue_with_lease().into_iter().chain(random).collect();
         let entries = encoded(&all, 1);
         let mut replicas: Vec<_> = (0..3).map(|_| machine().0).collect();
         let answers: Vec<Vec<ShardAnswer>> = replicas
@@ -31,21 +31,24 @@ proptest! {
         prop_assert_eq!(first.0, entries.len() as u64);
         for replica in &replicas[1..] {
             prop_assert_eq!(&fingerprint(replica), &first);
-            // The fingerprint holds the registry; the target the shell reads agrees too.
+            // The fingerprint holds the registry and the placements; the target the shell
+            // reads agrees too.
             prop_assert_eq!(replica.members(), replicas[0].members());
+            prop_assert_eq!(replica.placements(), replicas[0].placements());
             prop_assert_eq!(replica.membership_target(), replicas[0].membership_target());
         }
     }
 }
 
 /// Every refusal of a vault, schema, write or catalog rule carries its error, decodable
-/// as exactly one family; lease and member refusals, malformed commands and oversized
-/// groups carry none.
+/// as exactly one family; lease (`lease_fenced` included) and member refusals,
+/// `placement_invalid`, malformed commands and oversized groups carry none.
 fn details_decode(answer: &ShardAnswer) -> bool {
     match answer {
         ShardAnswer::Refused { kind, detail, .. } => {
             let bare = kind == "malformed_command"
                 || kind == "group_too_large"
+                || kind == "placement_invalid"
                 || kind.starts_with("lease")
                 || kind.starts_with("member");
             let decoded = [

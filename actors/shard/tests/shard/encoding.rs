@@ -83,7 +83,12 @@ fn batch() -> impl Strategy<Value = WriteBatch> {
         })
 }
 
+/// Every command: a vault's, or one of the tables shard 0 keeps for the cluster.
 fn command() -> impl Strategy<Value = ShardCommand> {
+    prop_oneof![vault_command(), registry_command()]
+}
+
+fn vault_command() -> impl Strategy<Value = ShardCommand> {
     prop_oneof![
         (any::<u64>(), ".{0,20}", any::<u64>()).prop_map(|(id, name, now_ms)| {
             ShardCommand::CreateVault {
@@ -105,6 +110,39 @@ fn command() -> impl Strategy<Value = ShardCommand> {
             batch,
             now_ms
         }),
+        (
+            any::<u64>(),
+            prop::collection::vec(batch(), 0..4),
+            any::<u64>()
+        )
+            .prop_map(|(id, batches, now_ms)| ShardCommand::WriteGroup {
+                vault: VaultId(id),
+                batches,
+                now_ms
+            }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            ".{0,20}",
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(|(id, now_ms, limit, job, holder, epoch)| {
+                ShardCommand::PurgeExpired {
+                    vault: VaultId(id),
+                    now_ms,
+                    limit,
+                    job,
+                    holder,
+                    epoch,
+                }
+            }),
+    ]
+}
+
+fn registry_command() -> impl Strategy<Value = ShardCommand> {
+    prop_oneof![
         (".{0,20}", any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
             |(job, holder, duration_ms, now_ms)| ShardCommand::AcquireLease {
                 job,
@@ -133,16 +171,6 @@ fn command() -> impl Strategy<Value = ShardCommand> {
             .prop_map(|(job, holder, epoch)| { ShardCommand::ReleaseLease { job, holder, epoch } }),
         (
             any::<u64>(),
-            prop::collection::vec(batch(), 0..4),
-            any::<u64>()
-        )
-            .prop_map(|(id, batches, now_ms)| ShardCommand::WriteGroup {
-                vault: VaultId(id),
-                batches,
-                now_ms
-            }),
-        (
-            any::<u64>(),
             prop_oneof![
                 ".{0,30}",
                 "[0-9.]{7,15}:[0-9]{1,5}",
@@ -151,6 +179,14 @@ fn command() -> impl Strategy<Value = ShardCommand> {
         )
             .prop_map(|(id, address)| ShardCommand::AddMember { id, address }),
         any::<u64>().prop_map(|id| ShardCommand::RemoveMember { id }),
+        (any::<u64>(), ".{0,20}", any::<u32>()).prop_map(|(id, name, data_shards)| {
+            ShardCommand::PlaceVault {
+                id: VaultId(id),
+                name,
+                data_shards,
+            }
+        }),
+        any::<u64>().prop_map(|id| ShardCommand::UnplaceVault { id: VaultId(id) }),
     ]
 }
 
@@ -217,6 +253,11 @@ fn answer() -> impl Strategy<Value = ShardAnswer> {
         prop::collection::vec(group_item(), 0..5)
             .prop_map(|results| ShardAnswer::WroteGroup { results }),
         Just(ShardAnswer::MembersChanged),
+        (any::<u64>(), any::<u64>()).prop_map(|(id, shard)| ShardAnswer::VaultPlaced {
+            id: VaultId(id),
+            shard
+        }),
+        any::<u64>().prop_map(|id| ShardAnswer::VaultUnplaced { id: VaultId(id) }),
     ]
 }
 
@@ -264,10 +305,10 @@ fn unknown_versions_tags_and_non_canonical_text_are_refused() {
     );
     assert_eq!(ShardCommand::decode(&[]), Err(DecodeError::Empty));
     assert_eq!(
-        ShardCommand::decode(&[1, 11]),
+        ShardCommand::decode(&[1, 14]),
         Err(DecodeError::UnknownTag {
             what: "command",
-            tag: 11
+            tag: 14
         })
     );
     assert_eq!(
@@ -354,17 +395,17 @@ fn lease_commands_and_answers_have_fixed_bytes() {
     // The old tags are unchanged.
     assert_eq!(ShardAnswer::AlreadyApplied.encode(), [1, 6]);
     assert_eq!(
-        ShardCommand::decode(&[1, 11]),
+        ShardCommand::decode(&[1, 14]),
         Err(DecodeError::UnknownTag {
             what: "command",
-            tag: 11
+            tag: 14
         })
     );
     assert_eq!(
-        ShardAnswer::decode(&[1, 12]),
+        ShardAnswer::decode(&[1, 14]),
         Err(DecodeError::UnknownTag {
             what: "answer",
-            tag: 12
+            tag: 14
         })
     );
 }
@@ -498,6 +539,91 @@ fn member_commands_and_answers_have_fixed_bytes() {
         ShardCommand::decode(&not_utf8),
         Err(DecodeError::InvalidUtf8 {
             what: "member address"
+        })
+    );
+}
+
+#[test]
+fn placement_and_purge_commands_have_fixed_bytes() {
+    let be = |value: u64| value.to_be_bytes().to_vec();
+    let be32 = |value: u32| value.to_be_bytes().to_vec();
+    let place = ShardCommand::PlaceVault {
+        id: VaultId(7),
+        name: "alpha".into(),
+        data_shards: 3,
+    };
+    assert_eq!(
+        place.encode(),
+        [vec![1, 11], be(7), be32(5), b"alpha".to_vec(), be32(3)].concat()
+    );
+    let unplace = ShardCommand::UnplaceVault { id: VaultId(7) };
+    assert_eq!(unplace.encode(), [vec![1, 12], be(7)].concat());
+    let purge = ShardCommand::PurgeExpired {
+        vault: VaultId(7),
+        now_ms: 9,
+        limit: 100,
+        job: "gc".into(),
+        holder: 2,
+        epoch: 4,
+    };
+    assert_eq!(
+        purge.encode(),
+        [
+            vec![1, 13],
+            be(7),
+            be(9),
+            be32(100),
+            be32(2),
+            b"gc".to_vec(),
+            be(2),
+            be(4)
+        ]
+        .concat()
+    );
+    for command in [place, unplace, purge] {
+        assert_eq!(ShardCommand::decode(&command.encode()), Ok(command));
+    }
+    // The older tags are unchanged, and the next one is unknown.
+    assert_eq!(
+        ShardCommand::RemoveMember { id: 3 }.encode(),
+        [vec![1, 10], be(3)].concat()
+    );
+    assert_eq!(
+        ShardCommand::decode(&[1, 14]),
+        Err(DecodeError::UnknownTag {
+            what: "command",
+            tag: 14
+        })
+    );
+    // A name that is not UTF-8 is refused on the wire (an invalid UTF-8 name only when
+    // applied).
+    let not_utf8 = [vec![1, 11], be(7), vec![0, 0, 0, 1, 0xff], be32(3)].concat();
+    assert_eq!(
+        ShardCommand::decode(&not_utf8),
+        Err(DecodeError::InvalidUtf8 { what: "vault name" })
+    );
+}
+
+#[test]
+fn placement_answers_have_fixed_bytes() {
+    let be = |value: u64| value.to_be_bytes().to_vec();
+    let placed = ShardAnswer::VaultPlaced {
+        id: VaultId(7),
+        shard: 2,
+    };
+    assert_eq!(placed.encode(), [vec![1, 12], be(7), be(2)].concat());
+    let unplaced = ShardAnswer::VaultUnplaced { id: VaultId(7) };
+    assert_eq!(unplaced.encode(), [vec![1, 13], be(7)].concat());
+    for answer in [placed, unplaced] {
+        assert_eq!(ShardAnswer::decode(&answer.encode()), Ok(answer));
+    }
+    // The older tags are unchanged, and the next one is unknown.
+    assert_eq!(ShardAnswer::MembersChanged.encode(), [1, 11]);
+    assert_eq!(
+        ShardAnswer::decode(&[1, 14]),
+        Err(DecodeError::UnknownTag {
+            what: "answer",
+            tag: 14
         })
     );
 }

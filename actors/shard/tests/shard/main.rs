@@ -1,6 +1,7 @@
 //! The shard's test binary: encodings (round trips and rejections), determinism across
 //! replicas, write groups, snapshot and restore, idempotent re-application after crashes, leases for
-//! singleton jobs, the cluster's member registry, and a Raft trio of shard machines.
+//! singleton jobs, the cluster's member registry, vault placement, purging expired
+//! relationships fenced by a lease, and a Raft trio of shard machines.
 
 // Helpers outside #[test] functions unwrap too: a test's failure is its panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +12,8 @@ mod encoding;
 mod group;
 mod lease;
 mod members;
+mod placement;
+mod purge;
 mod raft_trio;
 mod restart;
 mod snapshot;

@@ -5,7 +5,9 @@ use inferadb_shard::ShardAnswer;
 use inferadb_storage::io::CrashMode;
 use proptest::prelude::*;
 
-use crate::common::{apply_entries, encoded, fingerprint, machine, prologue, specs, Disk, Spec};
+use crate::common::{
+    apply_entries, encoded, fingerprint, machine, prologue, prologue_with_lease, specs, Disk, Spec,
+};
 
 /// How the crash hits.
 #[derive(Clone, Copy, Debug)]
@@ -30,7 +32,7 @@ proptest! {
         crash in crash(),
         replay_extra in 0u64..6,
     ) {
-        let all: Vec<Spec> = prologue().into_iter().chain(random).collect();
+        let all: Vec<Spec> = prologue_with_lease().into_iter().chain(random).collect();
         let entries = encoded(&all, 1);
         let total = entries.len() as u64;
         let sync_at = total * sync_percent / 100;

@@ -5,7 +5,9 @@ use inferadb_raft::group::StateMachine;
 use inferadb_shard::ShardAnswer;
 use proptest::prelude::*;
 
-use crate::common::{apply_entries, encoded, fingerprint, machine, prologue, specs, Spec};
+use crate::common::{
+    apply_entries, encoded, fingerprint, machine, prologue, prologue_with_lease, specs, Spec,
+};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
@@ -16,7 +18,7 @@ proptest! {
         other in specs(10),
         after in specs(20),
     ) {
-        let first: Vec<Spec> = prologue().into_iter().chain(before).collect();
+        let first: Vec<Spec> = prologue_with_lease().into_iter().chain(before).collect();
         let (mut source, _) = machine();
         apply_entries(&mut source, 1, &encoded(&first, 1));
         // The target had a life of its own, which the restore replaces entirely.
