@@ -74,6 +74,8 @@ pub struct GatewayContext {
     pub cluster: Option<std::sync::Arc<dyn ClusterView>>,
     /// The system shard (membership, vault placement).
     pub shard: Mailbox<ShardMsg>,
+    /// The leader-election actor (singleton jobs and their leases).
+    pub election: Mailbox<inferadb_messages::ElectionMsg>,
     /// Every shard this node runs, the system shard included, by id.
     pub shards: std::collections::BTreeMap<u64, Mailbox<ShardMsg>>,
     /// The evaluator pool.

@@ -35,6 +35,19 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// The consensus of each shard.
     pub raft: RaftSettings,
+    /// Leases of the cluster-wide singleton jobs (held in shard 0).
+    pub election: inferadb_election::ElectionConfig,
+    /// The cluster-wide singleton jobs.
+    pub jobs: JobsConfig,
+}
+
+/// The cluster-wide singleton jobs; each runs on one node at a time (the holder of its
+/// lease).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Removing expired relationships.
+    pub expired_gc: crate::actors::jobs::ExpiredGcConfig,
 }
 
 /// The cluster: who the members are and how they reach each other. With no peers the node
@@ -180,8 +193,9 @@ pub struct SupervisionConfig {
 }
 
 /// The kinds of supervised children a restart intensity can be set for.
-pub const CHILD_KINDS: [&str; 8] = [
+pub const CHILD_KINDS: [&str; 9] = [
     "storage",
+    "election",
     "shard",
     "raft_group",
     "vault_registry",
@@ -225,6 +239,8 @@ impl Default for NodeConfig {
             admin: AdminConfig::default(),
             cluster: ClusterConfig::default(),
             raft: RaftSettings::default(),
+            election: inferadb_election::ElectionConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -510,6 +526,18 @@ fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
         ),
         ("cluster.data_shards", config.cluster.data_shards, 1, 64),
         (
+            "jobs.expired_gc.interval_ms",
+            config.jobs.expired_gc.interval_ms,
+            10,
+            86_400_000,
+        ),
+        (
+            "jobs.expired_gc.batch_max",
+            u64::from(config.jobs.expired_gc.batch_max),
+            1,
+            100_000,
+        ),
+        (
             "cluster.reconnect_interval_ms",
             config.cluster.reconnect_interval_ms,
             10,
@@ -546,11 +574,19 @@ pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
         }
     }
     validate_cluster(config)?;
+    config
+        .election
+        .validate(&inferadb_shard::LeaseLimits::default())
+        .map_err(|error| ConfigError::Invalid {
+            field: "election",
+            rule: error.to_string(),
+            value: String::new(),
+        })?;
     for (kind, intensity) in &config.supervision.children {
         if !CHILD_KINDS.contains(&kind.as_str()) {
             return Err(invalid(
                 "supervision.children",
-                "keys must be storage, shard, raft_group, vault_registry, vault, evaluator_pool, gateway or http_listener",
+                "keys must be storage, election, shard, raft_group, vault_registry, vault, evaluator_pool, gateway or http_listener",
                 kind,
             ));
         }

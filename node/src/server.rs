@@ -80,6 +80,7 @@ fn gateway_context(
         storage: Mailbox::new(mailbox("storage", "storage")),
         registry: Mailbox::new(mailbox("vaults", "vault_registry")),
         shard: crate::actors::registry::shard_mailbox(context, 0),
+        election: Mailbox::new(mailbox("election", "election")),
         shards: config
             .shards()
             .map(|shard| {

@@ -341,6 +341,19 @@ fn three_nodes_replicate_and_survive_the_loss_of_their_leader() {
 fn a_minority_refuses_writes_with_a_retryable_error_and_the_majority_goes_on() {
     let cluster = Cluster::start();
     let vault = vault_with_schema(cluster.node(0), "partitioned");
+    // The singleton job runs on exactly one member (the holder of its lease).
+    let runs_gc = |index: usize| {
+        cluster.node(index).get("/v1/cluster").json["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|job| job["running_here"] == true))
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || (0..3)
+            .filter(|index| runs_gc(*index))
+            .count()
+            == 1),
+        "the gc job does not run on exactly one node"
+    );
     let alone = 0;
 
     // Pause the other two: node 1 is a minority of one.

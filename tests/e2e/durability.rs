@@ -164,3 +164,67 @@ fn sigterm_drains_in_flight_requests_before_the_node_exits() {
         .collect();
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
 }
+
+#[test]
+fn the_elected_gc_job_purges_expired_relationships_into_the_ledger() {
+    let directory = tempfile::tempdir().unwrap();
+    let options = inferadb_tests::NodeOptions {
+        env: vec![(
+            "INFERADB__JOBS__EXPIRED_GC__INTERVAL_MS".into(),
+            "100".into(),
+        )],
+        start: false,
+        args: Vec::new(),
+    };
+    let node = Node::start_with(directory.path(), &options);
+    let vault = vault_with_schema(&node, "expiring");
+    let soon = std::time::SystemTime::now() + Duration::from_millis(1_000);
+    let soon = humantime::format_rfc3339_millis(soon).to_string();
+    let written = node.post(
+        &format!("/v1/vaults/{vault}/relationships"),
+        &json!({"writes": [
+            {"resource": "document:1", "relation": "viewer", "subject": "user:cy", "expires_at": soon},
+            {"resource": "document:2", "relation": "viewer", "subject": "user:cy"}]}),
+    );
+    assert_eq!(written.status, 200, "{}", written.text);
+    let height = |node: &Node| {
+        node.get(&format!("/v1/vaults/{vault}")).json["height"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let written_at = height(&node);
+
+    // The single node wins the lease and runs the job ...
+    assert!(wait_until(Duration::from_secs(20), || {
+        let jobs = node.get("/v1/cluster").json["jobs"].clone();
+        jobs.as_array().is_some_and(|jobs| {
+            jobs.iter()
+                .any(|job| job["job"] == "expired-relationship-gc" && job["running_here"] == true)
+        })
+    }));
+    // ... whose purge is a ledger block removing exactly the expired relationship.
+    assert!(
+        wait_until(Duration::from_secs(20), || height(&node) > written_at),
+        "no purge block"
+    );
+    let block = node.get(&format!("/v1/vaults/{vault}/blocks/{}", written_at + 1));
+    let operations = block.json["operations"].as_array().unwrap().clone();
+    assert_eq!(operations.len(), 1, "{}", block.text);
+    assert_eq!(
+        operations[0]["remove"]["resource"], "document:1",
+        "{}",
+        block.text
+    );
+    let verified = node.get(&format!("/v1/vaults/{vault}/ledger/verify"));
+    assert_eq!(verified.json["holds"], true, "{}", verified.text);
+    let kept = node.post(
+        &format!("/v1/vaults/{vault}/relationships/read"),
+        &json!({"filter": {"resource_type": "document"}}),
+    );
+    assert_eq!(
+        kept.json["relationships"].as_array().unwrap().len(),
+        1,
+        "{}",
+        kept.text
+    );
+}

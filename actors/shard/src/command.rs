@@ -179,9 +179,12 @@ pub enum ShardCommand {
     },
     /// Removes up to `limit` of a vault's stored relationships that are expired at
     /// `now_ms`, in key order, as one block (`inferadb_vault::Vault::purge_expired`): a
-    /// side effect of the singleton job holding lease `job`, applied only while this
-    /// machine's lease table says `holder` holds it with exactly `epoch`, unexpired at
-    /// `now_ms` (see [`crate::lease::LeaseTable::fence`]), so a stale holder never purges.
+    /// side effect of the singleton job holding lease `job`, applied only if its fence
+    /// admits it: where this machine's lease table has a lease for `job` (shard 0), while
+    /// `holder` holds it with exactly `epoch`, unexpired at `now_ms` (see
+    /// [`crate::lease::LeaseTable::fence`]); elsewhere (a data shard) while `epoch` is at
+    /// least the highest this machine has accepted for `job` (see the machine's fencing
+    /// rule, [`crate::machine`]), so a holder overtaken by a newer one never purges again.
     PurgeExpired {
         /// The vault.
         vault: VaultId,

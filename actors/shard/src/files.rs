@@ -1,8 +1,15 @@
 //! [`VaultFiles`]: where a shard keeps its vaults' database files. [`DirVaultFiles`] uses
 //! one file per vault in a directory (`<dir>/<id>.db`, as the node does);
 //! [`MemoryVaultFiles`] keeps each file in a [`MemoryIo`], so tests can model crashes.
+//!
+//! Next to the files, each implementation keeps this replica's durable **stale markers**:
+//! a vault marked stale was quarantined once (its file failed to open, so this replica
+//! skipped committed commands for it), and stays quarantined on every later open even if
+//! its file opens again, until a snapshot restore rebuilds it or the vault is deleted (see
+//! `ShardMachine::quarantined`). The markers are this replica's own knowledge, never
+//! replicated state: they live outside the catalog and are not part of snapshots.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -26,9 +33,18 @@ pub trait VaultFiles: Send {
     fn remove(&mut self, id: VaultId) -> Result<(), ShardError>;
     /// Every vault that has a file, by id.
     fn list(&self) -> Result<Vec<VaultId>, ShardError>;
+    /// Durably marks a vault as stale on this replica (see the module documentation): once
+    /// this returns, [`Self::is_stale`] says so after any crash. Marking a marked vault is
+    /// no error. Independent of the vault's file: it neither needs nor touches it.
+    fn mark_stale(&mut self, id: VaultId) -> Result<(), ShardError>;
+    /// Whether a vault is marked stale.
+    fn is_stale(&self, id: VaultId) -> Result<bool, ShardError>;
+    /// Removes a vault's stale marker, durably; clearing an unmarked vault is no error.
+    fn clear_stale(&mut self, id: VaultId) -> Result<(), ShardError>;
 }
 
-/// One file per vault, `<dir>/<16 hex digits of the id>.db`.
+/// One file per vault, `<dir>/<16 hex digits of the id>.db`, and a stale marker as an
+/// empty file `<dir>/<id>.stale` beside it (which [`VaultFiles::list`] ignores).
 pub struct DirVaultFiles {
     dir: PathBuf,
 }
@@ -51,6 +67,22 @@ impl DirVaultFiles {
 
     fn path(&self, id: VaultId) -> PathBuf {
         self.dir.join(format!("{id}.db"))
+    }
+
+    fn stale_path(&self, id: VaultId) -> PathBuf {
+        self.dir.join(format!("{id}.stale"))
+    }
+
+    /// Makes the directory's entries (a marker created or removed) durable.
+    fn sync_dir(&self) -> Result<(), ShardError> {
+        let io_error = |source| ShardError::Io {
+            what: format!("syncing `{}`", self.dir.display()),
+            source,
+        };
+        std::fs::File::open(&self.dir)
+            .map_err(io_error)?
+            .sync_all()
+            .map_err(io_error)
     }
 }
 
@@ -95,14 +127,51 @@ impl VaultFiles for DirVaultFiles {
         ids.sort();
         Ok(ids)
     }
+
+    fn mark_stale(&mut self, id: VaultId) -> Result<(), ShardError> {
+        let path = self.stale_path(id);
+        let io_error = |source| ShardError::Io {
+            what: format!("marking `{}`", path.display()),
+            source,
+        };
+        // The marker's existence is its content; syncing the file and then the directory
+        // makes both the inode and its name survive a power failure.
+        std::fs::File::create(&path)
+            .map_err(io_error)?
+            .sync_all()
+            .map_err(io_error)?;
+        self.sync_dir()
+    }
+
+    fn is_stale(&self, id: VaultId) -> Result<bool, ShardError> {
+        let path = self.stale_path(id);
+        path.try_exists().map_err(|source| ShardError::Io {
+            what: format!("reading `{}`", path.display()),
+            source,
+        })
+    }
+
+    fn clear_stale(&mut self, id: VaultId) -> Result<(), ShardError> {
+        let path = self.stale_path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => self.sync_dir(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ShardError::Io {
+                what: format!("removing `{}`", path.display()),
+                source,
+            }),
+        }
+    }
 }
 
-/// Vault files in memory. Clones share the files (a test keeps one to inspect or crash
-/// them while the machine owns another); [`Self::crash_copy`] makes independent copies as
-/// a power failure would leave them.
+/// Vault files in memory. Clones share the files and the stale markers (a test keeps one
+/// to inspect or crash them while the machine owns another); [`Self::crash_copy`] makes
+/// independent copies as a power failure would leave them.
 #[derive(Clone, Default)]
 pub struct MemoryVaultFiles {
     files: Arc<Mutex<BTreeMap<VaultId, Arc<MemoryIo>>>>,
+    /// The vaults marked stale; a marker is durable at once, as `DirVaultFiles`' are.
+    stale: Arc<Mutex<BTreeSet<VaultId>>>,
 }
 
 impl MemoryVaultFiles {
@@ -113,6 +182,10 @@ impl MemoryVaultFiles {
 
     fn files(&self) -> std::sync::MutexGuard<'_, BTreeMap<VaultId, Arc<MemoryIo>>> {
         self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stale(&self) -> std::sync::MutexGuard<'_, BTreeSet<VaultId>> {
+        self.stale.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The file of a vault, if it has one.
@@ -130,6 +203,7 @@ impl MemoryVaultFiles {
             .collect();
         MemoryVaultFiles {
             files: Arc::new(Mutex::new(files)),
+            stale: Arc::new(Mutex::new(self.stale().clone())),
         }
     }
 }
@@ -155,5 +229,19 @@ impl VaultFiles for MemoryVaultFiles {
 
     fn list(&self) -> Result<Vec<VaultId>, ShardError> {
         Ok(self.files().keys().copied().collect())
+    }
+
+    fn mark_stale(&mut self, id: VaultId) -> Result<(), ShardError> {
+        self.stale().insert(id);
+        Ok(())
+    }
+
+    fn is_stale(&self, id: VaultId) -> Result<bool, ShardError> {
+        Ok(self.stale().contains(&id))
+    }
+
+    fn clear_stale(&mut self, id: VaultId) -> Result<(), ShardError> {
+        self.stale().remove(&id);
+        Ok(())
     }
 }

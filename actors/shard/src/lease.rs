@@ -49,9 +49,9 @@
 //!    lower ones (epochs only grow, so they work as fencing tokens). The first such side
 //!    effect is [`crate::ShardCommand::PurgeExpired`] (job, holder and epoch), which the
 //!    machine applies only if [`LeaseTable::fence`] passes in **its own** table at the
-//!    command's `now_ms`: while vaults live in shard 0, that is the cluster's table. A data
-//!    shard's table is empty, so there it is always refused until the highest-epoch rule
-//!    above exists.
+//!    command's `now_ms` when that table has a lease for the job (shard 0), and otherwise
+//!    (a data shard) only if its epoch is at least the highest the machine has accepted
+//!    for the job (see `ShardMachine::fence_epochs`).
 //! 5. It proposes [`crate::ShardCommand::ReleaseLease`] when it stops cleanly, so another
 //!    node need not wait for the expiry.
 //!

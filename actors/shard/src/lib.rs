@@ -5,9 +5,10 @@
 //! (an `inferadb_raft::group::StateMachine`) and answers the proposer with a
 //! [`ShardAnswer`]. This crate owns the commands' and answers' canonical encodings, the
 //! deterministic application of commands to the shard's catalog, vault files, lease
-//! table, member registry and vault placements, the recovery rule that makes re-applying
-//! log entries after a crash idempotent, and logical snapshots that rebuild identical vaults
-//! (same blocks, hashes and state roots), leases, members and placements.
+//! table, member registry, vault placements and fence epochs, the recovery rule that makes
+//! re-applying log entries after a crash idempotent, the quarantine of vaults whose file
+//! fails to open, and logical snapshots that rebuild identical vaults (same blocks, hashes
+//! and state roots), leases, members, placements and fence epochs.
 //!
 //! It must never read the clock, draw randomness, spawn threads or tasks, or depend on an
 //! async runtime: ids and `now_ms` travel inside the commands, chosen once by the proposer,

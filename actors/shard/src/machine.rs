@@ -9,9 +9,9 @@
 //! [`ShardMachine::quarantined`]), `vault_name_taken`, `vault_name_invalid` (these three
 //! for a `PlaceVault` too, and `vault_not_found` for an `UnplaceVault`), `placement_invalid`
 //! (a `PlaceVault` with no data shard; see [`crate::placements`]), `schema_invalid`,
-//! `schema_too_large`, `schema_would_orphan`, for a `PurgeExpired` whose lease does not
-//! fence it in `lease_fenced` (see [`crate::lease::LeaseTable::fence`]; then it refuses as a
-//! write does), for a `WriteGroup` as a whole
+//! `schema_too_large`, `schema_would_orphan`, for a `PurgeExpired` that its fence does not
+//! admit `lease_fenced` (see [Fencing](#fencing); then it refuses as a write does), for a
+//! `WriteGroup` as a whole
 //! `group_too_large` (more batches than `VaultLimits::group_commit_batches_max`), and for
 //! writes (a `Write`, or one batch of a `WriteGroup`: [`GroupItem::Refused`]) `no_schema`,
 //! `batch_too_large`, `too_many_preconditions`, `unknown_type`, `unknown_relation`,
@@ -23,6 +23,49 @@
 //! [`crate::members`]) `member_invalid`, `member_last`. Vault, schema, write and catalog
 //! refusals carry the vault's structured error in their `detail` (see [`crate::answer`]);
 //! `lease_fenced` and `placement_invalid` carry none.
+//!
+//! # Fencing
+//!
+//! A `PurgeExpired` is the side effect of a singleton job's lease holder, fenced by the
+//! lease's epoch (see [`crate::lease`]):
+//!
+//! - Where this machine's lease table has a record for the job (shard 0, which keeps the
+//!   cluster's leases), it applies only if [`LeaseTable::fence`] passes at the command's
+//!   `now_ms`: the holder holds the job with exactly that epoch, unexpired.
+//! - Where it has none (a data shard, whose vaults the job purges but which cannot read
+//!   shard 0's table deterministically), the epoch is a **fencing token**: the machine keeps
+//!   the highest epoch it has accepted per job ([`ShardMachine::fence_epochs`], replicated
+//!   state like the lease table) and refuses a lower one (and epoch 0, never granted, and an
+//!   invalid job name). Since the lease table issues strictly increasing epochs, once a
+//!   newer holder's purge reached the shard no older holder's applies there again. A holder
+//!   whose lease lapsed but whom no newer holder has overtaken yet still applies: the token
+//!   orders holders, it does not read clocks.
+//! - Either way an admitted epoch above the recorded one is recorded (in shard 0 too, so a
+//!   purge arriving after the job's lease was released is still held to the highest epoch
+//!   seen), in the catalog transaction of the command's applied index ([`FENCE_EPOCHS_TABLE`]).
+//!   The table holds at most [`LeaseLimits::leases_max`] jobs and never forgets one (that
+//!   would let an older holder back in): when it is full, a purge of a new job is refused
+//!   by the token rule, and admitted by a lease in shard 0 without being recorded.
+//!
+//! The fence is decided from the catalog's state alone, before the vault is looked at, and
+//! an admitted epoch is recorded whatever the vault answers, so every replica (a
+//! quarantined one, or one re-applying entries its vault already holds, too) admits the
+//! same purges and records the same epochs.
+//!
+//! # Quarantine
+//!
+//! A vault whose file fails to open at [`ShardMachine::open`] is quarantined on this
+//! replica ([`ShardMachine::quarantined`]): commands for it are refused here as
+//! `vault_unavailable` while the applied index advances past them, so from then on this
+//! replica's copy lacks committed writes. Quarantine is therefore **sticky**: the first
+//! time, the machine durably marks the vault stale through [`VaultFiles::mark_stale`],
+//! outside the replicated catalog, before it applies anything; every later open
+//! quarantines a marked vault even if its file opens again (serving it would silently
+//! diverge from the other replicas). Only a snapshot restore (which rebuilds every vault)
+//! or deleting the vault clears the marker (and, since a marker can outlive a deletion
+//! interrupted by a crash, creating a vault clears a leftover one under its id).
+//!
+//! # Failures
 //!
 //! A failure of this replica's own (storage error, corrupt data) is
 //! [`ShardAnswer::Fatal`]: the machine stops (every later entry answers `Fatal` too,
@@ -37,8 +80,9 @@
 //! entry's index) in the catalog, in the same catalog transaction as any catalog change of
 //! that entry (a lease command's changes to the lease table included: see
 //! [`LEASES_TABLE`]; a membership command's changes to the member registry: see
-//! [`MEMBERS_TABLE`]; and a placement command's changes to the placements: see
-//! [`PLACEMENTS_TABLE`]), and each vault commit stores the index of the command that made it
+//! [`MEMBERS_TABLE`]; a placement command's changes to the placements: see
+//! [`PLACEMENTS_TABLE`]; and an admitted purge's new fence epoch: see
+//! [`FENCE_EPOCHS_TABLE`]), and each vault commit stores the index of the command that made it
 //! in the vault's own state table, in the same transaction as its block
 //! (`Vault::set_commit_index`). [`ShardMachine::sync`] makes everything durable, vault
 //! files **first**, then the catalog, so the catalog's durable `applied_index` never names
@@ -71,11 +115,13 @@ use inferadb_vault::{
     WriteOutcome,
 };
 
+mod fences;
 mod leases;
 mod members;
 mod placements;
 mod restore;
 
+pub use fences::FENCE_EPOCHS_TABLE;
 pub use leases::{LAST_EPOCH_KEY, LEASES_TABLE};
 pub use members::MEMBERS_TABLE;
 pub use placements::PLACEMENTS_TABLE;
@@ -126,6 +172,8 @@ pub struct ShardMachine {
     members: BTreeMap<u64, MemberRecord>,
     /// Where each vault lives (see [`crate::placements`]).
     placements: BTreeMap<VaultId, Placement>,
+    /// The highest epoch accepted per job (see [`fences`]).
+    fence_epochs: BTreeMap<String, u64>,
     applied_index: u64,
     fatal: OnceLock<String>,
     /// Who hears about changed vaults ([`Self::publish`]).
@@ -138,15 +186,26 @@ pub struct ShardMachine {
     members_changed: bool,
     /// Whether the placements changed since the last [`Self::publish`].
     placements_changed: bool,
-    /// Vaults whose file could not be opened on this replica, with why: out of service
-    /// here until deleted or repaired by a snapshot (see [`Self::quarantined`]).
-    quarantined: BTreeMap<VaultId, String>,
+    /// Vaults whose file could not be opened on this replica (now or on an earlier start),
+    /// with why: out of service here until deleted or repaired by a snapshot (see
+    /// [`Self::quarantined`]).
+    quarantined: Quarantined,
 }
+
+/// Vaults out of service on this replica, with why.
+type Quarantined = BTreeMap<VaultId, String>;
+
+/// Why a vault marked stale on an earlier start is quarantined (the first reason is not
+/// kept).
+const STALE_REASON: &str = "an earlier start of this replica quarantined it, so this \
+    replica may lack committed writes to it; only a snapshot restore or deleting the vault \
+    brings it back";
 
 impl ShardMachine {
     /// Opens the machine over its catalog database and its vault files: reads the applied
-    /// index, the lease table, the member registry and the placements, removes vault files
-    /// the catalog does not name, opens every vault.
+    /// index, the lease table, the member registry, the placements and the fence epochs,
+    /// removes vault files (and stale markers) the catalog does not name, opens every vault
+    /// but those it quarantines (see [Quarantine](crate::machine#quarantine)).
     pub fn open(
         catalog_db: Arc<Database>,
         mut files: Box<dyn VaultFiles>,
@@ -157,30 +216,19 @@ impl ShardMachine {
         let leases = leases::load(catalog.database(), options.lease)?;
         let members = members::load(catalog.database())?;
         let placements = placements::load(catalog.database())?;
+        let fence_epochs = fences::load(catalog.database())?;
         let records = catalog.list_vaults()?;
         for id in files.list()? {
             if !records.iter().any(|record| record.id == id) {
                 files.remove(id)?;
+                files.clear_stale(id)?;
             }
         }
         let vault_options = VaultOptions {
             commit_durability: Durability::Deferred,
             ..options.vault
         };
-        let mut vaults = BTreeMap::new();
-        let mut quarantined = BTreeMap::new();
-        for record in records {
-            let id = record.id;
-            // One damaged vault must not keep the shard, and every other vault, down.
-            match open_member(files.as_mut(), id, &vault_options) {
-                Ok(member) => {
-                    vaults.insert(id, member);
-                }
-                Err(error) => {
-                    quarantined.insert(id, error.to_string());
-                }
-            }
-        }
+        let (vaults, quarantined) = open_vaults(files.as_mut(), &records, &vault_options)?;
         let touched = vaults.keys().chain(quarantined.keys()).copied().collect();
         Ok(Self {
             vaults,
@@ -193,6 +241,7 @@ impl ShardMachine {
             members,
             placements_changed: !placements.is_empty(),
             placements,
+            fence_epochs,
             applied_index,
             fatal: OnceLock::new(),
             observer: Box::new(NoObserver),
@@ -202,10 +251,12 @@ impl ShardMachine {
         })
     }
 
-    /// Vaults out of service on this replica because their file could not be opened, with
-    /// why. Commands for them are refused here as `vault_unavailable` (the other replicas
-    /// apply them: this replica's copy is stale from then on), no snapshot is taken while
-    /// one is quarantined, and deleting the vault or restoring a snapshot ends it.
+    /// Vaults out of service on this replica because their file could not be opened, now or
+    /// on an earlier start (a stale marker: see [Quarantine](crate::machine#quarantine)),
+    /// with why. Commands for them are refused here as `vault_unavailable` (the other
+    /// replicas apply them: this replica's copy is stale from then on), no snapshot is
+    /// taken while one is quarantined, and only deleting the vault or restoring a snapshot
+    /// ends it (a restart does not).
     pub fn quarantined(&self) -> &BTreeMap<VaultId, String> {
         &self.quarantined
     }
@@ -414,8 +465,10 @@ impl ShardMachine {
     }
 
     /// Applies `PurgeExpired`: refused as `lease_fenced` (changing nothing but the applied
-    /// index) unless this machine's lease table says `holder` holds `job` with `epoch` at
-    /// `now_ms`, then a vault command like a write.
+    /// index) unless its fence admits it (see [`fences`]), then a vault command like a
+    /// write, whose catalog transaction records the job's new highest epoch whatever the
+    /// vault's answer (not found, unavailable here, already applied): the fence is the
+    /// shard's, not the vault's.
     fn purge_expired(
         &mut self,
         index: u64,
@@ -423,11 +476,16 @@ impl ShardMachine {
         (now_ms, limit): (u64, u32),
         (job, holder, epoch): (&str, u64, u64),
     ) -> Result<ShardAnswer, ShardError> {
-        if let Err(fenced) = self.leases.fence(job, holder, epoch, now_ms) {
-            self.record_applied(index)?;
-            return Ok(ShardAnswer::refused(Fenced::KIND, fenced.to_string()));
-        }
-        self.apply_vault(index, vault, |vault| purge(vault, now_ms, limit))
+        let raised = match self.admit(job, holder, epoch, now_ms) {
+            Ok(raised) => raised,
+            Err(message) => {
+                self.record_applied(index)?;
+                return Ok(ShardAnswer::refused(Fenced::KIND, message));
+            }
+        };
+        let answer = self.with_vault(index, vault, |vault| purge(vault, now_ms, limit))?;
+        self.record_fence(index, job, raised)?;
+        Ok(answer)
     }
 
     /// Runs a vault command (see [`Self::with_vault`]) and records it as applied.
@@ -484,7 +542,10 @@ impl ShardMachine {
             }
         };
         // The file first, durably (its own record commits `Immediate`), then the catalog.
+        // The catalog names no vault `id`, so a stale marker under it is a leftover of a
+        // deletion a crash interrupted: it must not quarantine the new vault.
         let db = self.files.create(id)?;
+        self.files.clear_stale(id)?;
         NodeCatalog::open(Arc::clone(&db), [0; 32])?.create_vault(id, name, now_ms)?;
         let vault = Vault::open(Arc::clone(&db), id, self.vault_options.clone())?;
         finish_catalog(txn, index, Durability::Deferred)?;
@@ -514,6 +575,7 @@ impl ShardMachine {
         self.touched.insert(id);
         self.membership_changed = true;
         self.files.remove(id)?;
+        self.files.clear_stale(id)?;
         Ok(ShardAnswer::VaultDeleted { id })
     }
 
@@ -533,9 +595,10 @@ impl ShardMachine {
         restore::image(self).map(|image| image.encode())
     }
 
-    /// Replaces every vault, the catalog, the leases, the member registry and the
-    /// placements with a snapshot's, rebuilding each vault block by block (same blocks,
-    /// hashes and state roots), then syncs everything.
+    /// Replaces every vault, the catalog, the leases, the member registry, the placements
+    /// and the fence epochs with a snapshot's, rebuilding each vault block by block (same
+    /// blocks, hashes and state roots), then syncs everything. It ends every quarantine and
+    /// clears the vaults' stale markers.
     pub fn try_restore(&mut self, data: &[u8]) -> Result<(), ShardError> {
         if let Some(message) = self.fatal.get() {
             return Err(ShardError::Stopped {
@@ -646,6 +709,37 @@ fn read_applied_index(db: &Database) -> Result<u64, ShardError> {
                 what: "applied_index".into(),
             }),
     }
+}
+
+/// Opens every vault `records` names, but quarantines (with why) one that an earlier start
+/// marked stale, or whose file fails to open now, which it marks stale first.
+fn open_vaults(
+    files: &mut dyn VaultFiles,
+    records: &[VaultRecord],
+    options: &VaultOptions,
+) -> Result<(BTreeMap<VaultId, Member>, Quarantined), ShardError> {
+    let mut vaults = BTreeMap::new();
+    let mut quarantined = BTreeMap::new();
+    for record in records {
+        let id = record.id;
+        if files.is_stale(id)? {
+            quarantined.insert(id, STALE_REASON.to_owned());
+            continue;
+        }
+        // One damaged vault must not keep the shard, and every other vault, down.
+        match open_member(files, id, options) {
+            Ok(member) => {
+                vaults.insert(id, member);
+            }
+            Err(error) => {
+                // Durably before any command for it is skipped: if the marker cannot be
+                // written, a later start could serve the vault without those commands.
+                files.mark_stale(id)?;
+                quarantined.insert(id, error.to_string());
+            }
+        }
+    }
+    Ok((vaults, quarantined))
 }
 
 /// Opens one vault's file and its state.

@@ -1,14 +1,15 @@
 //! The logical snapshot of a shard: the catalog, for every vault its schema texts and its
 //! whole ledger, from which [`crate::ShardMachine`] rebuilds identical vaults, the lease
-//! table, the member registry and the vault placements.
+//! table, the member registry, the vault placements and the fence epochs.
 //!
-//! # Encoding (format 4; integers big-endian, `str`/`bytes` = u32 length ‖ content)
+//! # Encoding (format 5; integers big-endian, `str`/`bytes` = u32 length ‖ content)
 //!
 //! ```text
-//! snapshot = 0x04 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
+//! snapshot = 0x05 (format) ‖ u64 applied_index ‖ u32 count ‖ vault*   (vaults by id)
 //!            ‖ u64 last_epoch ‖ u32 count ‖ lease*                     (leases by job name)
 //!            ‖ u32 count ‖ member*                                     (members by id)
 //!            ‖ u32 count ‖ placement*                                  (placements by id)
+//!            ‖ u32 count ‖ fence*                                      (fences by job name)
 //! vault    = u64 id ‖ str name ‖ u64 created_at_ms ‖ u64 commit_index
 //!            ‖ u32 count ‖ (u32 version ‖ str text)*                   (oldest first)
 //!            ‖ u32 count ‖ bytes block*                                 (height 1 up; the
@@ -17,7 +18,17 @@
 //! lease    = str job ‖ u64 holder ‖ u64 epoch ‖ u64 expires_at_ms
 //! member   = u64 id ‖ u8 removed (0 | 1) ‖ str address
 //! placement = u64 vault id ‖ u64 shard ‖ str name
+//! fence    = str job ‖ u64 epoch                   (the highest epoch accepted for the job)
 //! ```
+//!
+//! Format 4 (written before fence epochs existed; see `ShardMachine::fence_epochs`) is
+//! format 5 without the fence part, and decodes with no fence epochs. As with each part
+//! before it, a shard with no fence epochs is still **written** in the oldest format that
+//! holds it (4 when it has placements, else 3 or 2), so members of a version without fence
+//! epochs keep accepting its snapshots until the first `PurgeExpired` is admitted. Fence
+//! epochs are checked when decoded (valid job names in strictly ascending order, epochs
+//! not 0), and a format-5 snapshot with no fence epochs decodes like its format-4 twin
+//! and re-encodes as the oldest format that holds it.
 //!
 //! Format 3 (written before vault placements existed) is format 4 without the placement
 //! part, and decodes with no placements. Like the member registry before it, a shard with
@@ -45,13 +56,16 @@ use inferadb_vault::{Block, VaultRecord};
 
 use std::collections::BTreeMap;
 
-use crate::lease::{validate_parts, Lease};
+use crate::lease::{valid_job_name, validate_parts, Lease};
 use crate::members::{self, MemberRecord};
 use crate::placements::{self, Placement};
 use crate::wire::{DecodeError, Reader, Writer};
 
-/// The format byte of a shard snapshot with vault placements (the newest).
-pub const SNAPSHOT_FORMAT: u8 = 4;
+/// The format byte of a shard snapshot with fence epochs (the newest).
+pub const SNAPSHOT_FORMAT: u8 = 5;
+/// The format before fence epochs, still written when there are none but the vault
+/// placements are not empty.
+pub const SNAPSHOT_FORMAT_NO_FENCES: u8 = 4;
 /// The format before vault placements, still written when there are none but the member
 /// registry is not empty.
 pub const SNAPSHOT_FORMAT_NO_PLACEMENTS: u8 = 3;
@@ -99,6 +113,8 @@ pub(crate) struct ShardImage {
     pub(crate) members: BTreeMap<u64, MemberRecord>,
     /// The vault placements.
     pub(crate) placements: BTreeMap<VaultId, Placement>,
+    /// The highest epoch accepted per job (see `ShardMachine::fence_epochs`).
+    pub(crate) fence_epochs: BTreeMap<String, u64>,
 }
 
 impl ShardImage {
@@ -139,7 +155,7 @@ impl ShardImage {
                 writer.str(&record.address);
             }
         }
-        if format >= SNAPSHOT_FORMAT {
+        if format >= SNAPSHOT_FORMAT_NO_FENCES {
             writer.len(self.placements.len());
             for (id, placement) in &self.placements {
                 writer.u64(id.0);
@@ -147,13 +163,22 @@ impl ShardImage {
                 writer.str(&placement.name);
             }
         }
+        if format >= SNAPSHOT_FORMAT {
+            writer.len(self.fence_epochs.len());
+            for (job, epoch) in &self.fence_epochs {
+                writer.str(job);
+                writer.u64(*epoch);
+            }
+        }
         writer.out
     }
 
     /// The format [`Self::encode`] writes: the oldest that holds the image.
     fn format(&self) -> u8 {
-        if !self.placements.is_empty() {
+        if !self.fence_epochs.is_empty() {
             SNAPSHOT_FORMAT
+        } else if !self.placements.is_empty() {
+            SNAPSHOT_FORMAT_NO_FENCES
         } else if !self.members.is_empty() {
             SNAPSHOT_FORMAT_NO_PLACEMENTS
         } else {
@@ -188,8 +213,13 @@ impl ShardImage {
         } else {
             BTreeMap::new()
         };
-        let placements = if format >= SNAPSHOT_FORMAT {
+        let placements = if format >= SNAPSHOT_FORMAT_NO_FENCES {
             decode_placements(&mut reader)?
+        } else {
+            BTreeMap::new()
+        };
+        let fence_epochs = if format >= SNAPSHOT_FORMAT {
+            decode_fence_epochs(&mut reader)?
         } else {
             BTreeMap::new()
         };
@@ -201,6 +231,7 @@ impl ShardImage {
             leases,
             members,
             placements,
+            fence_epochs,
         })
     }
 }
@@ -321,5 +352,36 @@ fn decode_placements(reader: &mut Reader<'_>) -> Result<BTreeMap<VaultId, Placem
         decoded.insert(id, placement);
     }
     placements::check(&decoded).map_err(invalid)?;
+    Ok(decoded)
+}
+
+fn decode_fence_epochs(reader: &mut Reader<'_>) -> Result<BTreeMap<String, u64>, DecodeError> {
+    // Every fence takes at least 4 + 1 + 8 bytes.
+    let count = reader.count("fence count", 13)?;
+    let mut decoded = BTreeMap::new();
+    for _ in 0..count {
+        let job = reader.str("fence job")?.to_owned();
+        let epoch = reader.u64("fence epoch")?;
+        let problem = if !valid_job_name(&job) {
+            Some(format!("invalid job name `{job}`"))
+        } else if decoded
+            .keys()
+            .next_back()
+            .is_some_and(|previous: &String| *previous >= job)
+        {
+            Some(format!("job `{job}` is out of order or repeated"))
+        } else if epoch == 0 {
+            Some(format!("job `{job}`: epoch 0 is never granted"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err(DecodeError::InvalidText {
+                what: "fence epochs",
+                message,
+            });
+        }
+        decoded.insert(job, epoch);
+    }
     Ok(decoded)
 }

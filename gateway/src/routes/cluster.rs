@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use inferadb_messages::{GroupStatus, ShardMsg};
+use inferadb_messages::{ElectionMsg, GroupStatus, JobStatus, ShardMsg};
 use inferadb_shard::{ShardAnswer, ShardCommand};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -36,10 +36,17 @@ pub async fn cluster(State(context): State<Context>) -> Result<Json<Value>, Prob
         }
     }
     let members = members_json(&context, system.as_ref());
+    let jobs = context
+        .election
+        .call(|reply| ElectionMsg::Status { reply }, STATUS_TIMEOUT_MS)
+        .await
+        .map(|jobs| jobs.iter().map(job_json).collect::<Vec<Value>>())
+        .unwrap_or_default();
     Ok(Json(json!({
         "node_id": context.node_id,
         "members": members,
         "shards": shards,
+        "jobs": jobs,
     })))
 }
 
@@ -89,6 +96,17 @@ fn member_json(
         "linked": linked,
         "matched_index": progress.map(|(matched, _)| matched),
         "lag_entries": progress.map(|(_, lag)| lag),
+    })
+}
+
+/// A singleton job as this node sees it: whether it holds the lease and runs the job.
+fn job_json(job: &JobStatus) -> Value {
+    json!({
+        "job": job.job,
+        "holding_lease": job.holding,
+        "epoch": job.epoch,
+        "expires_at_ms": job.expires_at_ms,
+        "running_here": job.running,
     })
 }
 

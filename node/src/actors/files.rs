@@ -62,4 +62,16 @@ impl VaultFiles for NodeVaultFiles {
     fn list(&self) -> Result<Vec<VaultId>, ShardError> {
         self.directory.list()
     }
+
+    fn mark_stale(&mut self, id: VaultId) -> Result<(), ShardError> {
+        self.directory.mark_stale(id)
+    }
+
+    fn is_stale(&self, id: VaultId) -> Result<bool, ShardError> {
+        self.directory.is_stale(id)
+    }
+
+    fn clear_stale(&mut self, id: VaultId) -> Result<(), ShardError> {
+        self.directory.clear_stale(id)
+    }
 }

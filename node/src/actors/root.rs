@@ -10,11 +10,13 @@ use inferadb_messages::supervision::wait_until_unregistered;
 use inferadb_messages::{AdminError, NodeMsg, RestartDecision, RestartTracker};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 
+use crate::actors::jobs::{ExpiredGc, EXPIRED_GC_JOB};
 use crate::actors::pool::EvaluatorPool;
-use crate::actors::registry::VaultRegistry;
+use crate::actors::registry::{shard_mailbox, VaultRegistry};
 use crate::actors::shard::{ShardActor, ShardArguments};
 use crate::actors::storage::StorageActor;
 use crate::context::NodeContext;
+use inferadb_election::{ElectionActor, ElectionArguments, JobRunner};
 
 /// The root children.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +25,8 @@ enum ChildKind {
     /// One shard: the system shard (0) or a data shard.
     Shard(u64),
     Registry,
+    /// Leases of the cluster-wide singleton jobs.
+    Election,
     Evaluator,
     Gateway,
 }
@@ -34,6 +38,7 @@ fn start_order(context: &NodeContext) -> Vec<ChildKind> {
     order.extend(context.config.shards().map(ChildKind::Shard));
     order.extend([
         ChildKind::Registry,
+        ChildKind::Election,
         ChildKind::Evaluator,
         ChildKind::Gateway,
     ]);
@@ -46,6 +51,7 @@ impl ChildKind {
             ChildKind::Storage => "storage".to_string(),
             ChildKind::Shard(shard) => format!("shard/{shard}"),
             ChildKind::Registry => "vaults".to_string(),
+            ChildKind::Election => "election".to_string(),
             ChildKind::Evaluator => "evaluator".to_string(),
             ChildKind::Gateway => "gateway".to_string(),
         }
@@ -56,6 +62,7 @@ impl ChildKind {
             ChildKind::Storage => "storage",
             ChildKind::Shard(_) => "shard",
             ChildKind::Registry => "vault_registry",
+            ChildKind::Election => "election",
             ChildKind::Evaluator => "evaluator_pool",
             ChildKind::Gateway => "gateway",
         }
@@ -74,6 +81,25 @@ pub struct RootArguments {
     pub forwarder: Option<Arc<dyn crate::actors::shard::Forwarder>>,
     /// The transport's peer set (`None` without peers).
     pub peers: Option<Arc<dyn crate::actors::shard::PeerDirectory>>,
+}
+
+/// The election actor's arguments: the jobs this node may run, leases in shard 0.
+fn election_arguments(context: &Arc<NodeContext>) -> ElectionArguments {
+    let mut jobs: Vec<(String, Arc<dyn JobRunner>)> = Vec::new();
+    if context.config.jobs.expired_gc.enabled {
+        jobs.push((
+            EXPIRED_GC_JOB.to_string(),
+            Arc::new(ExpiredGc::new(Arc::clone(context))),
+        ));
+    }
+    ElectionArguments {
+        node_id: context.config.node_id,
+        config: context.config.election,
+        limits: inferadb_shard::LeaseLimits::default(),
+        jobs,
+        proposer: Arc::new(shard_mailbox(context, 0)),
+        clock: Arc::clone(&context.clock),
+    }
 }
 
 /// The root supervisor actor.
@@ -115,6 +141,17 @@ async fn spawn_child(
             .await?
             .0
             .get_cell(),
+        ChildKind::Election => {
+            let arguments = election_arguments(&context);
+            let (actor, _) =
+                Actor::spawn_linked(Some(name.clone()), ElectionActor, arguments, supervisor)
+                    .await?;
+            context
+                .actors
+                .record(&name, Some(&context.names.root()), "election")
+                .started(actor.get_id().pid(), context.now_ms());
+            actor.get_cell()
+        }
         ChildKind::Evaluator => Actor::spawn_linked(Some(name), EvaluatorPool, context, supervisor)
             .await?
             .0

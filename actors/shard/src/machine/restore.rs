@@ -6,14 +6,15 @@ use std::sync::Arc;
 use inferadb_storage::Durability;
 use inferadb_vault::{NodeCatalog, Vault, VaultOptions};
 
-use super::{finish_catalog, leases, members, placements, Member, ShardMachine};
+use super::{fences, finish_catalog, leases, members, placements, Member, ShardMachine};
 use crate::error::ShardError;
 use crate::files::VaultFiles;
 use crate::lease::LeaseTable;
 use crate::snapshot::{ShardImage, VaultImage};
 
 /// The machine's state as a snapshot image: every vault's record, commit index, schema
-/// texts and blocks, the lease table, the member registry and the placements.
+/// texts and blocks, the lease table, the member registry, the placements and the fence
+/// epochs.
 pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
     let mut vaults = Vec::with_capacity(machine.vaults.len());
     for (id, member) in &machine.vaults {
@@ -54,14 +55,16 @@ pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
             .collect(),
         members: machine.members.clone(),
         placements: machine.placements.clone(),
+        fence_epochs: machine.fence_epochs.clone(),
     })
 }
 
 /// Replaces the machine's state with a snapshot's. First the catalog durably forgets every
-/// vault, lease, member and placement (applied index 0) and the files go, so a crash
-/// part-way leaves an empty machine that the shell restores again; then each vault is
-/// rebuilt block by block, synced, and only then named by the catalog, with the snapshot's
-/// leases, members, placements and applied index, durably.
+/// vault, lease, member, placement and fence epoch (applied index 0) and the files and
+/// their stale markers go, so a crash part-way leaves an empty machine that the shell
+/// restores again; then each vault is rebuilt block by block, synced, and only then named
+/// by the catalog, with the snapshot's leases, members, placements, fence epochs and
+/// applied index, durably.
 pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), ShardError> {
     let image = ShardImage::decode(data)?;
     let limits = machine.leases.limits();
@@ -74,20 +77,27 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
     machine.vaults.clear();
     let records = machine.catalog.list_vaults()?;
     let mut txn = machine.catalog.database().begin_write()?;
-    for record in records {
+    for record in &records {
         machine.catalog.delete_vault_in(&mut txn, record.id)?;
     }
     let empty = LeaseTable::new(limits);
     leases::write_all(&mut txn, &empty)?;
     members::write_all(&mut txn, &BTreeMap::new())?;
     placements::write_all(&mut txn, &BTreeMap::new())?;
+    fences::write_all(&mut txn, &BTreeMap::new())?;
     finish_catalog(txn, 0, Durability::Immediate)?;
     machine.applied_index = 0;
     machine.leases = empty;
     machine.members.clear();
     machine.placements.clear();
+    machine.fence_epochs.clear();
     for id in machine.files.list()? {
         machine.files.remove(id)?;
+    }
+    // Only now that the catalog durably forgot the vaults: a marker cleared before would
+    // let a crash reopen a stale vault's old file as if it were current.
+    for record in &records {
+        machine.files.clear_stale(record.id)?;
     }
     let mut vaults = BTreeMap::new();
     for vault in &image.vaults {
@@ -105,16 +115,19 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
     leases::write_all(&mut txn, &restored)?;
     members::write_all(&mut txn, &image.members)?;
     placements::write_all(&mut txn, &image.placements)?;
+    fences::write_all(&mut txn, &image.fence_epochs)?;
     finish_catalog(txn, image.applied_index, Durability::Immediate)?;
     machine.vaults = vaults;
     machine.leases = restored;
     machine.members = image.members;
     machine.placements = image.placements;
+    machine.fence_epochs = image.fence_epochs;
     machine.applied_index = image.applied_index;
     Ok(())
 }
 
-/// Creates a vault's file and replays its ledger into it.
+/// Creates a vault's file (a fresh one: no stale marker stays under its id) and replays its
+/// ledger into it.
 fn rebuild(
     files: &mut dyn VaultFiles,
     options: &VaultOptions,
@@ -122,6 +135,7 @@ fn rebuild(
 ) -> Result<Member, ShardError> {
     let record = &image.record;
     let db = files.create(record.id)?;
+    files.clear_stale(record.id)?;
     NodeCatalog::open(Arc::clone(&db), [0; 32])?.create_vault(
         record.id,
         &record.name,

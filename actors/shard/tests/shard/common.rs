@@ -7,7 +7,7 @@ use std::sync::Arc;
 use inferadb_protocols::{Relationship, VaultId};
 use inferadb_shard::{
     Lease, LeaseLimits, LeaseTable, MemberRecord, MemoryVaultFiles, Placement, ShardAnswer,
-    ShardCommand, ShardMachine, ShardOptions,
+    ShardCommand, ShardMachine, ShardOptions, VaultFiles,
 };
 use inferadb_storage::io::{CrashMode, MemoryIo};
 use inferadb_vault::{
@@ -69,8 +69,17 @@ impl Disk {
     }
 
     pub fn open(&self) -> ShardMachine {
+        self.open_with(ShardOptions::default())
+    }
+
+    pub fn open_with(&self, options: ShardOptions) -> ShardMachine {
+        self.open_over(Box::new(self.files.clone()), options)
+    }
+
+    /// The machine over this disk's catalog and `files` (a wrapper of this disk's files).
+    pub fn open_over(&self, files: Box<dyn VaultFiles>, options: ShardOptions) -> ShardMachine {
         let db = Arc::new(open_database_with_io(Arc::clone(&self.catalog) as _).unwrap());
-        ShardMachine::open(db, Box::new(self.files.clone()), ShardOptions::default()).unwrap()
+        ShardMachine::open(db, files, options).unwrap()
     }
 }
 
@@ -107,13 +116,15 @@ pub fn lease_print(machine: &ShardMachine) -> LeasePrint {
     )
 }
 
-/// A replica's whole state: applied index, vaults, leases, member registry, placements.
+/// A replica's whole state: applied index, vaults, leases, member registry, placements,
+/// fence epochs.
 pub type Print = (
     u64,
     Vec<VaultPrint>,
     LeasePrint,
     BTreeMap<u64, MemberRecord>,
     BTreeMap<VaultId, Placement>,
+    BTreeMap<String, u64>,
 );
 
 /// Everything a replica's state is, checking each vault's ledger on the way.
@@ -171,6 +182,7 @@ pub fn fingerprint(machine: &ShardMachine) -> Print {
         lease_print(machine),
         machine.members().clone(),
         machine.placements().clone(),
+        machine.fence_epochs().clone(),
     )
 }
 
@@ -229,7 +241,9 @@ pub enum Spec {
         vault: u8,
     },
     /// `PurgeExpired` of a vault, at most [`PURGE_LIMITS`]`[limit]` relationships, fenced
-    /// by lease job 0..3, holder and epoch as in [`Spec::Lease`].
+    /// by lease job 0..3, holder and epoch as in [`Spec::Lease`], but for a job with no
+    /// lease (a data shard's, or a released one) epoch is `epoch + 1` itself, so that the
+    /// fencing-token rule sees epochs rise and fall.
     Purge {
         vault: u8,
         limit: u8,
@@ -379,28 +393,36 @@ fn filter_for(pick: u8) -> RelationshipFilter {
 
 /// The (job, holder, epoch) a `Spec::Lease` or `Spec::Purge` names: holder 0 is the job's
 /// current holder, epoch 0..=2 its current epoch and 3 the one before, where `current`
-/// gives the job's (holder, epoch).
+/// gives the job's (holder, epoch); for a job without a lease (`current` gives `None`),
+/// holder 0 is node 1 and the epoch is `epoch + 1`.
 fn fence(
     job: u8,
     holder: u8,
     epoch: u8,
-    current: impl Fn(&str) -> (u64, u64),
+    current: impl Fn(&str) -> Option<(u64, u64)>,
 ) -> (String, u64, u64) {
     let job = JOBS[usize::from(job)].to_owned();
-    let (current_holder, current_epoch) = current(&job);
+    let leased = current(&job);
+    let (current_holder, current_epoch) = leased.unwrap_or((1, 1));
     let holder = match holder {
         0 => current_holder,
         holder => u64::from(holder),
     };
-    let epoch = match epoch {
-        0..=2 => current_epoch,
-        _ => current_epoch.saturating_sub(1),
+    let epoch = match (leased, epoch) {
+        (None, epoch) => u64::from(epoch) + 1,
+        (Some(_), 0..=2) => current_epoch,
+        (Some(_), _) => current_epoch.saturating_sub(1),
     };
     (job, holder, epoch)
 }
 
-/// The `PurgeExpired` of a `Spec::Purge`; `current` is the job's (holder, epoch).
-fn purge_command(spec: &Spec, now_ms: u64, current: impl Fn(&str) -> (u64, u64)) -> ShardCommand {
+/// The `PurgeExpired` of a `Spec::Purge`; `current` is the job's (holder, epoch), if it has
+/// a lease.
+fn purge_command(
+    spec: &Spec,
+    now_ms: u64,
+    current: impl Fn(&str) -> Option<(u64, u64)>,
+) -> ShardCommand {
     let Spec::Purge {
         vault,
         limit,
@@ -422,8 +444,13 @@ fn purge_command(spec: &Spec, now_ms: u64, current: impl Fn(&str) -> (u64, u64))
     }
 }
 
-/// The lease command of a `Spec::Lease`; `current` is the job's (holder, epoch).
-fn lease_command(spec: &Spec, now_ms: u64, current: impl Fn(&str) -> (u64, u64)) -> ShardCommand {
+/// The lease command of a `Spec::Lease`; `current` is the job's (holder, epoch), if it has
+/// a lease.
+fn lease_command(
+    spec: &Spec,
+    now_ms: u64,
+    current: impl Fn(&str) -> Option<(u64, u64)>,
+) -> ShardCommand {
     let Spec::Lease {
         kind,
         job,
@@ -493,8 +520,8 @@ pub fn command(spec: &Spec, index: u64) -> ShardCommand {
             id: VaultId(u64::MAX),
         },
         // Without a table to look at, "the current epoch" is a small fixed guess.
-        Spec::Lease { .. } => lease_command(spec, now_ms, |_| (1, 1)),
-        Spec::Purge { .. } => purge_command(spec, now_ms, |_| (1, 1)),
+        Spec::Lease { .. } => lease_command(spec, now_ms, |_| Some((1, 1))),
+        Spec::Purge { .. } => purge_command(spec, now_ms, |_| Some((1, 1))),
         Spec::Place {
             vault,
             name,
@@ -573,9 +600,7 @@ pub fn encoded(specs: &[Spec], first: u64) -> Vec<Vec<u8>> {
             let index = first + offset as u64;
             let now_ms = 1_000 + 10 * index;
             let current = |shadow: &LeaseTable, job: &str| {
-                shadow
-                    .get(job)
-                    .map_or((1, 1), |lease| (lease.holder, lease.epoch))
+                shadow.get(job).map(|lease| (lease.holder, lease.epoch))
             };
             match spec {
                 Spec::Garbage => vec![1, 99, 0],

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use inferadb_protocols::VaultId;
 use inferadb_raft::group::StateMachine;
 use inferadb_shard::observer::{ShardObserver, VaultChange};
-use inferadb_shard::snapshot::{SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_NO_PLACEMENTS};
+use inferadb_shard::snapshot::{SNAPSHOT_FORMAT_NO_FENCES, SNAPSHOT_FORMAT_NO_PLACEMENTS};
 use inferadb_shard::{Placement, ShardAnswer, ShardCommand, ShardMachine};
 use inferadb_vault::CatalogError;
 
@@ -247,7 +247,7 @@ fn a_snapshot_carries_the_placements() {
         &[place(7, "other", 1), place(8, "alpha", 1)],
     );
     let snapshot = source.snapshot();
-    assert_eq!(snapshot[0], SNAPSHOT_FORMAT);
+    assert_eq!(snapshot[0], SNAPSHOT_FORMAT_NO_FENCES);
     target.restore(&snapshot);
     assert_eq!(target.fatal(), None);
     assert_eq!(fingerprint(&target), fingerprint(&source));
@@ -297,7 +297,7 @@ fn older_snapshot_formats_restore_with_no_placements() {
 
     // Format 4 with no placements decodes as its format-3 twin, and re-encodes as it.
     let mut four = three.clone();
-    four[0] = SNAPSHOT_FORMAT;
+    four[0] = SNAPSHOT_FORMAT_NO_FENCES;
     four.extend_from_slice(&0u32.to_be_bytes());
     let (mut target, _) = machine();
     target.restore(&four);
