@@ -98,7 +98,15 @@ pub async fn read_barrier(context: &GatewayContext, shard: u64) -> Result<u64, P
     mailbox
         .call(|reply| ShardMsg::ReadBarrier { reply }, timeout)
         .await
-        .map_err(crate::routes::mailbox_problem)?
+        .map_err(|error| match error {
+            // No leader confirmed this read in time (an election, a minority): retry.
+            inferadb_messages::MailboxError::Timeout { .. } => Problem::unavailable(format!(
+                "a fully consistent read found no leader within \
+                 http.consistency_wait_max_ms ({timeout} ms)"
+            ))
+            .retry_after(1),
+            other => crate::routes::mailbox_problem(other),
+        })?
         .map_err(|failure| match failure {
             // A read changes nothing: whatever the barrier's fate, a retry is safe.
             ProposalFailure::NotApplied { reason } | ProposalFailure::OutcomeUnknown { reason } => {

@@ -39,6 +39,7 @@ pub fn transport_config(config: &NodeConfig) -> Result<ClusterConfig, String> {
         transport.peers.insert(peer.id, addr);
     }
     transport.reconnect_interval_ms = cluster.reconnect_interval_ms;
+    transport.tls.clone_from(&cluster.tls);
     transport.forward_timeout_ms = cluster.forward_timeout_ms;
     Ok(transport)
 }
@@ -177,17 +178,24 @@ impl TransportView {
 impl ClusterView for TransportView {
     fn peers(&self) -> Vec<PeerView> {
         let linked = self.cluster.linked_peers();
-        let mut peers: Vec<PeerView> = self
+        // The transport's current set: the configured peers and those the member registry
+        // added since.
+        let mut peers: std::collections::BTreeMap<u64, String> = self
             .peers
             .iter()
-            .map(|peer| PeerView {
-                id: peer.id,
-                address: peer.addr.clone(),
-                linked: linked.contains(&peer.id),
-            })
+            .map(|peer| (peer.id, peer.addr.clone()))
             .collect();
-        peers.sort_by_key(|peer| peer.id);
+        for (id, address) in self.cluster.peers() {
+            peers.insert(id, address.to_string());
+        }
         peers
+            .into_iter()
+            .map(|(id, address)| PeerView {
+                id,
+                address,
+                linked: linked.contains(&id),
+            })
+            .collect()
     }
 }
 

@@ -70,6 +70,9 @@ pub struct ClusterConfig {
     /// Data shards: raft groups that hold the vaults (shard 0, the system shard, holds
     /// the membership and each vault's placement). Every member must use the same count.
     pub data_shards: u64,
+    /// Mutual TLS between members (`cert_file`, `key_file`, `ca_file`, PEM): every member
+    /// must turn it on together. Absent: plaintext links (the cookie only authenticates).
+    pub tls: Option<inferadb_cluster::TlsConfig>,
     /// How often a missing link to a peer is retried.
     pub reconnect_interval_ms: u64,
     /// How long a proposal or read barrier forwarded to the leader may take.
@@ -114,6 +117,7 @@ impl Default for ClusterConfig {
             peers: Vec::new(),
             join: false,
             data_shards: 1,
+            tls: None,
             reconnect_interval_ms: 250,
             forward_timeout_ms: 10_000,
         }
@@ -521,7 +525,7 @@ fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
         (
             "raft.compact_after_entries",
             config.raft.compact_after_entries,
-            1_000,
+            10,
             u64::MAX,
         ),
         ("cluster.data_shards", config.cluster.data_shards, 1, 64),

@@ -34,6 +34,10 @@ fn install_metrics() -> Result<PrometheusHandle, Box<dyn Error>> {
             Matcher::Full(inferadb_gateway::REQUEST_DURATION_SECONDS.to_string()),
             &LATENCY_BUCKETS_S,
         )?
+        .set_buckets_for_metric(
+            Matcher::Full("inferadb_raft_ready_cycle_seconds".to_string()),
+            &LATENCY_BUCKETS_S,
+        )?
         .install_recorder()?;
     Ok(handle)
 }

@@ -84,7 +84,11 @@ impl Cluster {
             args.push("--join".to_string());
         }
         let options = NodeOptions {
-            env: vec![("INFERADB__CLUSTER__COOKIE".into(), COOKIE.into())],
+            env: vec![
+                ("INFERADB__CLUSTER__COOKIE".into(), COOKIE.into()),
+                // Compact often, so a member that was down catches up from a snapshot.
+                ("INFERADB__RAFT__COMPACT_AFTER_ENTRIES".into(), "25".into()),
+            ],
             start: true,
             args,
         };

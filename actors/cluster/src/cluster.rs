@@ -2,7 +2,7 @@
 //! the node uses to send through it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,9 @@ use parking_lot::Mutex;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort, SpawnErr};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{NodeServer, NodeServerMessage};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::config::ClusterConfig;
 use crate::connector::{Connector, ConnectorArguments};
@@ -27,6 +29,7 @@ use crate::inbox::{InboxArguments, PeerInbox};
 use crate::links::{node_name, LinkEvents, Links};
 use crate::peers::{PeerAdded, PeerSet};
 use crate::stats::{ClusterStats, Counters};
+use crate::tls::{accept_loop, Tls};
 use crate::transport::ClusterTransport;
 
 /// The id of the links book's subscription to the node server's events.
@@ -62,7 +65,7 @@ pub struct Cluster {
     /// handed out, so membership changes reach them all.
     peers: Arc<PeerSet>,
     forward_timeout_ms: u64,
-    node_server: ActorRef<NodeServerMessage>,
+    listening: Listening,
     inbox: ActorRef<PeerMsg>,
     connector: ActorRef<ConnectorMsg>,
     links: Arc<Links>,
@@ -71,21 +74,21 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Validates `config`, starts the node server on the listen address, the peer inbox
-    /// (which hands what peers send to `handler`) and the connector. Each actor is linked to
-    /// `supervisor` when one is given. Runs inside a tokio runtime.
+    /// Validates `config` (with TLS, reading its files), starts the node server on the
+    /// listen address, the peer inbox (which hands what peers send to `handler`) and the
+    /// connector. Each actor is linked to `supervisor` when one is given. Runs inside a tokio
+    /// runtime.
     pub async fn start(
         config: ClusterConfig,
         handler: Arc<dyn PeerHandler>,
         supervisor: Option<ActorCell>,
     ) -> Result<Cluster, ClusterError> {
-        config.validate()?;
+        let tls = config.validate_and_load()?;
         let slot = ProcessSlot::claim()?;
-        let local_addr = resolve_listen_address(config.listen)?;
         let links = Arc::new(Links::default());
         let peers = Arc::new(PeerSet::new(config.node_id, config.peers.clone()));
         let counters = Arc::new(Counters::default());
-        let node_server = start_node_server(&config, local_addr, &links, &supervisor).await?;
+        let (listening, local_addr) = listen(&config, tls.as_ref(), &links, &supervisor).await?;
         let inbox = InboxArguments {
             node_id: config.node_id,
             handler,
@@ -94,32 +97,34 @@ impl Cluster {
         let inbox = match spawn(PeerInbox, inbox, &supervisor).await {
             Ok(inbox) => inbox,
             Err(error) => {
-                node_server.stop(None);
+                listening.stop();
                 return Err(spawn_error("peer inbox", &error));
             }
         };
         let connector = ConnectorArguments {
-            node_server: node_server.clone(),
+            node_server: listening.node_server.clone(),
             peers: peers.clone(),
             links: links.clone(),
             interval: Duration::from_millis(config.reconnect_interval_ms),
             handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+            tls: tls.map(|tls| tls.connector),
         };
         let connector = match spawn(Connector, connector, &supervisor).await {
             Ok(connector) => connector,
             Err(error) => {
                 inbox.stop(None);
-                node_server.stop(None);
+                listening.stop();
                 return Err(spawn_error("connector", &error));
             }
         };
-        tracing::info!(node_id = config.node_id, %local_addr, "cluster transport started");
+        let tls = listening.is_tls();
+        tracing::info!(node_id = config.node_id, %local_addr, tls, "cluster transport started");
         Ok(Cluster {
             node_id: config.node_id,
             local_addr,
             peers,
             forward_timeout_ms: config.forward_timeout_ms,
-            node_server,
+            listening,
             inbox,
             connector,
             links,
@@ -243,14 +248,14 @@ impl Cluster {
         self.counters.snapshot()
     }
 
-    /// Stops the connector, the inbox and the node server (which closes every session and
-    /// its listener), waiting for each to stop; then another cluster may start in this
-    /// process.
+    /// Stops the connector, the inbox, the TLS listener and the node server (which closes
+    /// every session and its own listener), waiting for each to stop; then another cluster
+    /// may start in this process, on the same address.
     pub async fn stop(&self) {
         // An actor that is already gone has nothing left to stop.
         self.connector.stop_and_wait(None, None).await.ok();
         self.inbox.stop_and_wait(None, None).await.ok();
-        self.node_server.stop_and_wait(None, None).await.ok();
+        self.listening.stop_and_wait().await;
         self.slot.lock().take();
         tracing::info!(node_id = self.node_id, "cluster transport stopped");
     }
@@ -312,7 +317,7 @@ impl Drop for Cluster {
         // Without waiting: a drop cannot await. Stopping a stopped actor does nothing.
         self.connector.stop(None);
         self.inbox.stop(None);
-        self.node_server.stop(None);
+        self.listening.stop();
     }
 }
 
@@ -333,24 +338,108 @@ fn resolve_listen_address(listen: SocketAddr) -> Result<SocketAddr, ClusterError
     })
 }
 
-/// Starts the node server bound to `address` and subscribes the links book to its events
-/// (before any session can become ready: the connector is not started yet).
+/// Where the node server's connections come from. Without TLS, its own listener on the
+/// listen address. With TLS, this crate's listener on the listen address (see the `tls`
+/// module: ractor_cluster's would let one silent connection hold up every handshake after
+/// it), which hands the node server only connections whose TLS handshake completed;
+/// ractor_cluster's listener, which cannot be left out, then binds a free loopback port and
+/// accepts nothing but the same mutual TLS.
+struct Listening {
+    node_server: ActorRef<NodeServerMessage>,
+    /// With TLS, the task accepting on the listen address (taken when stopped and waited for).
+    tls_listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Listening {
+    fn new(node_server: ActorRef<NodeServerMessage>, tls_listener: Option<JoinHandle<()>>) -> Self {
+        Listening {
+            node_server,
+            tls_listener: Mutex::new(tls_listener),
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.tls_listener.lock().is_some()
+    }
+
+    /// Stops accepting and stops the node server, without waiting.
+    fn stop(&self) {
+        if let Some(listener) = self.tls_listener.lock().as_ref() {
+            listener.abort();
+        }
+        self.node_server.stop(None);
+    }
+
+    /// Stops accepting and stops the node server, waiting for both (so the listen address is
+    /// free again when this returns).
+    async fn stop_and_wait(&self) {
+        let listener = self.tls_listener.lock().take();
+        if let Some(listener) = listener {
+            listener.abort();
+            // Cancelled, as asked: the listener is dropped by now.
+            listener.await.ok();
+        }
+        // A stopped node server has nothing left to stop.
+        self.node_server.stop_and_wait(None, None).await.ok();
+    }
+}
+
+/// Binds the listen address and starts the node server (see [`Listening`]); returns the
+/// bound address.
+async fn listen(
+    config: &ClusterConfig,
+    tls: Option<&Tls>,
+    links: &Arc<Links>,
+    supervisor: &Option<ActorCell>,
+) -> Result<(Listening, SocketAddr), ClusterError> {
+    let Some(tls) = tls else {
+        let address = resolve_listen_address(config.listen)?;
+        let node_server =
+            start_node_server(config, address, address, None, links, supervisor).await?;
+        return Ok((Listening::new(node_server, None), address));
+    };
+    let bound = TcpListener::bind(config.listen)
+        .await
+        .and_then(|listener| Ok((listener.local_addr()?, listener)));
+    let (address, listener) = bound.map_err(|error| ClusterError::Listen {
+        address: config.listen,
+        reason: error.to_string(),
+    })?;
+    let loopback = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
+    let encryption = Some(IncomingEncryptionMode::Tls(tls.acceptor.clone()));
+    let node_server =
+        start_node_server(config, address, loopback, encryption, links, supervisor).await?;
+    let accepting = accept_loop(
+        listener,
+        tls.acceptor.clone(),
+        node_server.clone(),
+        Duration::from_millis(config.handshake_timeout_ms),
+    );
+    let listening = Listening::new(node_server, Some(tokio::spawn(accepting)));
+    Ok((listening, address))
+}
+
+/// Starts the node server of the node listening at `address`, with ractor_cluster's
+/// listener bound to `bind`, and subscribes the links book to its events (before any session
+/// can become ready: the connector is not started yet).
 async fn start_node_server(
     config: &ClusterConfig,
     address: SocketAddr,
+    bind: SocketAddr,
+    encryption: Option<IncomingEncryptionMode>,
     links: &Arc<Links>,
     supervisor: &Option<ActorCell>,
 ) -> Result<ActorRef<NodeServerMessage>, ClusterError> {
     let server = NodeServer::new(
-        address.port(),
+        bind.port(),
         config.cookie.clone(),
         node_name(config.node_id),
         address.ip().to_string(),
-        None,
+        encryption,
         // Only members are dialled: no transitive connections to peers of peers.
         Some(NodeConnectionMode::Isolated),
     )
-    .with_listen_addr(address.ip());
+    .with_listen_addr(bind.ip());
     let node_server =
         spawn(server, (), supervisor)
             .await

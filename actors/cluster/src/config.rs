@@ -1,8 +1,11 @@
-//! [`ClusterConfig`]: who this node is among its peers, where it listens, and the shared
-//! secret that lets nodes in.
+//! [`ClusterConfig`]: who this node is among its peers, where it listens, the shared secret
+//! that lets nodes in, and the certificates of mutual TLS ([`TlsConfig`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::tls::Tls;
 
 /// The shortest cookie accepted: the cookie is the only thing that keeps a stranger's node
 /// out of the cluster, so it must not be guessable.
@@ -43,6 +46,30 @@ pub struct ClusterConfig {
     /// on a peer that accepted the connection but does not answer.
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
+    /// Mutual TLS for every link, when set; plain TCP when absent (see the crate doc).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// The PEM files of mutual TLS between nodes. Every node has a certificate of its own, signed
+/// by the cluster's certificate authority, that is valid both as a server and as a client
+/// (no extended key usage, or both `serverAuth` and `clientAuth`) and that names as an IP
+/// subject alternative name every address its peers dial it at (the addresses in their
+/// `cluster.peers`).
+///
+/// Only paths are held (and printed by `Debug`): the key is read when the transport starts
+/// and never kept in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// This node's certificate chain (PEM): its own certificate first, then any
+    /// intermediates.
+    pub cert_file: PathBuf,
+    /// The private key of that certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// The certificate authorities (PEM) a peer's certificate must chain to, whether the peer
+    /// connects to this node or this node to it.
+    pub ca_file: PathBuf,
 }
 
 fn default_reconnect_interval_ms() -> u64 {
@@ -69,6 +96,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("reconnect_interval_ms", &self.reconnect_interval_ms)
             .field("forward_timeout_ms", &self.forward_timeout_ms)
             .field("handshake_timeout_ms", &self.handshake_timeout_ms)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -103,6 +131,52 @@ pub enum ConfigError {
         /// The field.
         field: &'static str,
     },
+    /// A file named by `tls` cannot be used.
+    #[error("cluster.tls.{field} `{}`: {problem}", path.display())]
+    TlsFile {
+        /// The field of [`TlsConfig`] that names the file: `cert_file`, `key_file` or
+        /// `ca_file`.
+        field: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: TlsFileProblem,
+    },
+}
+
+/// What is wrong with a file named by [`TlsConfig`] (see [`ConfigError::TlsFile`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TlsFileProblem {
+    /// The file cannot be read.
+    #[error("cannot be read: {reason}")]
+    Unreadable {
+        /// The operating system's answer.
+        reason: String,
+    },
+    /// The file is not well-formed PEM.
+    #[error("is not valid PEM: {reason}")]
+    Malformed {
+        /// The parser's answer.
+        reason: String,
+    },
+    /// The file holds no `CERTIFICATE` section.
+    #[error("no certificate found")]
+    NoCertificate,
+    /// The file holds no private key section (`PRIVATE KEY`, `RSA PRIVATE KEY` or
+    /// `EC PRIVATE KEY`).
+    #[error("no private key found")]
+    NoPrivateKey,
+    /// The key is not the key of the certificate in `cert_file`.
+    #[error("is not the private key of the certificate in cluster.tls.cert_file")]
+    KeyMismatch,
+    /// The contents are well-formed but refused by TLS (an unsupported key type, a
+    /// certificate that does not parse, a certificate authority that cannot be a trust
+    /// anchor).
+    #[error("refused by TLS: {reason}")]
+    Refused {
+        /// rustls's answer.
+        reason: String,
+    },
 }
 
 impl ClusterConfig {
@@ -116,11 +190,25 @@ impl ClusterConfig {
             reconnect_interval_ms: DEFAULT_RECONNECT_INTERVAL_MS,
             forward_timeout_ms: DEFAULT_FORWARD_TIMEOUT_MS,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            tls: None,
         }
     }
 
-    /// Checks every rule; the first one broken is reported.
+    /// Checks every rule, and with `tls` reads and checks its files (the first problem is
+    /// reported, naming the field and the file): what [`Cluster::start`](crate::Cluster::start)
+    /// would refuse.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_and_load().map(drop)
+    }
+
+    /// [`ClusterConfig::validate`], keeping the loaded TLS configuration.
+    pub(crate) fn validate_and_load(&self) -> Result<Option<Tls>, ConfigError> {
+        self.check_rules()?;
+        self.tls.as_ref().map(Tls::load).transpose()
+    }
+
+    /// The rules that need no file.
+    fn check_rules(&self) -> Result<(), ConfigError> {
         if self.node_id == 0 {
             return Err(ConfigError::NodeIdZero);
         }
@@ -257,5 +345,34 @@ mod tests {
         assert_eq!(config.forward_timeout_ms, DEFAULT_FORWARD_TIMEOUT_MS);
         assert_eq!(config.handshake_timeout_ms, DEFAULT_HANDSHAKE_TIMEOUT_MS);
         assert!(config.peers.is_empty());
+        assert_eq!(config.tls, None);
+    }
+
+    #[test]
+    fn tls_names_its_three_files_and_validate_reads_them() {
+        let config: ClusterConfig = serde_json::from_str(
+            r#"{"node_id": 3, "listen": "127.0.0.1:0", "cookie": "a-cookie-of-16-bytes-or-more",
+                "tls": {"cert_file": "/nonexistent/node.pem", "key_file": "/nonexistent/node.key",
+                        "ca_file": "/nonexistent/ca.pem"}}"#,
+        )
+        .unwrap();
+        let tls = config.tls.clone().unwrap();
+        assert_eq!(tls.key_file, PathBuf::from("/nonexistent/node.key"));
+        assert!(format!("{config:?}").contains("/nonexistent/node.key"));
+        let error = config.validate().unwrap_err();
+        assert!(matches!(
+            &error,
+            ConfigError::TlsFile { field: "cert_file", path, problem: TlsFileProblem::Unreadable { .. } }
+                if path == &tls.cert_file
+        ));
+        assert!(
+            error
+                .to_string()
+                .starts_with("cluster.tls.cert_file `/nonexistent/node.pem`: cannot be read"),
+            "{error}"
+        );
+        // An unknown key is a typo, not an option.
+        let typo = r#"{"cert_file": "a", "key_file": "b", "ca_file": "c", "cafile": "d"}"#;
+        assert!(serde_json::from_str::<TlsConfig>(typo).is_err());
     }
 }

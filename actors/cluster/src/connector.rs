@@ -14,11 +14,13 @@ use inferadb_messages::ConnectorMsg;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::node::NodeServerSessionInformation;
-use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
+use ractor_cluster::{ClientConnectErr, NodeServerMessage, NodeSessionMessage};
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
 use crate::links::{peer_of, Links};
 use crate::peers::PeerSet;
+use crate::tls::server_name;
 
 /// The connector actor.
 pub(crate) struct Connector;
@@ -36,6 +38,8 @@ pub(crate) struct ConnectorArguments {
     pub(crate) interval: Duration,
     /// How long a session may stay short of ready before it is closed.
     pub(crate) handshake_timeout: Duration,
+    /// With TLS, how peers are dialled (see [`server_name`] for the name they must prove).
+    pub(crate) tls: Option<TlsConnector>,
 }
 
 /// The connector's state.
@@ -177,15 +181,28 @@ fn peer_at(peers: &BTreeMap<u64, SocketAddr>, address: &str) -> Option<u64> {
 }
 
 /// Opens a connection on its own task: a peer that does not answer must not hold the
-/// connector (the attempt is given one interval).
+/// connector (the attempt, TLS handshake included, is given one interval).
 fn connect(state: &ConnectorArguments, peer: u64, address: SocketAddr) {
     let node_server = state.node_server.clone();
     let limit = state.interval;
+    let tls = state.tls.clone();
     tokio::spawn(async move {
-        match tokio::time::timeout(limit, ractor_cluster::client_connect(&node_server, address))
-            .await
-        {
+        let attempt = async {
+            match tls {
+                Some(tls) => {
+                    let name = server_name(address);
+                    ractor_cluster::client_connect_enc(&node_server, address, tls, name).await
+                }
+                None => ractor_cluster::client_connect(&node_server, address).await,
+            }
+        };
+        match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(())) => tracing::debug!(peer, %address, "cluster connection opened"),
+            // A peer whose certificate does not verify (or that does not speak TLS): a
+            // misconfiguration rather than an outage.
+            Ok(Err(ClientConnectErr::Encryption(error))) => {
+                tracing::warn!(peer, %address, %error, "cluster peer refused: TLS handshake failed");
+            }
             // Expected while the peer is down: the next round tries again.
             Ok(Err(error)) => tracing::debug!(peer, %address, %error, "cluster peer unreachable"),
             Err(_) => tracing::debug!(peer, %address, "cluster connection attempt timed out"),

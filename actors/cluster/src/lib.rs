@@ -1,12 +1,12 @@
 //! The node-to-node transport over ractor_cluster. This crate owns the links between nodes
-//! (a ractor_cluster node server, authenticated by the cluster cookie, and a connector that
-//! keeps every current peer linked) and the peer inbox, the one actor other nodes send
+//! (a ractor_cluster node server, authenticated by the cluster cookie and, when configured,
+//! mutual TLS, and a connector that keeps every current peer linked) and the peer inbox, the one actor other nodes send
 //! to. It must never decide anything about consensus (which message to send, to whom, what
 //! a proposal means: that is raft's and the node's), and it must never block on the network
 //! in a send: raft's [`Transport::send`](inferadb_raft::transport::Transport::send) only
 //! queues, and a missing link drops the message.
 //!
-//! - [`ClusterConfig`]: node id, listen address, cookie, peers, intervals.
+//! - [`ClusterConfig`]: node id, listen address, cookie, peers, intervals, and [`TlsConfig`].
 //! - [`Cluster`]: starts the actors; [`Cluster::transport`] for raft, [`Cluster::propose`] and
 //!   [`Cluster::read_barrier`] to forward requests, [`Cluster::add_peer`],
 //!   [`Cluster::remove_peer`] and [`Cluster::peers`] to follow membership changes,
@@ -58,6 +58,46 @@
 //! peer forever. A peer with another cookie fails ractor_cluster's challenge, its session is
 //! closed, and it is never linked.
 //!
+//! # TLS
+//!
+//! Without [`ClusterConfig::tls`], links are plain TCP: the cookie handshake keeps nodes
+//! without the cookie out (ractor_cluster's challenge never sends the cookie itself), but
+//! everything else, raft messages and forwarded commands included, crosses the network in
+//! the clear and can be read or altered on the way.
+//!
+//! With [`TlsConfig`] (PEM files, read when the transport starts; a file that cannot be used
+//! is refused with [`ConfigError::TlsFile`], naming the field and the file), every link is
+//! mutual TLS 1.3 (rustls on aws-lc-rs, ractor_cluster's own stack), and only TLS:
+//!
+//! - Encrypted and integrity-protected: every byte of a link, from the cookie handshake on
+//!   (it runs inside TLS) to every payload.
+//! - Authenticated both ways: the node that accepts a connection requires a client
+//!   certificate and verifies it against `ca_file`; the node that dials verifies the
+//!   server's certificate against `ca_file` and presents its own. A plaintext peer, or one
+//!   whose certificate does not chain to `ca_file`, never links; the cookie must still match
+//!   too. The certificate proves membership of the cluster, not which node a peer is: the
+//!   node id a peer claims is the one in its ractor_cluster name, as without TLS.
+//! - Naming rule: a peer is dialled at the socket address in `peers` (or given to
+//!   [`Cluster::add_peer`]), and its certificate must carry that address's IP as an IP
+//!   subject alternative name (`127.0.0.1` for a node dialled at `127.0.0.1:7000`). DNS
+//!   names are not used, since peers are configured by address. A client certificate's names
+//!   are not checked, only its chain, so one certificate per node serves both ways; it must
+//!   allow both uses (no extended key usage, or both `serverAuth` and `clientAuth`).
+//! - Each TLS handshake a node accepts is given `handshake_timeout_ms`; one that does not
+//!   complete in time is closed without holding up others. ractor_cluster's own listener,
+//!   which completes handshakes one at a time with no limit, is moved to a free loopback port
+//!   (where it too accepts only this mutual TLS) and a listener of this crate takes the listen
+//!   address.
+//!
+//! Certificates are read once, at start: rotating them takes a restart of the node.
+//!
+//! TLS is all or nothing across a cluster: turn it on for every node at once (stop all, then
+//! start all with `tls`), never node by node. A TLS node refuses plaintext peers, and a
+//! plaintext node dialled by a TLS node does worse than refuse it: ractor_cluster reads the
+//! TLS hello as a frame length and aborts the process allocating it. (The same holds for any
+//! stray bytes sent to a plaintext node's port, which is one more reason to run with TLS
+//! wherever the cluster port is reachable by anything but members.)
+//!
 //! # Membership
 //!
 //! The peers start as `ClusterConfig::peers` and change at runtime as the node applies
@@ -93,12 +133,13 @@ mod inbox;
 mod links;
 mod peers;
 mod stats;
+mod tls;
 mod transport;
 
 pub use cluster::Cluster;
 pub use config::{
-    ClusterConfig, ConfigError, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS,
-    DEFAULT_RECONNECT_INTERVAL_MS, MIN_COOKIE_BYTES,
+    ClusterConfig, ConfigError, TlsConfig, TlsFileProblem, DEFAULT_FORWARD_TIMEOUT_MS,
+    DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_RECONNECT_INTERVAL_MS, MIN_COOKIE_BYTES,
 };
 pub use error::{ClusterError, ForwardError, PeerChangeError};
 pub use handler::{HandlerFuture, PeerHandler};

@@ -13,13 +13,14 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use inferadb_cluster::{
     Cluster, ClusterConfig, ClusterError, ConfigError, ForwardError, HandlerFuture,
-    PeerChangeError, PeerHandler,
+    PeerChangeError, PeerHandler, TlsConfig, TlsFileProblem,
 };
 use inferadb_messages::ProposeError;
 use inferadb_raft::transport::{PeerEnvelope, Transport};
@@ -653,4 +654,265 @@ async fn add_peer_refuses_this_node_and_node_zero() {
     assert_eq!(cluster.peers().into_keys().collect::<Vec<_>>(), vec![92]);
     assert!(!cluster.remove_peer(93), "never a peer");
     cluster.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutual TLS.
+
+/// Throwaway certificates, made at test time in a temporary directory: the cluster's
+/// authority, a member certificate it signed (one for every node, valid for `127.0.0.1` as
+/// server and client), and a stranger's certificate signed by another authority.
+struct Certificates {
+    dir: tempfile::TempDir,
+}
+
+impl Certificates {
+    fn new() -> Certificates {
+        let certificates = Certificates {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let cluster_ca = authority("inferadb test cluster CA");
+        let other_ca = authority("another CA");
+        certificates.write("ca.pem", &cluster_ca.pem());
+        certificates.write_node("member", &cluster_ca);
+        certificates.write_node("stranger", &other_ca);
+        certificates
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.path(name), contents).unwrap();
+    }
+
+    fn write_node(&self, name: &str, ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>) {
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, ca).unwrap();
+        self.write(&format!("{name}.pem"), &cert.pem());
+        self.write(&format!("{name}.key"), &key.serialize_pem());
+    }
+
+    /// A member's files: its certificate signed by the cluster's authority, which it trusts.
+    fn member(&self) -> TlsConfig {
+        self.tls("member")
+    }
+
+    /// A stranger's files: a certificate signed by another authority, though it trusts the
+    /// cluster's (so only its own certificate keeps it out).
+    fn stranger(&self) -> TlsConfig {
+        self.tls("stranger")
+    }
+
+    fn tls(&self, name: &str) -> TlsConfig {
+        TlsConfig {
+            cert_file: self.path(&format!("{name}.pem")),
+            key_file: self.path(&format!("{name}.key")),
+            ca_file: self.path("ca.pem"),
+        }
+    }
+}
+
+fn authority(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+/// Starts this process's node with `tls` (on a port the OS picks) and a recorder handler.
+async fn start_tls_parent(
+    node_id: u64,
+    peers: &[(u64, SocketAddr)],
+    tls: TlsConfig,
+) -> (Cluster, UnboundedReceiver<PeerEnvelope>) {
+    let (envelopes, received) = unbounded_channel();
+    let mut config = config(node_id, loopback(0), peers);
+    config.tls = Some(tls);
+    let cluster = Cluster::start(config, Arc::new(Recorder { envelopes }), None)
+        .await
+        .unwrap();
+    assert_ne!(cluster.local_addr().port(), 0, "the bound port is reported");
+    (cluster, received)
+}
+
+/// Spawns the peer `node_id` on `port` with `tls` (plain TCP with `None`), linked to the
+/// parent only.
+fn spawn_tls_peer(
+    node_id: u64,
+    port: u16,
+    parent: &Cluster,
+    tls: Option<TlsConfig>,
+) -> PeerProcess {
+    let mut peer = config(
+        node_id,
+        loopback(port),
+        &[(parent.node_id(), parent.local_addr())],
+    );
+    peer.tls = tls;
+    PeerProcess::spawn(&peer)
+}
+
+/// Checks over ten reconnect rounds that the links stay exactly `linked`.
+async fn assert_links_stay(cluster: &Cluster, linked: &[u64]) {
+    let rounds_end = Instant::now() + Duration::from_millis(10 * RECONNECT_INTERVAL_MS);
+    while Instant::now() < rounds_end {
+        assert_eq!(cluster.linked_peers(), linked);
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_peers_link_and_exchange_envelopes_and_forwarded_requests() {
+    let _serial = SERIAL.lock().await;
+    let certificates = Certificates::new();
+    let port = free_port();
+    let (cluster, mut received) =
+        start_tls_parent(101, &[(102, loopback(port))], certificates.member()).await;
+    let _peer = spawn_tls_peer(102, port, &cluster, Some(certificates.member()));
+    wait_linked(&cluster, 102).await;
+    for term in 1..=3 {
+        exchange(&cluster, &mut received, 102, term).await;
+    }
+    assert_eq!(
+        cluster.propose(102, GROUP, b"sealed".to_vec()).await,
+        Ok(b"echo:sealed".to_vec())
+    );
+    assert_eq!(
+        cluster.read_barrier(102, GROUP).await,
+        Ok(READ_INDEX_BASE + GROUP)
+    );
+    assert_eq!(cluster.stats().messages_refused, 0);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_node_refuses_a_plaintext_peer() {
+    let _serial = SERIAL.lock().await;
+    let certificates = Certificates::new();
+    let (plain_port, member_port) = (free_port(), free_port());
+    // This node lists 112 at an address nothing listens on, so that only 112 dials: a TLS
+    // hello sent to a plaintext node aborts that node (see the crate doc's TLS section).
+    let (cluster, _received) = start_tls_parent(
+        111,
+        &[(112, loopback(free_port())), (113, loopback(member_port))],
+        certificates.member(),
+    )
+    .await;
+    // Same cookie, no TLS: it dials this node in plain TCP every round.
+    let mut plain = spawn_tls_peer(112, plain_port, &cluster, None);
+    let _member = spawn_tls_peer(113, member_port, &cluster, Some(certificates.member()));
+    wait_linked(&cluster, 113).await;
+    assert_links_stay(&cluster, &[113]).await;
+    assert_eq!(
+        cluster.propose(112, GROUP, Vec::new()).await,
+        Err(ForwardError::NoLink { node: 112 })
+    );
+    assert!(
+        plain.is_running(),
+        "the plaintext peer was refused, it did not crash"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_certificate_another_authority_signed_never_links() {
+    let _serial = SERIAL.lock().await;
+    let certificates = Certificates::new();
+    let (stranger_port, member_port) = (free_port(), free_port());
+    let (cluster, _received) = start_tls_parent(
+        121,
+        &[(122, loopback(stranger_port)), (123, loopback(member_port))],
+        certificates.member(),
+    )
+    .await;
+    // Same cookie, and it trusts this node's authority: only its certificate is wrong, both
+    // as a server (this node dials it) and as a client (it dials this node).
+    let mut stranger = spawn_tls_peer(122, stranger_port, &cluster, Some(certificates.stranger()));
+    let _member = spawn_tls_peer(123, member_port, &cluster, Some(certificates.member()));
+    wait_linked(&cluster, 123).await;
+    assert_links_stay(&cluster, &[123]).await;
+    assert_eq!(
+        cluster.propose(122, GROUP, Vec::new()).await,
+        Err(ForwardError::NoLink { node: 122 })
+    );
+    assert!(
+        stranger.is_running(),
+        "the stranger was refused, it did not crash"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_does_not_hold_up_tls_handshakes() {
+    let _serial = SERIAL.lock().await;
+    let certificates = Certificates::new();
+    let port = free_port();
+    // This node lists 132 at an address nothing listens on: only 132's own connection,
+    // accepted after the silent one, can link them.
+    let (cluster, mut received) =
+        start_tls_parent(131, &[(132, loopback(free_port()))], certificates.member()).await;
+    let silent = tokio::net::TcpStream::connect(cluster.local_addr())
+        .await
+        .unwrap();
+    let _peer = spawn_tls_peer(132, port, &cluster, Some(certificates.member()));
+    wait_linked(&cluster, 132).await;
+    exchange(&cluster, &mut received, 132, 1).await;
+    drop(silent);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_refuses_unusable_tls_files_naming_the_field_and_the_file() {
+    let _serial = SERIAL.lock().await;
+    let certificates = Certificates::new();
+    let (envelopes, _received) = unbounded_channel();
+    let handler: Arc<dyn PeerHandler> = Arc::new(Recorder { envelopes });
+    let start = |tls: TlsConfig| {
+        let mut config = ClusterConfig::new(141, loopback(0), COOKIE);
+        config.tls = Some(tls);
+        Cluster::start(config, handler.clone(), None)
+    };
+
+    let missing = TlsConfig {
+        cert_file: certificates.path("missing.pem"),
+        ..certificates.member()
+    };
+    let Err(ClusterError::Config(error)) = start(missing.clone()).await else {
+        panic!("a missing certificate file was accepted");
+    };
+    assert!(matches!(
+        &error,
+        ConfigError::TlsFile { field: "cert_file", path, problem: TlsFileProblem::Unreadable { .. } }
+            if path == &missing.cert_file
+    ));
+
+    // A key where the certificate should be.
+    let swapped = TlsConfig {
+        cert_file: certificates.path("member.key"),
+        ..certificates.member()
+    };
+    let Err(ClusterError::Config(error)) = start(swapped.clone()).await else {
+        panic!("a certificate file without a certificate was accepted");
+    };
+    let expected = format!(
+        "cluster.tls.cert_file `{}`: no certificate found",
+        swapped.cert_file.display()
+    );
+    assert_eq!(error.to_string(), expected);
+    assert_eq!(ClusterError::Config(error).to_string(), expected);
+
+    // The failed starts kept no slot; the sound files start.
+    start(certificates.member()).await.unwrap().stop().await;
 }
