@@ -115,6 +115,11 @@ impl<S: LogStore> RaftCore<S> {
         self.node.raft.state == StateRole::Leader
     }
 
+    /// The integration bugs this member reproduces on purpose (all off in production).
+    pub fn canaries(&self) -> &Canaries {
+        &self.canaries
+    }
+
     /// Whether this member knows no configuration (no voters, learners or outgoing voters).
     fn unconfigured(&self) -> bool {
         let conf = self.node.raft.prs().conf().to_conf_state();

@@ -116,6 +116,8 @@ pub struct RaftGroup<S: LogStore, M: StateMachine> {
     waiting: BTreeMap<u64, u64>,
     /// Reads whose leadership was confirmed, waiting for the state machine: id → index.
     confirmed_reads: BTreeMap<u64, u64>,
+    /// Answers given before their entry committed (the `answer_on_append` canary only).
+    premature: Vec<Completion>,
 }
 
 impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
@@ -138,6 +140,7 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
             applied,
             waiting: BTreeMap::new(),
             confirmed_reads: BTreeMap::new(),
+            premature: Vec::new(),
         }
     }
 
@@ -175,6 +178,14 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     /// Proposes `data`; the ticket completes once the entry is applied (or dropped).
     pub fn propose(&mut self, data: Vec<u8>) -> Result<Proposed, CoreError> {
         let ticket = self.core.propose(data, Vec::new())?;
+        if self.core.canaries().answer_on_append {
+            // The bug: the client hears "applied" for an entry no quorum holds yet.
+            self.premature.push(Completion::Applied {
+                ticket,
+                output: Vec::new(),
+            });
+            return Ok(ticket);
+        }
         self.waiting.insert(ticket.index, ticket.term);
         Ok(ticket)
     }
@@ -193,7 +204,10 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     /// Runs Ready cycles until none is pending; applies committed entries; returns what the
     /// shell must do.
     pub fn drain(&mut self) -> Result<Outputs, CoreError> {
-        let mut outputs = Outputs::default();
+        let mut outputs = Outputs {
+            completions: std::mem::take(&mut self.premature),
+            ..Outputs::default()
+        };
         self.check_machine()?;
         let applied_before = self.applied;
         while let Some(effects) = self.core.ready()? {

@@ -94,4 +94,8 @@ pub struct Canaries {
     /// Answer `read_index` at once from the local commit index, without confirming
     /// leadership with a quorum: a deposed leader serves stale reads.
     pub local_reads_without_read_index: bool,
+    /// Answer a client as soon as its proposal is appended to the leader's log, before a
+    /// quorum has it (so before it commits): a leader deposed right then has acknowledged
+    /// a write the next leader overwrites.
+    pub answer_on_append: bool,
 }

@@ -1,7 +1,7 @@
 //! Review regression tests: each demonstrated a bug found in review; all are fixed (a new
 //! finding is added here `#[ignore]`d until its fix lands).
 
-use inferadb_raft::core::{Effects, RaftConfig, RaftCore};
+use inferadb_raft::core::{Effects, Proposed, RaftConfig, RaftCore};
 use inferadb_raft::group::{Completion, Journal, RaftGroup, StateMachine};
 use inferadb_raft::io::{LogCrashMode, LogIo, MemoryLogIo};
 use inferadb_raft::log::{segment_file_name, DurableLog, LogOptions};
@@ -444,4 +444,42 @@ fn review_an_unconfigured_member_accepts_no_entries_before_a_snapshot() {
     drain_core(&mut core, &mut last);
     assert_eq!(core.status().last_index, 0, "entries were appended");
     assert!(core.status().voters.is_empty());
+}
+
+/// The `answer_on_append` canary: a leader cut off from its followers answers a proposal
+/// "applied" although no quorum holds it (without the canary it answers nothing).
+fn answer_on_append_run(canary: bool) -> (Proposed, Vec<Completion>, u64) {
+    let mut groups: Vec<_> = (1..=3)
+        .map(|id| {
+            let store = MemoryStore::new_with_conf_state(voters(&[1, 2, 3]));
+            let mut config = RaftConfig::new(id, 7);
+            config.canaries.answer_on_append = canary;
+            let core = RaftCore::new(&config, store, &raft_logger("review")).unwrap();
+            RaftGroup::new(core, Journal::default(), 0)
+        })
+        .collect();
+    let mut completions = Vec::new();
+    groups[0].core_mut().campaign().unwrap();
+    exchange(&mut groups, &|_| true, &mut completions);
+    assert!(groups[0].core().is_leader());
+    // The followers hear nothing more from the leader.
+    let ticket = groups[0].propose(b"lost".to_vec()).unwrap();
+    let outputs = groups[0].drain().unwrap();
+    let commit = groups[0].core().status().commit;
+    (ticket, outputs.completions, commit)
+}
+
+#[test]
+fn the_answer_on_append_canary_acknowledges_an_uncommitted_entry() {
+    let (ticket, completions, commit) = answer_on_append_run(false);
+    assert!(commit < ticket.index);
+    assert!(completions.is_empty(), "{completions:?}");
+    let (ticket, completions, commit) = answer_on_append_run(true);
+    assert!(commit < ticket.index, "the entry did not commit");
+    assert!(
+        completions.iter().any(
+            |completion| matches!(completion, Completion::Applied { ticket: t, .. } if *t == ticket)
+        ),
+        "{completions:?}"
+    );
 }
