@@ -1,0 +1,24 @@
+//! The deterministic cluster simulator: N raft nodes over the durable log on crashable
+//! in-memory directories, a simulated network with partitions, loss, duplication,
+//! reordering and delay, simulated clients, and invariant checkers — all driven from one
+//! seed on simulated time, so the same seed always gives the same run.
+//!
+//! - [`scheduler`]: the seeded event queue, the RNG and the trace hash.
+//! - [`network`]: the simulated `Transport` and network model.
+//! - [`machine`]: the replicated ledger with a state root per index.
+//! - [`shard`]: the shard replica each node applies to (`ShardMachine` over memory).
+//! - [`node`]: a simulated node (raft group, durable log, crash and restart).
+//! - [`workload`]: clients and their history.
+//! - [`checker`]: the invariants.
+//! - [`config`]: run parameters, fault kinds and the injectable bugs.
+//! - [`sim`]: the simulation loop.
+
+pub mod checker;
+pub mod config;
+pub mod machine;
+pub mod network;
+pub mod node;
+pub mod scheduler;
+pub mod shard;
+pub mod sim;
+pub mod workload;
