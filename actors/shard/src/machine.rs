@@ -120,6 +120,7 @@ mod leases;
 mod members;
 mod placements;
 mod restore;
+mod tables;
 
 pub use fences::FENCE_EPOCHS_TABLE;
 pub use leases::{LAST_EPOCH_KEY, LEASES_TABLE};

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use inferadb_storage::{Database, Durability, StorageError, WriteTransaction};
+use inferadb_storage::{Database, Durability, WriteTransaction};
 
 use super::{finish_catalog, ShardMachine};
 use crate::error::ShardError;
@@ -98,29 +98,15 @@ pub(super) fn write_all(
     txn: &mut WriteTransaction,
     fence_epochs: &BTreeMap<String, u64>,
 ) -> Result<(), ShardError> {
-    txn.delete_table(FENCE_EPOCHS_TABLE)?;
-    let mut table = txn.open_table(FENCE_EPOCHS_TABLE)?;
-    for (job, epoch) in fence_epochs {
-        table.insert(job.as_bytes(), &epoch.to_be_bytes())?;
-    }
-    Ok(())
+    let entries = fence_epochs
+        .iter()
+        .map(|(job, epoch)| (job.as_bytes().to_vec(), epoch.to_be_bytes().to_vec()));
+    super::tables::rewrite(txn, FENCE_EPOCHS_TABLE, entries)
 }
 
 /// Reads the stored table, checking it.
 pub(super) fn load(db: &Database) -> Result<BTreeMap<String, u64>, ShardError> {
-    let read = db.begin_read();
-    let table = match read.open_table(FENCE_EPOCHS_TABLE) {
-        Ok(table) => table,
-        Err(StorageError::TableNotFound(_)) => return Ok(BTreeMap::new()),
-        Err(error) => return Err(error.into()),
-    };
-    let mut stored = BTreeMap::new();
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        let (job, epoch) = decode_fence(key, &value)?;
-        stored.insert(job, epoch);
-    }
-    Ok(stored)
+    super::tables::load_map(db, FENCE_EPOCHS_TABLE, decode_fence)
 }
 
 fn decode_fence(key: &[u8], value: &[u8]) -> Result<(String, u64), ShardError> {

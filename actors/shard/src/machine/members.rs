@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use inferadb_raft::group::MembershipTarget;
-use inferadb_storage::{Database, Durability, StorageError, WriteTransaction};
+use inferadb_storage::{Database, Durability, WriteTransaction};
 
 use super::{finish_catalog, ShardMachine};
 use crate::answer::ShardAnswer;
@@ -104,27 +104,13 @@ pub(super) fn write_all(
     txn: &mut WriteTransaction,
     members: &BTreeMap<u64, MemberRecord>,
 ) -> Result<(), ShardError> {
-    txn.delete_table(MEMBERS_TABLE)?;
-    let mut table = txn.open_table(MEMBERS_TABLE)?;
-    for (id, record) in members {
-        table.insert(&id.to_be_bytes(), &encode_record(record))?;
-    }
-    Ok(())
+    let entries = members
+        .iter()
+        .map(|(id, record)| (id.to_be_bytes().to_vec(), encode_record(record)));
+    super::tables::rewrite(txn, MEMBERS_TABLE, entries)
 }
 
 /// Reads the stored registry, checking it.
 pub(super) fn load(db: &Database) -> Result<BTreeMap<u64, MemberRecord>, ShardError> {
-    let read = db.begin_read();
-    let table = match read.open_table(MEMBERS_TABLE) {
-        Ok(table) => table,
-        Err(StorageError::TableNotFound(_)) => return Ok(BTreeMap::new()),
-        Err(error) => return Err(error.into()),
-    };
-    let mut members = BTreeMap::new();
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        let (id, record) = decode_record(key, &value)?;
-        members.insert(id, record);
-    }
-    Ok(members)
+    super::tables::load_map(db, MEMBERS_TABLE, decode_record)
 }

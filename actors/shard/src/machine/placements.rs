@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use inferadb_protocols::VaultId;
-use inferadb_storage::{Database, Durability, StorageError, WriteTransaction};
+use inferadb_storage::{Database, Durability, WriteTransaction};
 
 use super::{catalog_refusal, finish_catalog, not_found, ShardMachine};
 use crate::answer::ShardAnswer;
@@ -116,28 +116,15 @@ pub(super) fn write_all(
     txn: &mut WriteTransaction,
     placements: &BTreeMap<VaultId, Placement>,
 ) -> Result<(), ShardError> {
-    txn.delete_table(PLACEMENTS_TABLE)?;
-    let mut table = txn.open_table(PLACEMENTS_TABLE)?;
-    for (id, placement) in placements {
-        table.insert(&id.0.to_be_bytes(), &encode_placement(placement))?;
-    }
-    Ok(())
+    let entries = placements
+        .iter()
+        .map(|(id, placement)| (id.0.to_be_bytes().to_vec(), encode_placement(placement)));
+    super::tables::rewrite(txn, PLACEMENTS_TABLE, entries)
 }
 
 /// Reads the stored table, checking it.
 pub(super) fn load(db: &Database) -> Result<BTreeMap<VaultId, Placement>, ShardError> {
-    let read = db.begin_read();
-    let table = match read.open_table(PLACEMENTS_TABLE) {
-        Ok(table) => table,
-        Err(StorageError::TableNotFound(_)) => return Ok(BTreeMap::new()),
-        Err(error) => return Err(error.into()),
-    };
-    let mut stored = BTreeMap::new();
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        let (id, placement) = decode_placement(key, &value)?;
-        stored.insert(id, placement);
-    }
+    let stored = super::tables::load_map(db, PLACEMENTS_TABLE, decode_placement)?;
     placements::check(&stored).map_err(|message| ShardError::Corrupt {
         what: format!("vault placements: {message}"),
     })?;
