@@ -105,6 +105,9 @@ pub struct RaftSettings {
     pub request_timeout_ticks: u64,
     /// Applied entries after which the log is compacted behind a snapshot.
     pub compact_after_entries: u64,
+    /// The most committed-entry bytes one Ready cycle applies: a member catching up applies
+    /// in bounded steps, with ticks and heartbeats handled between them.
+    pub apply_bytes_per_cycle: u64,
     /// Seeds the election-timeout draws (mixed with the node id).
     pub seed: u64,
 }
@@ -132,6 +135,7 @@ impl Default for RaftSettings {
             heartbeat_ticks: 2,
             request_timeout_ticks: 200,
             compact_after_entries: 100_000,
+            apply_bytes_per_cycle: 256 * 1024,
             seed: 0x1f5e_da7a,
         }
     }
@@ -540,6 +544,12 @@ fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
             u64::from(config.jobs.expired_gc.batch_max),
             1,
             100_000,
+        ),
+        (
+            "raft.apply_bytes_per_cycle",
+            config.raft.apply_bytes_per_cycle,
+            4 * 1024,
+            256 * 1024 * 1024,
         ),
         (
             "cluster.reconnect_interval_ms",

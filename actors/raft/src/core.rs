@@ -259,6 +259,11 @@ impl<S: LogStore> RaftCore<S> {
         self.after_input();
     }
 
+    /// Whether a Ready cycle is pending.
+    pub fn has_ready(&self) -> bool {
+        self.failed.is_none() && self.node.has_ready()
+    }
+
     /// Runs one Ready cycle if there is work (see the module docs for its order) and returns
     /// what the shell must do. Call it after every input until it returns `None`. A store
     /// failure poisons the core: the error is returned now and on every later call.

@@ -204,13 +204,25 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     /// Runs Ready cycles until none is pending; applies committed entries; returns what the
     /// shell must do.
     pub fn drain(&mut self) -> Result<Outputs, CoreError> {
+        self.drain_at_most(usize::MAX)
+    }
+
+    /// Like [`Self::drain`], but stops after `cycles_max` Ready cycles (at least one), so a
+    /// shell can let ticks and heartbeats through between cycles of a long catch-up; check
+    /// [`Self::has_ready`] for what is left.
+    pub fn drain_at_most(&mut self, cycles_max: usize) -> Result<Outputs, CoreError> {
         let mut outputs = Outputs {
             completions: std::mem::take(&mut self.premature),
             ..Outputs::default()
         };
         self.check_machine()?;
         let applied_before = self.applied;
-        while let Some(effects) = self.core.ready()? {
+        let mut cycles = 0;
+        while cycles < cycles_max.max(1) {
+            let Some(effects) = self.core.ready()? else {
+                break;
+            };
+            cycles += 1;
             self.absorb(effects, &mut outputs);
             self.check_machine()?;
         }
@@ -220,6 +232,11 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
         }
         self.serve_reads(&mut outputs);
         Ok(outputs)
+    }
+
+    /// Whether a Ready cycle is pending (more to persist, send or apply).
+    pub fn has_ready(&self) -> bool {
+        self.core.has_ready()
     }
 
     /// Makes every applied entry durable in the state machine (a clean stop does this, so

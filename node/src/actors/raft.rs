@@ -41,6 +41,9 @@ pub struct RaftArguments<S: LogStore, M: StateMachine> {
     pub compact_after_entries: u64,
 }
 
+/// Ready cycles one Drain runs before it yields to the mailbox (see [`drain`]).
+const READY_CYCLES_PER_DRAIN: usize = 4;
+
 /// Ticks a snapshot may take to be acknowledged before it is reported failed.
 const SNAPSHOT_DELIVERY_TICKS: u64 = 200;
 
@@ -135,7 +138,7 @@ where
             }
             RaftMsg::Drain => {
                 state.drain_scheduled = false;
-                return drain(state);
+                return drain(&myself, state);
             }
         }
         // The input may have produced a Ready: run it behind the inputs already queued.
@@ -161,16 +164,22 @@ where
 /// One Ready point: persist (fsync) off the async workers, then send, apply and answer.
 #[allow(clippy::disallowed_methods)] // a latency metric of the shell, never a decision
 fn drain<S: LogStore, M: StateMachine>(
+    myself: &ActorRef<RaftMsg>,
     state: &mut RaftState<S, M>,
 ) -> Result<(), ActorProcessingErr> {
     let started = std::time::Instant::now();
-    let outputs = tokio::task::block_in_place(|| state.group.drain());
+    // A bounded number of cycles per Drain: a long catch-up yields to the mailbox between
+    // them, so ticks and heartbeats keep flowing and no election is caused by an apply.
+    let outputs = tokio::task::block_in_place(|| state.group.drain_at_most(READY_CYCLES_PER_DRAIN));
     match outputs {
         Ok(outputs) => {
             record_metrics(state, &outputs, started.elapsed().as_secs_f64());
             perform(state, outputs);
             compact_when_due(state)?;
             drive_membership(state);
+            if state.group.has_ready() && !state.drain_scheduled {
+                state.drain_scheduled = myself.send_message(RaftMsg::Drain).is_ok();
+            }
             Ok(())
         }
         Err(error) => {

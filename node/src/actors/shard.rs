@@ -190,6 +190,7 @@ fn open_member(
     let mut config = RaftConfig::new(context.config.node_id, settings.seed);
     config.election_tick = settings.election_ticks as usize;
     config.heartbeat_tick = settings.heartbeat_ticks as usize;
+    config.max_committed_size_per_ready = settings.apply_bytes_per_cycle;
     config.applied = applied;
     let core = RaftCore::new(&config, log, &raft_logger(&format!("shard-{shard}")))?;
     let mut group = RaftGroup::new(core, machine, applied);
