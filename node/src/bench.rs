@@ -1,9 +1,9 @@
 //! `inferadb bench`: a load generator over a running node's HTTP API (like
 //! `redis-benchmark`). `load` creates a vault, deploys a schema and bulk-writes a dataset;
-//! `check` replays or generates checks (single or batched); `write` measures durable write
-//! throughput. Every mode runs `--concurrency` tasks on a two-thread tokio runtime, sharing
-//! one keep-alive connection pool and an atomic work counter, and prints plain figures and
-//! one final `bench: {json}` line.
+//! `check` replays or generates checks (single or batched) at a chosen consistency level;
+//! `write` measures durable write throughput. Every mode runs `--concurrency` tasks on a
+//! two-thread tokio runtime, sharing one keep-alive connection pool and an atomic work
+//! counter, and prints plain figures and one final `bench: {json}` line.
 
 use std::collections::{BTreeMap, HashSet};
 use std::error::Error;
@@ -137,6 +137,39 @@ pub struct CheckArgs {
     /// Checks per request (above 1: `POST …/check/batch`).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// The `consistency` of every request (default: the member is left out, which the node
+    /// reads as `minimize_latency`). `fully_consistent` costs a read barrier through the
+    /// shard's leader per request; `at_least_as_fresh` sends `--token`, or the vault's
+    /// revision from `GET /v1/vaults/{id}` fetched once before the run.
+    #[arg(long, value_enum)]
+    consistency: Option<ConsistencyLevel>,
+    /// The revision token of `--consistency at_least_as_fresh` (for example the `revision`
+    /// that `bench write` or `bench load` printed).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+/// `bench check --consistency`: the levels of a read request's `consistency` member.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum ConsistencyLevel {
+    /// `"minimize_latency"`: the replica's newest published snapshot.
+    MinimizeLatency,
+    /// `"fully_consistent"`: a read barrier, then the newest snapshot.
+    FullyConsistent,
+    /// `{"at_least_as_fresh": token}`: a snapshot at least as new as the token's revision.
+    AtLeastAsFresh,
+}
+
+impl ConsistencyLevel {
+    /// The level's wire name.
+    fn name(self) -> &'static str {
+        match self {
+            ConsistencyLevel::MinimizeLatency => "minimize_latency",
+            ConsistencyLevel::FullyConsistent => "fully_consistent",
+            ConsistencyLevel::AtLeastAsFresh => "at_least_as_fresh",
+        }
+    }
 }
 
 /// `inferadb bench write`.
@@ -385,6 +418,8 @@ struct Tally {
     samples: Vec<String>,
     /// Answers to verify: (check index, allowed).
     answers: Vec<(u64, bool)>,
+    /// The `revision` of the latest 2xx answer, and when it arrived.
+    last_revision: Option<(Instant, String)>,
 }
 
 impl Tally {
@@ -412,6 +447,15 @@ impl Tally {
             }
         }
         self.answers.extend(other.answers);
+        if let Some((at, revision)) = other.last_revision {
+            if self
+                .last_revision
+                .as_ref()
+                .is_none_or(|(mine, _)| at > *mine)
+            {
+                self.last_revision = Some((at, revision));
+            }
+        }
     }
 }
 
@@ -508,6 +552,9 @@ async fn run_task<W: Workload>(
         match answer {
             Ok(answer) if (200..300).contains(&answer.status) => {
                 workload.record(index, &answer.body, &mut tally);
+                if let Some(revision) = answer.body["revision"].as_str() {
+                    tally.last_revision = Some((Instant::now(), revision.to_string()));
+                }
             }
             Ok(answer) => tally.error(
                 answer.status.to_string(),
@@ -746,6 +793,8 @@ struct CheckWorkload {
     total: u64,
     batch: u64,
     keep_answers: bool,
+    /// The `consistency` member of every request (none: left out).
+    consistency: Option<Value>,
 }
 
 impl CheckWorkload {
@@ -780,11 +829,16 @@ impl Workload for CheckWorkload {
 
     fn request(&self, index: u64) -> Option<Value> {
         let range = self.range(index)?;
-        if self.batch == 1 {
-            return Some(self.item(range.start));
+        let mut body = if self.batch == 1 {
+            self.item(range.start)
+        } else {
+            let checks: Vec<Value> = range.map(|item| self.item(item)).collect();
+            json!({ "checks": checks })
+        };
+        if let (Some(consistency), Some(members)) = (&self.consistency, body.as_object_mut()) {
+            members.insert("consistency".into(), consistency.clone());
         }
-        let checks: Vec<Value> = range.map(|item| self.item(item)).collect();
-        Some(json!({ "checks": checks }))
+        Some(body)
     }
 
     fn record(&self, index: u64, body: &Value, tally: &mut Tally) {
@@ -897,22 +951,58 @@ fn check_workload(args: &CheckArgs) -> BenchResult<(CheckWorkload, Option<Vec<bo
         total,
         batch,
         keep_answers: expected.is_some(),
+        consistency: None,
     };
     Ok((workload, expected))
 }
 
+/// The `consistency` member of `args`' checks: the level's name, or for
+/// `at_least_as_fresh` the `--token` or the vault's current revision (one
+/// `GET /v1/vaults/{id}`, on the node the checks go to).
+async fn consistency_member(client: &NodeClient, args: &CheckArgs) -> BenchResult<Option<Value>> {
+    let level = match (args.consistency, &args.token) {
+        (None, None) => return Ok(None),
+        (Some(ConsistencyLevel::AtLeastAsFresh), _) => ConsistencyLevel::AtLeastAsFresh,
+        (Some(level), None) => return Ok(Some(json!(level.name()))),
+        (_, Some(_)) => {
+            return Err("bench: --token needs --consistency at_least_as_fresh".into());
+        }
+    };
+    let token = match &args.token {
+        Some(token) => token.clone(),
+        None => {
+            let path = vault_path(&args.vault);
+            let answer = client
+                .call("GET", &path, None)
+                .await
+                .map_err(|error| format!("bench: get vault: {error}"))?;
+            if !(200..300).contains(&answer.status) {
+                let (status, body) = (answer.status, answer.body);
+                return Err(format!("bench: get vault: HTTP {status} {body}").into());
+            }
+            answer.body["revision"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("bench: get vault: no revision in {}", answer.body))?
+        }
+    };
+    Ok(Some(json!({ level.name(): token })))
+}
+
 /// `inferadb bench check`.
 async fn check(args: &CheckArgs) -> BenchResult<()> {
-    let (workload, expected) = check_workload(args)?;
+    let (mut workload, expected) = check_workload(args)?;
     let requests = workload.total.div_ceil(workload.batch);
     let plan = Plan::new(requests, args.concurrency, args.common.duration_s)?;
     let client = NodeClient::new(&args.common.addr);
+    workload.consistency = consistency_member(&client, args).await?;
+    let level = args.consistency.map_or("default", ConsistencyLevel::name);
     let workload = Arc::new(workload);
     let (mut tally, elapsed) = drive(&client, Arc::clone(&workload), plan).await?;
     let rate = tally.items as f64 / elapsed.as_secs_f64().max(1e-9);
     println!("check: vault {}", args.vault);
     println!(
-        "  {} checks answered ({} allowed), batch {}, concurrency {}: {rate:.0} checks/s",
+        "  {} checks answered ({} allowed), batch {}, concurrency {}, consistency {level}: {rate:.0} checks/s",
         tally.items, tally.allowed, args.batch, args.concurrency
     );
     let mut figures = Map::new();
@@ -923,6 +1013,7 @@ async fn check(args: &CheckArgs) -> BenchResult<()> {
     figures.insert("checks_per_s".into(), json!(rate.round()));
     figures.insert("batch".into(), json!(args.batch));
     figures.insert("concurrency".into(), json!(args.concurrency));
+    figures.insert("consistency".into(), json!(level));
     report_common(&mut tally, elapsed, &mut figures);
     let verdict = match (&expected, &workload.source) {
         (Some(expected), CheckSource::File(checks)) => {
@@ -1042,6 +1133,10 @@ fn finish_writes(
     figures.insert("batch".into(), json!(batch));
     figures.insert("concurrency".into(), json!(concurrency));
     report_common(tally, elapsed, &mut figures);
+    if let Some((_, revision)) = &tally.last_revision {
+        println!("  revision of the last answer: {revision}");
+        figures.insert("revision".into(), json!(revision));
+    }
     let failed = !tally.errors.is_empty();
     print_figures(figures);
     if failed {
@@ -1073,6 +1168,38 @@ mod tests {
     fn bench_schema_compiles() {
         let schema = inferadb_ipl::compile(BENCH_SCHEMA);
         assert!(schema.is_ok(), "bench schema does not compile");
+    }
+
+    #[test]
+    fn checks_carry_the_consistency_member() {
+        use clap::ValueEnum;
+        let level = ConsistencyLevel::from_str("at_least_as_fresh", false);
+        assert_eq!(level, Ok(ConsistencyLevel::AtLeastAsFresh));
+        let check =
+            json!({ "resource": "document:d1", "permission": "view", "subject": "user:u1" });
+        let mut workload = CheckWorkload {
+            path: String::new(),
+            source: CheckSource::File(vec![check]),
+            total: 3,
+            batch: 1,
+            keep_answers: false,
+            consistency: None,
+        };
+        assert_eq!(
+            workload
+                .request(0)
+                .map(|body| body.get("consistency").cloned()),
+            Some(None)
+        );
+        workload.consistency = Some(json!({ "at_least_as_fresh": "r2_x" }));
+        let single = workload.request(0).unwrap_or_default();
+        assert_eq!(single["consistency"]["at_least_as_fresh"], "r2_x");
+        assert_eq!(single["resource"], "document:d1");
+        workload.batch = 2;
+        workload.consistency = Some(json!("fully_consistent"));
+        let batch = workload.request(1).unwrap_or_default();
+        assert_eq!(batch["consistency"], "fully_consistent");
+        assert_eq!(batch["checks"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

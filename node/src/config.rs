@@ -108,6 +108,9 @@ pub struct RaftSettings {
     /// The most committed-entry bytes one Ready cycle applies: a member catching up applies
     /// in bounded steps, with ticks and heartbeats handled between them.
     pub apply_bytes_per_cycle: u64,
+    /// How often the state machine is made durable (vault files, then the catalog): what a
+    /// restart after a crash replays from the log is at most this much.
+    pub persist_interval_ms: u64,
     /// Seeds the election-timeout draws (mixed with the node id).
     pub seed: u64,
 }
@@ -135,7 +138,8 @@ impl Default for RaftSettings {
             heartbeat_ticks: 2,
             request_timeout_ticks: 200,
             compact_after_entries: 100_000,
-            apply_bytes_per_cycle: 256 * 1024,
+            apply_bytes_per_cycle: 64 * 1024,
+            persist_interval_ms: 5_000,
             seed: 0x1f5e_da7a,
         }
     }
@@ -544,6 +548,12 @@ fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
             u64::from(config.jobs.expired_gc.batch_max),
             1,
             100_000,
+        ),
+        (
+            "raft.persist_interval_ms",
+            config.raft.persist_interval_ms,
+            10,
+            3_600_000,
         ),
         (
             "raft.apply_bytes_per_cycle",

@@ -48,33 +48,27 @@ fn write_until_stopped(
         .collect()
 }
 
-#[test]
-fn acknowledged_writes_survive_kill_9_and_everything_verifies() {
-    let directory = tempfile::tempdir().unwrap();
-    let node = Node::start(directory.path());
-    let vault = vault_with_schema(&node, "durable");
+/// Writes from 4 threads until the vault is `height_at_least` high, then kills the node with
+/// SIGKILL; returns what was acknowledged.
+fn write_then_kill(node: Node, vault: &str, height_at_least: u64) -> Vec<String> {
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = write_until_stopped(&node.addr, &vault, &stop);
-    // Let the writers run until a good number of writes is in, then kill without warning.
+    let writers = write_until_stopped(&node.addr, vault, &stop);
     let counted = wait_until(Duration::from_secs(60), || {
         let read = node.get(&format!("/v1/vaults/{vault}"));
-        read.json["height"].as_u64().unwrap_or(0) >= 200
+        read.json["height"].as_u64().unwrap_or(0) >= height_at_least
     });
     assert!(counted, "writers made too little progress");
     node.kill();
     stop.store(true, Ordering::Relaxed);
-    let acknowledged: Vec<String> = writers
+    writers
         .into_iter()
         .flat_map(|writer| writer.join().unwrap())
-        .collect();
-    assert!(
-        acknowledged.len() >= 150,
-        "only {} acknowledged",
-        acknowledged.len()
-    );
+        .collect()
+}
 
-    let node = Node::start(directory.path());
-    let checks: Vec<_> = acknowledged
+/// Asserts that every document is owned by ann on `node`.
+fn assert_all_present(node: &Node, vault: &str, documents: &[String]) {
+    let checks: Vec<_> = documents
         .iter()
         .map(|document| json!({"resource": document, "permission": "view", "subject": "user:ann"}))
         .collect();
@@ -97,6 +91,30 @@ fn acknowledged_writes_survive_kill_9_and_everything_verifies() {
             );
         }
     }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_and_everything_verifies() {
+    let directory = tempfile::tempdir().unwrap();
+    let node = Node::start(directory.path());
+    let vault = vault_with_schema(&node, "durable");
+    let mut acknowledged = write_then_kill(node, &vault, 200);
+    assert!(
+        acknowledged.len() >= 150,
+        "only {} acknowledged",
+        acknowledged.len()
+    );
+    // A second crash after the restart's replay: what the replay applied must not be
+    // claimed durable before the vault files are.
+    let node = Node::start(directory.path());
+    assert_all_present(&node, &vault, &acknowledged);
+    let height = node.get(&format!("/v1/vaults/{vault}")).json["height"]
+        .as_u64()
+        .unwrap_or(0);
+    acknowledged.extend(write_then_kill(node, &vault, height + 100));
+
+    let node = Node::start(directory.path());
+    assert_all_present(&node, &vault, &acknowledged);
     let verified = node.get(&format!("/v1/vaults/{vault}/ledger/verify"));
     assert_eq!(verified.json["holds"], true, "{}", verified.text);
     let vault_file = crate::vault_file(&node, &vault);

@@ -129,8 +129,20 @@ impl NodeCatalog {
 
     /// Every vault, by id.
     pub fn list_vaults(&self) -> Result<Vec<VaultRecord>, CatalogError> {
-        let read = self.db.begin_read();
-        let table = read.open_table(tables::VAULTS)?;
+        NodeCatalog::read_vaults(&self.db)
+    }
+
+    /// Every vault record of the catalog in `db`, by id, read without opening the catalog
+    /// (which writes): a reader must never commit on a catalog another owner writes with
+    /// deferred durability, since its commit would make the owner's deferred changes durable
+    /// out of order.
+    pub fn read_vaults(db: &Database) -> Result<Vec<VaultRecord>, CatalogError> {
+        let read = db.begin_read();
+        let table = match read.open_table(tables::VAULTS) {
+            Ok(table) => table,
+            Err(inferadb_storage::StorageError::TableNotFound(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(error.into()),
+        };
         let mut vaults = Vec::new();
         for entry in table.iter()? {
             let (_, value) = entry?;

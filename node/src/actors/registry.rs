@@ -45,8 +45,8 @@ struct Child {
 /// The registry's state.
 pub struct RegistryState {
     context: Arc<NodeContext>,
-    /// Each shard's catalog (vault records), for listing.
-    catalogs: Vec<NodeCatalog>,
+    /// Each shard's catalog database (vault records), for listing.
+    catalogs: Vec<Arc<inferadb_storage::Database>>,
     children: HashMap<VaultId, Child>,
     /// Vaults taken out of service on this node (they failed too often): not restarted by
     /// a reconcile.
@@ -78,8 +78,9 @@ impl Actor for VaultRegistry {
     ) -> Result<RegistryState, ActorProcessingErr> {
         let mut catalogs = Vec::new();
         for shard in context.config.shards() {
-            // The shards started first and created their catalogs; the key is theirs.
-            catalogs.push(NodeCatalog::open(context.shard_catalog(shard)?, [0; 32])?);
+            // Read-only: a commit here would make the shard's deferred applied index durable
+            // ahead of its vault files.
+            catalogs.push(context.shard_catalog(shard)?);
         }
         let mut state = RegistryState {
             catalogs,
@@ -288,7 +289,7 @@ fn unexpected(answer: &ShardAnswer) -> RegistryError {
 fn list(state: &RegistryState) -> Result<Vec<VaultRecord>, RegistryError> {
     let mut records = Vec::new();
     for catalog in &state.catalogs {
-        records.extend(catalog.list_vaults()?);
+        records.extend(NodeCatalog::read_vaults(catalog)?);
     }
     records.sort_by_key(|record| record.id);
     Ok(records)

@@ -172,6 +172,10 @@ fn open_member(
     shard: u64,
     peers: Option<Arc<dyn PeerDirectory>>,
 ) -> Result<Member, ActorProcessingErr> {
+    // A restart in this process reopens databases that may hold deferred commits of the
+    // previous incarnation; opening the machine commits on its catalog, which would make
+    // those durable too. Vault files first, so the catalog never runs ahead of them.
+    crate::actors::storage::sync_vaults_then_catalog(context)?;
     let log = open_log(context, shard)?;
     let options = ShardOptions {
         vault: vault_options(context),
@@ -256,6 +260,9 @@ async fn spawn_member(
             tick_ms: context.config.raft.tick_ms,
             request_timeout_ticks: context.config.raft.request_timeout_ticks,
             compact_after_entries: context.config.raft.compact_after_entries,
+            persist_every_ticks: (context.config.raft.persist_interval_ms
+                / context.config.raft.tick_ms.max(1))
+            .max(1),
         };
         let spawned = Actor::spawn_linked(
             Some(name.clone()),
