@@ -83,7 +83,7 @@ pub fn decode_token(
 
 /// Encodes a revision of `vault` as a token naming the shard that holds it.
 pub fn encode_token(context: &GatewayContext, vault: VaultId, revision: Revision) -> String {
-    let shard = context.vaults.get(vault).map_or(0, |route| route.shard);
+    let shard = context.vaults.shard_of(vault).unwrap_or(0);
     RevisionToken::encode(&context.token_secret, shard, vault, revision)
 }
 

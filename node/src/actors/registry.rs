@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferadb_messages::supervision::wait_until_unregistered;
+use inferadb_messages::supervision::spawn_under_name;
 use inferadb_messages::{
     Mailbox, ProposalFailure, RegistryError, RegistryMsg, RestartDecision, RestartTracker, ShardMsg,
 };
@@ -29,10 +29,6 @@ use crate::context::NodeContext;
 
 /// How long a deletion waits for the vault actor to stop.
 const VAULT_STOP_WAIT_MS: u64 = 10_000;
-/// How often, and how far apart, a vault actor's start is retried while a dead incarnation
-/// still holds its name.
-const SPAWN_ATTEMPTS: u32 = 200;
-const SPAWN_RETRY_MS: u64 = 5;
 /// How many fresh ids a creation tries when the drawn one is taken.
 const CREATE_ATTEMPTS: u32 = 3;
 
@@ -206,30 +202,22 @@ fn vault_of(state: &RegistryState, cell: &ActorCell) -> Option<VaultId> {
         .find(|id| state.context.names.vault(*id) == name)
 }
 
-/// Spawns a vault actor, retrying (bounded) while a dead incarnation still holds the name.
+/// Spawns a vault actor under its stable name (see [`spawn_under_name`]).
 async fn spawn_vault_actor(
     name: &str,
     arguments: &VaultArguments,
     supervisor: &ActorCell,
 ) -> Result<(), SpawnErr> {
-    let mut attempt = 1;
-    loop {
-        wait_until_unregistered(name).await;
-        let spawned = Actor::spawn_linked(
+    spawn_under_name(name, || {
+        Actor::spawn_linked(
             Some(name.to_string()),
             VaultActor,
             arguments.clone(),
             supervisor.clone(),
         )
-        .await;
-        match spawned {
-            Err(SpawnErr::ActorAlreadyRegistered(_)) if attempt < SPAWN_ATTEMPTS => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(SPAWN_RETRY_MS)).await;
-            }
-            other => return other.map(|_| ()),
-        }
-    }
+    })
+    .await
+    .map(|_| ())
 }
 
 async fn start_vault(

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferadb_messages::supervision::wait_until_unregistered;
+use inferadb_messages::supervision::spawn_under_name;
 use inferadb_messages::{
     ActorRecord, GroupStatus, ProposalFailure, ProposeError, RaftMsg, RestartDecision,
     RestartTracker, ShardMsg,
@@ -28,9 +28,7 @@ use inferadb_raft::logging::raft_logger;
 use inferadb_raft::store::LogStore;
 use inferadb_raft::transport::Transport;
 use inferadb_shard::{LeaseLimits, MemberRecord, ShardMachine, ShardOptions};
-use ractor::{
-    Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use raft::eraftpb::ConfState;
 
 use crate::actors::files::NodeVaultFiles;
@@ -43,10 +41,6 @@ use crate::context::NodeContext;
 /// The shard every vault lives in until data shards are placed (the system shard).
 pub const SYSTEM_SHARD: u64 = 0;
 
-/// How often, and how far apart, the raft actor's start is retried while a dead
-/// incarnation still holds its name.
-const SPAWN_ATTEMPTS: u32 = 200;
-const SPAWN_RETRY_MS: u64 = 5;
 /// How often, and how far apart, opening a member is tried before the failure counts.
 const OPEN_ATTEMPTS: u32 = 50;
 const OPEN_RETRY_MS: u64 = 20;
@@ -249,9 +243,7 @@ async fn spawn_member(
 ) -> Result<ActorRef<RaftMsg>, ActorProcessingErr> {
     let context = &arguments.context;
     let name = raft_name(context, arguments.shard);
-    let mut attempt = 1;
-    loop {
-        wait_until_unregistered(&name).await;
+    let actor = spawn_under_name(&name, || async {
         let group = open_member_retrying(arguments).await?;
         let raft_arguments = RaftArguments {
             group,
@@ -264,30 +256,22 @@ async fn spawn_member(
                 / context.config.raft.tick_ms.max(1))
             .max(1),
         };
-        let spawned = Actor::spawn_linked(
+        let (actor, _) = Actor::spawn_linked(
             Some(name.clone()),
             RaftActor::default(),
             raft_arguments,
             supervisor.clone(),
         )
-        .await;
-        match spawned {
-            Ok((actor, _)) => {
-                let record = context.actors.record(
-                    &name,
-                    Some(&context.names.child(&format!("shard/{}", arguments.shard))),
-                    "raft_group",
-                );
-                record.started(actor.get_id().pid(), context.now_ms());
-                return Ok(actor);
-            }
-            Err(SpawnErr::ActorAlreadyRegistered(_)) if attempt < SPAWN_ATTEMPTS => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(SPAWN_RETRY_MS)).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
+        .await?;
+        Ok::<_, ActorProcessingErr>(actor)
+    })
+    .await?;
+    let parent = context.names.child(&format!("shard/{}", arguments.shard));
+    context
+        .actors
+        .record(&name, Some(&parent), "raft_group")
+        .started(actor.get_id().pid(), context.now_ms());
+    Ok(actor)
 }
 
 impl Actor for ShardActor {

@@ -106,6 +106,12 @@ impl VaultDirectory {
         self.routes.read().get(&id).cloned()
     }
 
+    /// The shard that holds `id`, without cloning its route (revision tokens name it on
+    /// every answer).
+    pub fn shard_of(&self, id: VaultId) -> Option<u64> {
+        self.routes.read().get(&id).map(|route| route.shard)
+    }
+
     /// Publishes the route to a vault (the shard only).
     pub fn insert(&self, id: VaultId, route: VaultRoute) {
         self.routes.write().insert(id, route);

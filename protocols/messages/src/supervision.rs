@@ -85,6 +85,54 @@ pub async fn wait_until_unregistered(name: &str) {
     }
 }
 
+/// How often, and how far apart, [`spawn_under_name`] tries again while a dead
+/// incarnation still holds the name.
+pub const SPAWN_ATTEMPTS: u32 = 200;
+/// See [`SPAWN_ATTEMPTS`].
+pub const SPAWN_RETRY_MS: u64 = 5;
+
+/// Starts an actor under the stable `name` of a previous incarnation: waits until the name
+/// is free, then runs `spawn`, trying again (bounded) while the registry still answers
+/// `ActorAlreadyRegistered` (the name is released a little after the actor's end is
+/// reported). `spawn` builds its arguments afresh on every attempt.
+pub async fn spawn_under_name<T, E, F, Fut>(name: &str, mut spawn: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: AlreadyRegistered,
+{
+    let mut attempt = 1;
+    loop {
+        wait_until_unregistered(name).await;
+        match spawn().await {
+            Err(error) if error.already_registered() && attempt < SPAWN_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(SPAWN_RETRY_MS)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An error that may say "the name is still taken".
+pub trait AlreadyRegistered {
+    /// Whether the spawn failed only because the name is still registered.
+    fn already_registered(&self) -> bool;
+}
+
+impl AlreadyRegistered for ractor::SpawnErr {
+    fn already_registered(&self) -> bool {
+        matches!(self, ractor::SpawnErr::ActorAlreadyRegistered(_))
+    }
+}
+
+impl AlreadyRegistered for ractor::ActorProcessingErr {
+    fn already_registered(&self) -> bool {
+        self.downcast_ref::<ractor::SpawnErr>()
+            .is_some_and(AlreadyRegistered::already_registered)
+    }
+}
+
 /// How often [`wait_until_unregistered`] looks again.
 const UNREGISTER_POLL_MS: u64 = 5;
 
