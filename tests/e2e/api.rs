@@ -533,3 +533,32 @@ fn bulk_import_applies_ndjson_in_batches_and_names_a_bad_line() {
         refused.text
     );
 }
+
+#[test]
+fn bad_membership_requests_name_the_field_and_the_rule() {
+    let directory = tempfile::tempdir().unwrap();
+    let node = Node::start(directory.path());
+    let zero = node.post(
+        "/v1/cluster/members",
+        &json!({"id": 0, "address": "127.0.0.1:7004"}),
+    );
+    assert_eq!(zero.status, 400, "{}", zero.text);
+    assert_eq!(zero.json["field"], "id", "{}", zero.text);
+    let address = node.post(
+        "/v1/cluster/members",
+        &json!({"id": 4, "address": "nohost"}),
+    );
+    assert_eq!(address.status, 400, "{}", address.text);
+    assert_eq!(address.json["field"], "address", "{}", address.text);
+    let removed = node.delete("/v1/cluster/members/0");
+    assert_eq!(removed.status, 400, "{}", removed.text);
+    assert_eq!(removed.json["field"], "id", "{}", removed.text);
+    // Nothing was recorded: the single node is still the only voter.
+    let cluster = node.get("/v1/cluster");
+    assert_eq!(
+        cluster.json["shards"][0]["voters"],
+        json!([1]),
+        "{}",
+        cluster.text
+    );
+}

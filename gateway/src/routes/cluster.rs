@@ -143,6 +143,19 @@ pub async fn add_member(
     State(context): State<Context>,
     ApiJson(body): ApiJson<AddMember>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
+    // The shard refuses these too; checked here first so the problem names the field.
+    if body.id == 0 {
+        return Err(Problem::invalid_field(
+            "id",
+            "must be a node id of at least 1",
+        ));
+    }
+    if body.address.parse::<std::net::SocketAddr>().is_err() {
+        return Err(Problem::invalid_field(
+            "address",
+            "must be the node's cluster address as IP:port, such as 127.0.0.1:7004",
+        ));
+    }
     let command = ShardCommand::AddMember {
         id: body.id,
         address: body.address.clone(),
@@ -160,9 +173,10 @@ pub async fn remove_member(
     State(context): State<Context>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let id: u64 = id
-        .parse()
-        .map_err(|_| Problem::invalid_field("id", "must be a node id (a positive integer)"))?;
+    let id: u64 =
+        id.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+            Problem::invalid_field("id", "must be a node id (a positive integer)")
+        })?;
     membership_command(&context, &ShardCommand::RemoveMember { id }).await?;
     Ok((
         StatusCode::ACCEPTED,
