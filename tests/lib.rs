@@ -201,10 +201,22 @@ fn read_address(reader: &mut BufReader<std::process::ChildStdout>) -> String {
 /// A port that was free a moment ago on 127.0.0.1 (for listeners a test must name before
 /// the process that binds them starts, such as cluster addresses every member lists).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
+    // Below the kernel's ephemeral range (32768 and up): outgoing connections never take
+    // these ports, so one probed free stays free until the process that must listen on it
+    // binds it. Spread by process id and a counter so parallel tests rarely probe alike.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::from(elapsed.subsec_nanos()));
+    let seed = u64::from(std::process::id()) * 7_919 + nanos;
+    for _ in 0..1_000 {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + u16::try_from((seed + step * 104_729) % 12_000).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000")
 }
 
 /// An HTTP response.

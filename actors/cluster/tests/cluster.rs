@@ -189,9 +189,24 @@ fn loopback(port: u16) -> SocketAddr {
 }
 
 /// A port nothing listens on right now.
+#[allow(clippy::disallowed_methods)] // a test's port spread, never a decision of the product
 fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind(loopback(0)).unwrap();
-    probe.local_addr().unwrap().port()
+    // Below the kernel's ephemeral range (32768 and up): outgoing connections never take
+    // these ports, so one probed free stays free until the process that must listen on it
+    // binds it. Spread by process id and a counter so parallel tests rarely probe alike.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::from(elapsed.subsec_nanos()));
+    let seed = u64::from(std::process::id()) * 7_919 + nanos;
+    for _ in 0..1_000 {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + u16::try_from((seed + step * 104_729) % 12_000).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000")
 }
 
 fn config(node_id: u64, listen: SocketAddr, peers: &[(u64, SocketAddr)]) -> ClusterConfig {
