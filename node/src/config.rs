@@ -108,6 +108,9 @@ pub struct RaftSettings {
     /// The most committed-entry bytes one Ready cycle applies: a member catching up applies
     /// in bounded steps, with ticks and heartbeats handled between them.
     pub apply_bytes_per_cycle: u64,
+    /// The most write batches applied in one storage transaction when consecutive committed
+    /// writes to one vault are merged (1 applies each entry alone).
+    pub apply_merge_batches_max: u64,
     /// How often the state machine is made durable (vault files, then the catalog): what a
     /// restart after a crash replays from the log is at most this much.
     pub persist_interval_ms: u64,
@@ -139,6 +142,7 @@ impl Default for RaftSettings {
             request_timeout_ticks: 200,
             compact_after_entries: 100_000,
             apply_bytes_per_cycle: 64 * 1024,
+            apply_merge_batches_max: 1024,
             persist_interval_ms: 5_000,
             seed: 0x1f5e_da7a,
         }
@@ -560,6 +564,12 @@ fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
             config.raft.apply_bytes_per_cycle,
             4 * 1024,
             256 * 1024 * 1024,
+        ),
+        (
+            "raft.apply_merge_batches_max",
+            config.raft.apply_merge_batches_max,
+            1,
+            1_000_000,
         ),
         (
             "cluster.reconnect_interval_ms",

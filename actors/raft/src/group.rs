@@ -21,6 +21,18 @@ pub trait StateMachine {
     /// same order, so it must be deterministic) and returns the answer for its proposer.
     fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8>;
 
+    /// Applies consecutive entries (`(index, data)`, in log order, each as [`Self::apply`]
+    /// would) and returns one answer per entry. A state machine overrides this to apply
+    /// them together (one storage transaction for many entries); the answers and the state
+    /// must be exactly what applying them one by one gives, since each replica's batches
+    /// are cut differently.
+    fn apply_batch(&mut self, entries: &[(u64, &[u8])]) -> Vec<Vec<u8>> {
+        entries
+            .iter()
+            .map(|(index, data)| self.apply(*index, data))
+            .collect()
+    }
+
     /// The state machine's bytes, for a snapshot at the last applied index.
     fn snapshot(&self) -> Vec<u8>;
 
@@ -289,9 +301,7 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
                 self.settle_covered(index, outputs);
             }
         }
-        for entry in committed_entries {
-            self.apply(&entry, outputs);
-        }
+        self.apply_entries(&committed_entries, outputs);
         for answer in read_states {
             self.confirmed_reads.insert(answer.request_id, answer.index);
         }
@@ -300,26 +310,46 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
         }
     }
 
-    fn apply(&mut self, entry: &Entry, outputs: &mut Outputs) {
-        let index = entry.index;
-        if index <= self.applied {
-            // Already in the state machine (replayed after a restart or a snapshot).
-            return;
+    /// Applies committed entries in order: the state machine gets the entries that carry
+    /// data in one [`StateMachine::apply_batch`] call (so it can share work across them).
+    fn apply_entries(&mut self, entries: &[Entry], outputs: &mut Outputs) {
+        // Entries at or below `applied` are already in the state machine (replayed after a
+        // restart or a snapshot).
+        let fresh: Vec<&Entry> = entries
+            .iter()
+            .filter(|entry| entry.index > self.applied)
+            .collect();
+        let batch: Vec<(u64, &[u8])> = fresh
+            .iter()
+            .filter(|entry| carries_data(entry))
+            .map(|entry| (entry.index, entry.data.as_ref()))
+            .collect();
+        let mut answers = self.machine.apply_batch(&batch).into_iter();
+        assert_eq!(
+            answers.len(),
+            batch.len(),
+            "invariant: the state machine answers every entry it applies"
+        );
+        for entry in fresh {
+            let output = match entry.get_entry_type() {
+                EntryType::EntryNormal if carries_data(entry) => answers.next(),
+                // A proposal of empty data completes with an empty answer.
+                EntryType::EntryNormal => Some(Vec::new()),
+                // Raft's own entries never reach the state machine and match no proposal.
+                _ => None,
+            };
+            self.settle_applied(entry, output, outputs);
         }
+    }
+
+    /// Advances the applied index past `entry` and completes the proposals it settles.
+    fn settle_applied(&mut self, entry: &Entry, output: Option<Vec<u8>>, outputs: &mut Outputs) {
+        let index = entry.index;
         assert_eq!(
             index,
             self.applied + 1,
             "invariant: committed entries are applied in order without gaps"
         );
-        // Raft's own empty entries (a new leader's first) never reach the state machine, and
-        // match no proposal; a proposal of empty data completes with an empty answer.
-        let output = (entry.get_entry_type() == EntryType::EntryNormal).then(|| {
-            if entry.data.is_empty() {
-                Vec::new()
-            } else {
-                self.machine.apply(index, &entry.data)
-            }
-        });
         self.applied = index;
         outputs.applied_entries += 1;
         self.settle_up_to(index, (entry.term, output), outputs);
@@ -384,6 +414,12 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
             outputs.reads.push(id);
         }
     }
+}
+
+/// Whether the state machine applies `entry`: a normal entry with data (raft's own empty
+/// entries, a new leader's first, and configuration changes never reach it).
+fn carries_data(entry: &Entry) -> bool {
+    entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty()
 }
 
 /// A reference state machine for tests and the simulator: it appends every payload and

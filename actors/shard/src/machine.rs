@@ -118,6 +118,7 @@ use inferadb_vault::{
 mod fences;
 mod leases;
 mod members;
+mod merge;
 mod placements;
 mod restore;
 mod tables;
@@ -142,8 +143,11 @@ pub const SHARD_TABLE: &str = "shard";
 /// The key of the applied index (u64 big-endian) in [`SHARD_TABLE`].
 pub const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
 
+/// The default [`ShardOptions::merge_batches_max`].
+pub const MERGE_BATCHES_MAX_DEFAULT: usize = 1024;
+
 /// How a shard machine runs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ShardOptions {
     /// Options of every vault; `commit_durability` is always replaced by `Deferred`.
     pub vault: VaultOptions,
@@ -153,6 +157,22 @@ pub struct ShardOptions {
     /// The lease table's limits; like the vault options, every replica of a shard must use
     /// the same, since they decide refusals.
     pub lease: LeaseLimits,
+    /// The most write batches [`ShardMachine::apply_entries`] applies in one storage
+    /// transaction when it merges consecutive writes to one vault (see [`merge`]). Local
+    /// tuning, not replicated state: merging never changes an outcome, so replicas may
+    /// differ here. 0 or 1 disables merging.
+    pub merge_batches_max: usize,
+}
+
+impl Default for ShardOptions {
+    fn default() -> Self {
+        ShardOptions {
+            vault: VaultOptions::default(),
+            token_secret: [0; 32],
+            lease: LeaseLimits::default(),
+            merge_batches_max: MERGE_BATCHES_MAX_DEFAULT,
+        }
+    }
 }
 
 /// One open vault and its database.
@@ -168,6 +188,8 @@ pub struct ShardMachine {
     catalog: NodeCatalog,
     files: Box<dyn VaultFiles>,
     vault_options: VaultOptions,
+    /// See [`ShardOptions::merge_batches_max`].
+    merge_batches_max: usize,
     leases: LeaseTable,
     /// The cluster's member registry (see [`crate::members`]).
     members: BTreeMap<u64, MemberRecord>,
@@ -236,6 +258,7 @@ impl ShardMachine {
             catalog,
             files,
             vault_options,
+            merge_batches_max: options.merge_batches_max,
             leases,
             // A registry read from disk is news to whoever observes the machine next.
             members_changed: !members.is_empty(),
@@ -631,6 +654,14 @@ impl StateMachine for ShardMachine {
     /// See [`ShardMachine::apply_command`]; the answer is [`ShardAnswer::encode`]d.
     fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8> {
         self.apply_command(index, data).encode()
+    }
+
+    /// See [`ShardMachine::apply_entries`]; the answers are [`ShardAnswer::encode`]d.
+    fn apply_batch(&mut self, entries: &[(u64, &[u8])]) -> Vec<Vec<u8>> {
+        self.apply_entries(entries)
+            .iter()
+            .map(ShardAnswer::encode)
+            .collect()
     }
 
     /// See [`ShardMachine::try_snapshot`]. On a failure the machine stops (see

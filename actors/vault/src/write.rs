@@ -111,12 +111,22 @@ impl Vault {
         batches: Vec<WriteBatch>,
         now_ms: u64,
     ) -> Vec<Result<WriteOutcome, WriteError>> {
+        self.write_group_timed(batches.into_iter().map(|batch| (batch, now_ms)).collect())
+    }
+
+    /// Like [`Self::write_group`], each batch at its own time (`(batch, now_ms)`): the
+    /// outcome is exactly that of [`Self::write`] on each in turn, at its time. A shard
+    /// applies consecutive replicated writes this way, one transaction for all of them.
+    pub fn write_group_timed(
+        &mut self,
+        batches: Vec<(WriteBatch, u64)>,
+    ) -> Vec<Result<WriteOutcome, WriteError>> {
         let mut failed: Vec<Option<WriteError>> = batches
             .iter()
-            .map(|batch| self.check_batch(batch, now_ms).err())
+            .map(|(batch, now_ms)| self.check_batch(batch, *now_ms).err())
             .collect();
         loop {
-            match self.try_group(&batches, &failed, now_ms) {
+            match self.try_group(&batches, &failed) {
                 Ok(outcomes) => return merge_results(outcomes, failed),
                 // A batch failed half-way: the transaction is gone; apply the others again
                 // without it. Batches before it are unaffected, so this ends.
@@ -129,20 +139,19 @@ impl Vault {
     /// One attempt at a group: every batch not yet failed, in one transaction.
     fn try_group(
         &mut self,
-        batches: &[WriteBatch],
+        batches: &[(WriteBatch, u64)],
         failed: &[Option<WriteError>],
-        now_ms: u64,
     ) -> Result<Vec<Option<Result<WriteOutcome, WriteError>>>, GroupFailure> {
         let mut txn = self.db.begin_write()?;
         let mut head = self.head;
         let mut buckets = self.buckets.clone();
         let mut outcomes = Vec::with_capacity(batches.len());
-        for (index, batch) in batches.iter().enumerate() {
+        for (index, (batch, now_ms)) in batches.iter().enumerate() {
             if failed[index].is_some() {
                 outcomes.push(None);
                 continue;
             }
-            let outcome = self.apply_batch(&mut txn, batch, (&mut head, &mut buckets), now_ms);
+            let outcome = self.apply_batch(&mut txn, batch, (&mut head, &mut buckets), *now_ms);
             match outcome {
                 Ok(outcome) => outcomes.push(Some(outcome)),
                 Err(ApplyFailure::Rejected(error)) => outcomes.push(Some(Err(error))),

@@ -175,6 +175,9 @@ fn open_member(
         vault: vault_options(context),
         token_secret: context.token_secret,
         lease: LeaseLimits::default(),
+        // Bounded by the validated range, far below usize::MAX on every target.
+        merge_batches_max: usize::try_from(context.config.raft.apply_merge_batches_max)
+            .unwrap_or(usize::MAX),
     };
     let files = Box::new(NodeVaultFiles::new(Arc::clone(context), shard)?);
     let catalog = context.shard_catalog(shard)?;

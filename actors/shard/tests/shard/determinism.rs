@@ -4,7 +4,11 @@ use inferadb_raft::group::StateMachine;
 use inferadb_shard::{GroupItem, ShardAnswer};
 use proptest::prelude::*;
 
-use crate::common::{apply_entries, encoded, fingerprint, machine, prologue_with_lease, specs};
+use inferadb_shard::ShardOptions;
+
+use crate::common::{
+    apply_entries, encoded, fingerprint, machine, prologue_with_lease, specs, Disk,
+};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
@@ -37,6 +41,50 @@ proptest! {
             prop_assert_eq!(replica.placements(), replicas[0].placements());
             prop_assert_eq!(replica.membership_target(), replicas[0].membership_target());
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Raft cuts each replica's committed entries into batches differently, and the machine
+    /// merges runs of writes into one transaction: whatever the cuts and the merge limit,
+    /// answers, blocks, roots and every table equal applying the entries one by one. Each
+    /// cut is applied twice, as a replay after a restart re-delivers entries.
+    #[test]
+    fn applying_entries_in_batches_equals_applying_them_one_by_one(
+        random in specs(60),
+        cuts in prop::collection::vec(1..12usize, 1..8),
+        merge_batches_max in prop_oneof![Just(1usize), 2..8usize, Just(1024usize)],
+    ) {
+        let all: Vec<_> = prologue_with_lease().into_iter().chain(random).collect();
+        let entries = encoded(&all, 1);
+        let (mut serial, _) = machine();
+        let one_by_one = apply_entries(&mut serial, 1, &entries);
+        let disk = Disk::new();
+        let mut batched = disk.open_with(ShardOptions {
+            merge_batches_max,
+            ..ShardOptions::default()
+        });
+        let mut answers = Vec::new();
+        let mut next = 0;
+        for len in cuts.iter().cycle() {
+            if next >= entries.len() {
+                break;
+            }
+            let end = (next + len).min(entries.len());
+            let slice: Vec<(u64, &[u8])> = (next..end)
+                .map(|offset| (offset as u64 + 1, entries[offset].as_slice()))
+                .collect();
+            answers.extend(batched.apply_entries(&slice));
+            let again = batched.apply_entries(&slice);
+            prop_assert!(again.iter().all(|answer| *answer == ShardAnswer::AlreadyApplied));
+            next = end;
+        }
+        prop_assert_eq!(&answers, &one_by_one);
+        prop_assert_eq!(fingerprint(&batched), fingerprint(&serial));
+        prop_assert_eq!(batched.members(), serial.members());
+        prop_assert_eq!(batched.placements(), serial.placements());
     }
 }
 

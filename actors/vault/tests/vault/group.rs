@@ -79,3 +79,50 @@ proptest! {
         prop_assert!(report.holds, "{:?}", report.problems);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A shard merges consecutive replicated writes, each with its own time, into one
+    /// transaction: the result must be what applying each at its time gives, expiries
+    /// included (a later batch may see an earlier one's relationship expired).
+    #[test]
+    fn a_timed_group_equals_its_batches_applied_one_by_one_at_their_times(
+        group in proptest::collection::vec((batch(), 0u64..40), 1..10),
+    ) {
+        let (_grouped_db, mut grouped) = vault_with_schema();
+        let (_serial_db, mut serial) = vault_with_schema();
+        let mut now_ms = 100;
+        let mut timed = Vec::new();
+        for ((mutations, preconditions), step_ms) in group {
+            now_ms += step_ms;
+            let batch = WriteBatch {
+                mutations: absolute(mutations, now_ms),
+                preconditions,
+            };
+            timed.push((batch, now_ms));
+        }
+        let one_by_one: Vec<_> = timed
+            .iter()
+            .map(|(batch, now_ms)| serial.write(batch.clone(), *now_ms))
+            .collect();
+        let together = grouped.write_group_timed(timed);
+        prop_assert_eq!(together.len(), one_by_one.len());
+        for (group_result, serial_result) in together.iter().zip(&one_by_one) {
+            match (group_result, serial_result) {
+                (Ok(group_outcome), Ok(serial_outcome)) => {
+                    prop_assert_eq!(group_outcome, serial_outcome);
+                }
+                (Err(group_error), Err(serial_error)) => {
+                    prop_assert_eq!(kind(group_error), kind(serial_error));
+                }
+                (group_result, serial_result) => {
+                    prop_assert!(false, "group {:?} vs serial {:?}", group_result, serial_result);
+                }
+            }
+        }
+        prop_assert_eq!(grouped.revision(), serial.revision());
+        prop_assert_eq!(grouped.head_hash(), serial.head_hash());
+        prop_assert_eq!(grouped.state_root(), serial.state_root());
+    }
+}
