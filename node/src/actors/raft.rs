@@ -5,7 +5,8 @@
 //!
 //! **Group commit.** An input does not run a Ready cycle by itself: the first input after a
 //! cycle schedules a `Drain` behind every message already in the mailbox, so all proposals
-//! (and peer messages) that arrived meanwhile are persisted with one fsync.
+//! (and peer messages) that arrived meanwhile are persisted with one fsync. Read barriers
+//! batch the same way: every barrier queued before a `Drain` shares one read-index round.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,7 +57,11 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     group_id: u64,
     transport: Arc<dyn Transport>,
     proposals: BTreeMap<(u64, u64), (u64, ProposeReply)>,
-    reads: BTreeMap<u64, (u64, ReadReply)>,
+    /// Read barriers asked for since the last Ready point: one read-index round at the next
+    /// `Drain` confirms them all (see [`issue_reads`]).
+    barriers_queued: Vec<ReadReply>,
+    /// Read-index rounds under way, by request id: the tick they started and who waits.
+    reads: BTreeMap<u64, (u64, Vec<ReadReply>)>,
     next_read_id: u64,
     /// Ticks since the actor started (the deadline clock of waiting requests).
     ticks: u64,
@@ -109,6 +114,7 @@ where
             group_id: arguments.group_id,
             transport: arguments.transport,
             proposals: BTreeMap::new(),
+            barriers_queued: Vec::new(),
             reads: BTreeMap::new(),
             next_read_id: 1,
             ticks: 0,
@@ -139,7 +145,7 @@ where
             }
             RaftMsg::Peer(envelope) => step(state, &envelope),
             RaftMsg::Propose { data, reply } => propose(state, data, reply),
-            RaftMsg::ReadBarrier { reply } => read_barrier(state, reply),
+            RaftMsg::ReadBarrier { reply } => state.barriers_queued.push(reply),
             RaftMsg::Campaign => state.group.core_mut().campaign()?,
             RaftMsg::Status { reply } => {
                 let _ = reply.send(status(&state.group));
@@ -177,6 +183,7 @@ fn drain<S: LogStore, M: StateMachine>(
     state: &mut RaftState<S, M>,
 ) -> Result<(), ActorProcessingErr> {
     let started = std::time::Instant::now();
+    issue_reads(state);
     // A bounded number of cycles per Drain: a long catch-up yields to the mailbox between
     // them, so ticks and heartbeats keep flowing and no election is caused by an apply.
     let outputs = tokio::task::block_in_place(|| state.group.drain_at_most(READY_CYCLES_PER_DRAIN));
@@ -381,19 +388,31 @@ fn propose<S: LogStore, M: StateMachine>(
     }
 }
 
-fn read_barrier<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, reply: ReadReply) {
+/// Starts one read-index round for every barrier queued since the last Ready point: each
+/// of them arrived before the round starts, so the index it confirms is a valid read point
+/// for all (like group commit, many reads share one heartbeat round).
+fn issue_reads<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
+    if state.barriers_queued.is_empty() {
+        return;
+    }
+    let waiting = std::mem::take(&mut state.barriers_queued);
     let id = state.next_read_id;
     state.next_read_id += 1;
-    match state.group.read_index(id) {
+    let error = match state.group.read_index(id) {
         Ok(()) => {
-            state.reads.insert(id, (state.ticks, reply));
+            state.reads.insert(id, (state.ticks, waiting));
+            return;
         }
-        Err(CoreError::NotLeader { leader_hint }) => {
-            let _ = reply.send(Err(not_leader(leader_hint)));
-        }
-        Err(error) => {
-            let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
-        }
+        Err(CoreError::NotLeader { leader_hint }) => not_leader(leader_hint),
+        Err(error) => ProposeError::Failed(error.to_string()),
+    };
+    answer_reads(waiting, &Err(error));
+}
+
+/// Sends every waiting reader the same answer.
+fn answer_reads(waiting: Vec<ReadReply>, answer: &Result<u64, ProposeError>) {
+    for reply in waiting {
+        let _ = reply.send(answer.clone());
     }
 }
 
@@ -420,15 +439,15 @@ fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: O
     }
     let applied = state.group.applied();
     for id in outputs.reads {
-        if let Some((_, reply)) = state.reads.remove(&id) {
-            let _ = reply.send(Ok(applied));
+        if let Some((_, waiting)) = state.reads.remove(&id) {
+            answer_reads(waiting, &Ok(applied));
         }
     }
     if let Some(change) = outputs.role_change {
         // Reads waiting for a leadership confirmation this member no longer can give.
         if change.leader_id != Some(state.group.core().id()) {
-            for (_, (_, reply)) in std::mem::take(&mut state.reads) {
-                let _ = reply.send(Err(not_leader(change.leader_id)));
+            for (_, (_, waiting)) in std::mem::take(&mut state.reads) {
+                answer_reads(waiting, &Err(not_leader(change.leader_id)));
             }
         }
     }
@@ -438,9 +457,11 @@ fn fail_all<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, error: &C
     for (_, (_, reply)) in std::mem::take(&mut state.proposals) {
         let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
     }
-    for (_, (_, reply)) in std::mem::take(&mut state.reads) {
-        let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
+    let failed = Err(ProposeError::Failed(error.to_string()));
+    for (_, (_, waiting)) in std::mem::take(&mut state.reads) {
+        answer_reads(waiting, &failed);
     }
+    answer_reads(std::mem::take(&mut state.barriers_queued), &failed);
 }
 
 /// Makes the state machine durable every `persist_every_ticks` ticks (vault files, then
@@ -514,8 +535,8 @@ fn expire_requests<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
         .map(|(id, _)| *id)
         .collect();
     for id in expired {
-        if let Some((_, reply)) = state.reads.remove(&id) {
-            let _ = reply.send(Err(not_leader(leader_hint)));
+        if let Some((_, waiting)) = state.reads.remove(&id) {
+            answer_reads(waiting, &Err(not_leader(leader_hint)));
         }
     }
 }
@@ -558,14 +579,22 @@ mod tests {
     use raft::eraftpb::ConfState;
     use std::collections::HashMap;
 
-    /// In-process transport: member id → actor.
+    /// In-process transport: member id → actor; counts the read-index requests it carries.
     #[derive(Default)]
     struct Local {
         peers: RwLock<HashMap<u64, ActorRef<RaftMsg>>>,
+        read_index_requests: std::sync::atomic::AtomicU64,
     }
 
     impl Transport for Local {
         fn send(&self, envelope: PeerEnvelope) {
+            let read_index = envelope
+                .open()
+                .is_ok_and(|message| message.get_msg_type() == MessageType::MsgReadIndex);
+            if read_index {
+                self.read_index_requests
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             if let Some(peer) = self.peers.read().get(&envelope.to) {
                 let _ = peer.cast(RaftMsg::Peer(envelope));
             }
@@ -731,6 +760,54 @@ mod tests {
         assert!(
             matches!(answer, Err(ProposeError::NotLeader { .. }) | Ok(_)),
             "{answer:?}"
+        );
+        for actor in actors.values() {
+            actor.stop(None);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_barriers_that_arrive_together_share_one_read_index_round() {
+        let directory = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Local::default());
+        let mut actors = BTreeMap::new();
+        for id in 1..=3 {
+            actors.insert(id, start(id, directory.path(), &transport).await);
+        }
+        let leader = wait_for_leader(&actors).await;
+        for item in [b"a", b"b", b"c"] {
+            let answer = ractor::call!(actors[&leader], |reply| RaftMsg::Propose {
+                data: item.to_vec(),
+                reply
+            })
+            .unwrap();
+            assert!(answer.is_ok(), "{answer:?}");
+        }
+        let follower = *actors.keys().find(|id| **id != leader).unwrap();
+        let before = transport
+            .read_index_requests
+            .load(std::sync::atomic::Ordering::SeqCst);
+        // 64 barriers queued behind one another in the follower's mailbox.
+        let mut answers = Vec::new();
+        for _ in 0..64 {
+            let (port, answer) = ractor::concurrency::oneshot();
+            actors[&follower]
+                .cast(RaftMsg::ReadBarrier { reply: port.into() })
+                .unwrap();
+            answers.push(answer);
+        }
+        for answer in answers {
+            let applied = answer.await.unwrap().unwrap();
+            // The three proposals (after the leader's empty entry) are visible to each.
+            assert!(applied >= 4, "{applied}");
+        }
+        let rounds = transport
+            .read_index_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+            - before;
+        assert!(
+            (1..=8).contains(&rounds),
+            "64 barriers took {rounds} read-index requests"
         );
         for actor in actors.values() {
             actor.stop(None);
