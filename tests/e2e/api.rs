@@ -534,6 +534,62 @@ fn bulk_import_applies_ndjson_in_batches_and_names_a_bad_line() {
     );
 }
 
+/// An import's batches are independent: a relationship named twice is imported once with
+/// its last line's expiry, and a failing batch does not stop the ones after it; the problem
+/// says which applied and which failed.
+#[test]
+fn import_batches_are_independent_and_a_failure_names_the_failed_batch() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "import-independent");
+    let mut lines: Vec<String> = (0..2_500)
+        .map(|index| {
+            json!({"resource": format!("document:{index}"), "relation": "owner", "subject": "user:ann"})
+                .to_string()
+        })
+        .collect();
+    // Line 0 again, last, without its expiry: one relationship, never expiring.
+    lines[0] = json!({"resource": "document:0", "relation": "owner", "subject": "user:ann",
+        "expires_at": "2099-01-01T00:00:00Z"})
+    .to_string();
+    lines.push(
+        json!({"resource": "document:0", "relation": "owner", "subject": "user:ann"}).to_string(),
+    );
+    // Batch 1 (lines 1,000–1,999) holds a relationship the schema refuses.
+    lines[1_500] =
+        json!({"resource": "document:1500", "relation": "no_such_relation", "subject": "user:ann"})
+            .to_string();
+    let refused = inferadb_tests::http(
+        &node.addr,
+        "POST",
+        &format!("/v1/vaults/{id}/relationships/import"),
+        Some(lines.join("\n").as_bytes()),
+    );
+    assert!(refused.status >= 400, "{}", refused.text);
+    assert_eq!(refused.json["applied_batches"], 2, "{}", refused.text);
+    assert_eq!(
+        refused.json["failed_batches"],
+        json!([1]),
+        "{}",
+        refused.text
+    );
+    assert!(refused.json["revision"].is_string(), "{}", refused.text);
+    // The batch after the failed one applied; the failed one did not.
+    assert!(check(&node, &id, "document:2499", "view", "user:ann"));
+    assert!(!check(&node, &id, "document:1000", "view", "user:ann"));
+    let listed = node.post(
+        &format!("/v1/vaults/{id}/relationships/read"),
+        &json!({"filter": {"resource_type": "document", "resource_id": "0"}}),
+    );
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let relationships = listed.json["relationships"].as_array().expect("a list");
+    assert_eq!(relationships.len(), 1, "{}", listed.text);
+    assert!(
+        relationships[0].get("expires_at").is_none(),
+        "{}",
+        listed.text
+    );
+}
+
 #[test]
 fn bad_membership_requests_name_the_field_and_the_rule() {
     let directory = tempfile::tempdir().unwrap();

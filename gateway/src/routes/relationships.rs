@@ -223,6 +223,31 @@ pub async fn read(
     Ok(Json(answer))
 }
 
+/// One relationship per (resource, relation, subject), at its first line's position with
+/// its last line's expiry (touch semantics: the last line wins). With no relationship in
+/// two batches, the batches commute: each touches its own relationships whatever ran
+/// before, so the import's result does not depend on the order the batches apply in (a
+/// batch forwarded to a new leader during an election may overtake an earlier one).
+fn distinct_last_wins(relationships: Vec<Relationship>) -> Vec<Relationship> {
+    let mut positions = std::collections::HashMap::with_capacity(relationships.len());
+    let mut distinct: Vec<Relationship> = Vec::with_capacity(relationships.len());
+    for relationship in relationships {
+        let key = (
+            relationship.resource.clone(),
+            relationship.relation.clone(),
+            relationship.subject.clone(),
+        );
+        match positions.get(&key) {
+            Some(&position) => distinct[position] = relationship,
+            None => {
+                positions.insert(key, distinct.len());
+                distinct.push(relationship);
+            }
+        }
+    }
+    distinct
+}
+
 /// Parses an NDJSON import body: one relationship object per non-empty line.
 fn import_lines(body: &[u8], limit: usize) -> Result<Vec<Relationship>, Problem> {
     let text = std::str::from_utf8(body)
@@ -258,18 +283,23 @@ fn import_lines(body: &[u8], limit: usize) -> Result<Vec<Relationship>, Problem>
 
 /// `POST /v1/vaults/{id}/relationships/import`: bulk import. The body is NDJSON, one
 /// `{"resource","relation","subject","expires_at"?}` per line (touch semantics). The node
-/// splits it into batches of `vault.write_batch_max` and queues them all at once, so the
-/// vault actor applies them as one group commit (one storage transaction for up to
+/// keeps one line per relationship (the last; see [`distinct_last_wins`]), splits them into
+/// batches of `vault.write_batch_max` and queues them all at once, so the vault actor
+/// applies them as one group commit (one storage transaction for up to
 /// `vault.group_commit_batches_max` batches). Each batch is atomic with its own ledger block;
-/// the import as a whole is not: on an error, the batches before the failing one stay
-/// applied, and the problem says how many (`applied_batches`) and up to which revision.
+/// the import as a whole is not: the batches are independent, so on an error the others
+/// still apply, and the problem says how many did (`applied_batches`), which failed
+/// (`failed_batches`) and the highest revision reached. Retrying the whole import is safe.
 pub async fn import(
     State(context): State<Context>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
     let (id, route) = vault_route(&context, &id).await?;
-    let relationships = import_lines(&body, context.limits.import_relationships_max)?;
+    let relationships = distinct_last_wins(import_lines(
+        &body,
+        context.limits.import_relationships_max,
+    )?);
     let batch_max = route
         .snapshots
         .borrow()
@@ -300,7 +330,10 @@ type ImportAnswer = ractor::concurrency::OneshotReceiver<
     Result<inferadb_vault::WriteOutcome, inferadb_messages::WriteFailure>,
 >;
 
-/// Awaits every batch's answer in order; the first failure becomes the problem.
+/// Awaits every batch's answer. The batches are independent (see [`distinct_last_wins`]),
+/// so a failure does not stop the others: the first failed batch becomes the problem, which
+/// also says how many applied (`applied_batches`), which failed (`failed_batches`) and the
+/// highest revision reached.
 async fn collect_import(
     context: &Context,
     id: VaultId,
@@ -308,6 +341,7 @@ async fn collect_import(
     batch_max: usize,
 ) -> Result<Json<Value>, Problem> {
     let (mut inserted, mut removed, mut revision, mut applied) = (0, 0, None, 0usize);
+    let mut failures: Vec<(usize, Problem)> = Vec::new();
     for (index, answer) in pending {
         let outcome = match answer.await {
             Ok(Ok(outcome)) => outcome,
@@ -316,29 +350,30 @@ async fn collect_import(
                 let paths: Vec<String> = (0..batch_max)
                     .map(|offset| format!("relationships[{}]", first + offset))
                     .collect();
-                return Err(write_failure_problem(error, &paths, "preconditions")
-                    .with("applied_batches", json!(applied))
-                    .with(
-                        "revision",
-                        json!(revision
-                            .map(|revision| consistency::encode_token(context, id, revision))),
-                    ));
+                failures.push((index, write_failure_problem(error, &paths, "preconditions")));
+                continue;
             }
             Err(_) => {
-                return Err(
-                    write_mailbox_problem(inferadb_messages::MailboxError::Dropped {
-                        name: format!("vault {id}"),
-                    })
-                    .with("applied_batches", json!(applied)),
-                )
+                let dropped = inferadb_messages::MailboxError::Dropped {
+                    name: format!("vault {id}"),
+                };
+                failures.push((index, write_mailbox_problem(dropped)));
+                continue;
             }
         };
         inserted += outcome.inserted;
         removed += outcome.removed;
-        revision = Some(outcome.revision);
+        revision = revision.max(Some(outcome.revision));
         applied += 1;
     }
     let revision = revision.map(|revision| consistency::encode_token(context, id, revision));
+    let failed: Vec<usize> = failures.iter().map(|(index, _)| *index).collect();
+    if let Some((_, problem)) = failures.into_iter().next() {
+        return Err(problem
+            .with("applied_batches", json!(applied))
+            .with("failed_batches", json!(failed))
+            .with("revision", json!(revision)));
+    }
     Ok(Json(json!({
         "revision": revision,
         "inserted": inserted,
