@@ -67,6 +67,26 @@ pub trait StateMachine {
     fn membership_target(&self) -> MembershipTarget {
         MembershipTarget::default()
     }
+
+    /// A snapshot of the state at the applied index whose bytes can be produced off the
+    /// member's thread (from a read view that later applies do not change), so a big state
+    /// does not stall the member; `None`, the default, has [`Self::snapshot`] taken at once.
+    fn snapshot_builder(&self) -> Option<SnapshotBuilder> {
+        None
+    }
+}
+
+/// Produces a snapshot's bytes, or says why it could not (see
+/// [`StateMachine::snapshot_builder`]).
+pub type SnapshotBuilder = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
+/// A compaction under way (see [`RaftGroup::begin_compaction`]): build the bytes anywhere,
+/// then hand them to [`RaftGroup::finish_compaction`] with `index`.
+pub struct CompactionJob {
+    /// The applied index the snapshot is taken at.
+    pub index: u64,
+    /// Produces the snapshot's bytes.
+    pub build: SnapshotBuilder,
 }
 
 /// A membership the replicated state asks for: `voters` must be voters, `removed` must not be
@@ -261,15 +281,45 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     /// Takes a snapshot of the state machine at the applied index and compacts the log
     /// (never from a stopped machine: its snapshot would replace the log with nothing).
     pub fn compact(&mut self) -> Result<(), CoreError> {
+        let job = self.begin_compaction()?;
+        let data = (job.build)().map_err(CoreError::Failed)?;
+        self.finish_compaction(job.index, data)
+    }
+
+    /// The first half of [`Self::compact`]: makes the state machine durable through the
+    /// applied index and starts its snapshot there. The log may grow and the machine apply
+    /// further while the job builds the bytes.
+    pub fn begin_compaction(&mut self) -> Result<CompactionJob, CoreError> {
         self.check_machine()?;
         if let Some(reason) = self.machine.snapshot_blocked() {
             return Err(CoreError::SnapshotBlocked(reason));
         }
+        // The log entries up to the snapshot go: the machine must not need them to recover.
         self.machine.persist();
         self.check_machine()?;
-        let data = self.machine.snapshot();
+        let index = self.applied;
+        let build = match self.machine.snapshot_builder() {
+            Some(build) => build,
+            None => {
+                let data = self.machine.snapshot();
+                Box::new(move || Ok(data))
+            }
+        };
         self.check_machine()?;
-        self.core.compact(self.applied, data)
+        Ok(CompactionJob { index, build })
+    }
+
+    /// The second half of [`Self::compact`]: records the snapshot taken at `index` and drops
+    /// the log up to it, unless the log already starts after `index` (a snapshot installed
+    /// from the leader meanwhile is newer).
+    pub fn finish_compaction(&mut self, index: u64, data: Vec<u8>) -> Result<(), CoreError> {
+        self.check_machine()?;
+        let first = raft::Storage::first_index(self.core.store())
+            .map_err(|error| CoreError::Failed(error.to_string()))?;
+        if index < first {
+            return Ok(());
+        }
+        self.core.compact(index, data)
     }
 
     fn check_machine(&self) -> Result<(), CoreError> {
@@ -513,6 +563,44 @@ mod tests {
         for group in &groups {
             assert_eq!(group.machine().items, vec![b"first".to_vec()]);
         }
+    }
+
+    #[test]
+    fn a_compaction_finished_after_more_entries_keeps_them_and_an_older_one_changes_nothing() {
+        let mut groups: Vec<_> = (1..=3).map(|id| group(id, &[1, 2, 3])).collect();
+        groups[0].core_mut().campaign().unwrap();
+        settle(&mut groups);
+        for item in [b"a", b"b"] {
+            groups[0].propose(item.to_vec()).unwrap();
+        }
+        settle(&mut groups);
+        let early = groups[0].begin_compaction().unwrap();
+        let later = groups[0].begin_compaction().unwrap();
+        assert_eq!(early.index, later.index);
+        // Entries applied while the snapshot builds stay in the log.
+        groups[0].propose(b"c".to_vec()).unwrap();
+        settle(&mut groups);
+        let index = early.index;
+        groups[0]
+            .finish_compaction(index, (early.build)().unwrap())
+            .unwrap();
+        let first = raft::Storage::first_index(groups[0].core().store()).unwrap();
+        assert_eq!(first, index + 1);
+        let snapshot = raft::Storage::snapshot(groups[0].core().store(), 0, 0).unwrap();
+        assert_eq!(snapshot.get_data(), b"a\nb");
+        assert!(groups[0].applied() > index);
+        // A newer compaction, then an older one finishing late: the newer snapshot stays.
+        let newer = groups[0].begin_compaction().unwrap();
+        let newer_index = newer.index;
+        groups[0]
+            .finish_compaction(newer_index, (newer.build)().unwrap())
+            .unwrap();
+        groups[0]
+            .finish_compaction(later.index, (later.build)().unwrap())
+            .unwrap();
+        let snapshot = raft::Storage::snapshot(groups[0].core().store(), 0, 0).unwrap();
+        assert_eq!(snapshot.get_metadata().index, newer_index);
+        assert_eq!(snapshot.get_data(), b"a\nb\nc");
     }
 
     #[test]

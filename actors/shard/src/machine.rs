@@ -108,7 +108,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use inferadb_protocols::VaultId;
-use inferadb_raft::group::{MembershipTarget, StateMachine};
+use inferadb_raft::group::{MembershipTarget, SnapshotBuilder, StateMachine};
 use inferadb_storage::{Database, Durability, WriteTransaction};
 use inferadb_vault::{
     CatalogError, NodeCatalog, Vault, VaultOptions, VaultRecord, WriteBatch, WriteError,
@@ -703,6 +703,24 @@ impl StateMachine for ShardMachine {
             let _ = self
                 .fatal
                 .set(format!("syncing the vaults failed: {error}"));
+        }
+    }
+
+    /// A read view of every vault at the applied index (see [`restore::ImageView`]); the
+    /// blocks are read and encoded by the builder, off the member's thread. On a failure to
+    /// take the view the machine stops.
+    fn snapshot_builder(&self) -> Option<SnapshotBuilder> {
+        if self.fatal.get().is_some() {
+            return None;
+        }
+        match restore::view(self) {
+            Ok(view) => Some(Box::new(move || {
+                view.encode().map_err(|error| error.to_string())
+            })),
+            Err(error) => {
+                let _ = self.fatal.set(format!("taking a snapshot failed: {error}"));
+                None
+            }
         }
     }
 

@@ -71,6 +71,8 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     compact_after_entries: u64,
     /// The applied index of the last compaction (or of the start).
     compacted_at: u64,
+    /// Whether a compaction's snapshot is being built off the actor.
+    compaction_building: bool,
     /// Members this leader added that still need a snapshot: once their addition is
     /// applied, the log is compacted so the leader sends them one (raft-rs only installs a
     /// snapshot whose membership names the receiver).
@@ -122,6 +124,7 @@ where
             drain_scheduled: false,
             compact_after_entries: arguments.compact_after_entries.max(1),
             compacted_at,
+            compaction_building: false,
             joining: std::collections::BTreeSet::new(),
             snapshots_sent: BTreeMap::new(),
             persist_every_ticks: arguments.persist_every_ticks.max(1),
@@ -147,6 +150,7 @@ where
             RaftMsg::Propose { data, reply } => propose(state, data, reply),
             RaftMsg::ReadBarrier { reply } => state.barriers_queued.push(reply),
             RaftMsg::Campaign => state.group.core_mut().campaign()?,
+            RaftMsg::SnapshotBuilt { index, data } => finish_compaction(state, index, data),
             RaftMsg::Status { reply } => {
                 let _ = reply.send(status(&state.group));
                 return Ok(());
@@ -191,7 +195,7 @@ fn drain<S: LogStore, M: StateMachine>(
         Ok(outputs) => {
             record_metrics(state, &outputs, started.elapsed().as_secs_f64());
             perform(state, outputs);
-            compact_when_due(state)?;
+            compact_when_due(myself, state);
             drive_membership(state);
             if state.group.has_ready() && !state.drain_scheduled {
                 state.drain_scheduled = myself.send_message(RaftMsg::Drain).is_ok();
@@ -330,21 +334,51 @@ fn membership_change(add: &[u64], remove: &[u64]) -> ConfChangeV2 {
 /// Compacts the log once `compact_after_entries` entries were applied since the last time
 /// (the machine persists first, so no released entry is needed for a replay).
 fn compact_when_due<S: LogStore, M: StateMachine>(
+    myself: &ActorRef<RaftMsg>,
     state: &mut RaftState<S, M>,
-) -> Result<(), ActorProcessingErr> {
+) {
     let applied = state.group.applied();
-    if applied.saturating_sub(state.compacted_at) < state.compact_after_entries {
-        return Ok(());
+    if state.compaction_building
+        || applied.saturating_sub(state.compacted_at) < state.compact_after_entries
+    {
+        return;
     }
     // Retried after another `compact_after_entries` either way: a refused compaction (the
     // membership at that index is unknown) only keeps more log; a failed machine stops the
     // group at the next drain.
     state.compacted_at = applied;
-    match tokio::task::block_in_place(|| state.group.compact()) {
-        Ok(()) => tracing::info!(group = state.group_id, applied, "raft log compacted"),
+    let job = match tokio::task::block_in_place(|| state.group.begin_compaction()) {
+        Ok(job) => job,
+        Err(error) => {
+            tracing::warn!(group = state.group_id, %error, "raft log not compacted");
+            return;
+        }
+    };
+    // The snapshot of a big state takes a while to read and encode: off the actor, so the
+    // member keeps ticking, heartbeating and applying meanwhile.
+    state.compaction_building = true;
+    let myself = myself.clone();
+    let index = job.index;
+    tokio::task::spawn_blocking(move || {
+        let data = (job.build)();
+        let _ = myself.send_message(RaftMsg::SnapshotBuilt { index, data });
+    });
+}
+
+/// Records a snapshot built off the actor and drops the log up to it.
+fn finish_compaction<S: LogStore, M: StateMachine>(
+    state: &mut RaftState<S, M>,
+    index: u64,
+    data: Result<Vec<u8>, String>,
+) {
+    state.compaction_building = false;
+    let result = data.map_err(CoreError::Failed).and_then(|data| {
+        tokio::task::block_in_place(|| state.group.finish_compaction(index, data))
+    });
+    match result {
+        Ok(()) => tracing::info!(group = state.group_id, index, "raft log compacted"),
         Err(error) => tracing::warn!(group = state.group_id, %error, "raft log not compacted"),
     }
-    Ok(())
 }
 
 fn step<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, envelope: &PeerEnvelope) {

@@ -81,6 +81,14 @@ pub enum RaftMsg {
     Drain,
     /// Start an election now.
     Campaign,
+    /// A compaction's snapshot, built off the actor (sent by the actor's own build task):
+    /// its bytes at applied index `index`, or why there are none.
+    SnapshotBuilt {
+        /// The applied index the snapshot was started at.
+        index: u64,
+        /// The snapshot's bytes, or why it could not be built.
+        data: Result<Vec<u8>, String>,
+    },
     /// This member's view of the group.
     Status {
         /// The status.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inferadb_storage::Durability;
-use inferadb_vault::{NodeCatalog, Vault, VaultOptions};
+use inferadb_vault::{NodeCatalog, Vault, VaultOptions, VaultRecord, VaultSnapshot};
 
 use super::{fences, finish_catalog, leases, members, placements, Member, ShardMachine};
 use crate::error::ShardError;
@@ -16,6 +16,27 @@ use crate::snapshot::{ShardImage, VaultImage};
 /// texts and blocks, the lease table, the member registry, the placements and the fence
 /// epochs.
 pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
+    view(machine)?.build()
+}
+
+/// A vault as of the view: everything but its blocks, and a read view to read them from.
+struct VaultView {
+    record: VaultRecord,
+    commit_index: u64,
+    schemas: Vec<(u32, String)>,
+    snapshot: Arc<VaultSnapshot>,
+}
+
+/// The machine's state at its applied index, without the blocks: cheap to take, and
+/// [`ImageView::build`] reads the blocks from the vaults' read views, which later commits do
+/// not change, so it may run on another thread while the machine applies further entries.
+pub(super) struct ImageView {
+    vaults: Vec<VaultView>,
+    rest: ShardImage,
+}
+
+/// See [`ImageView`].
+pub(super) fn view(machine: &ShardMachine) -> Result<ImageView, ShardError> {
     let mut vaults = Vec::with_capacity(machine.vaults.len());
     for (id, member) in &machine.vaults {
         let record = machine
@@ -30,23 +51,16 @@ pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
             .into_iter()
             .map(|(version, text)| (version.version, text))
             .collect();
-        let snapshot = member.vault.snapshot()?;
-        let mut blocks = Vec::new();
-        for height in 1..=snapshot.revision().0 {
-            blocks.push(snapshot.block(height)?.ok_or_else(|| ShardError::Corrupt {
-                what: format!("vault {id}: block {height} is missing"),
-            })?);
-        }
-        vaults.push(VaultImage {
+        vaults.push(VaultView {
             record,
             commit_index: member.vault.commit_index(),
             schemas,
-            blocks,
+            snapshot: member.vault.snapshot()?,
         });
     }
-    Ok(ShardImage {
+    let rest = ShardImage {
         applied_index: machine.applied_index,
-        vaults,
+        vaults: Vec::new(),
         last_epoch: machine.leases.last_epoch(),
         leases: machine
             .leases
@@ -56,7 +70,41 @@ pub(super) fn image(machine: &ShardMachine) -> Result<ShardImage, ShardError> {
         members: machine.members.clone(),
         placements: machine.placements.clone(),
         fence_epochs: machine.fence_epochs.clone(),
-    })
+    };
+    Ok(ImageView { vaults, rest })
+}
+
+impl ImageView {
+    /// Reads every vault's blocks from its read view: the image at the view's index.
+    pub(super) fn build(self) -> Result<ShardImage, ShardError> {
+        let mut image = self.rest;
+        for vault in self.vaults {
+            let id = vault.record.id;
+            let mut blocks = Vec::new();
+            for height in 1..=vault.snapshot.revision().0 {
+                blocks.push(
+                    vault
+                        .snapshot
+                        .block(height)?
+                        .ok_or_else(|| ShardError::Corrupt {
+                            what: format!("vault {id}: block {height} is missing"),
+                        })?,
+                );
+            }
+            image.vaults.push(VaultImage {
+                record: vault.record,
+                commit_index: vault.commit_index,
+                schemas: vault.schemas,
+                blocks,
+            });
+        }
+        Ok(image)
+    }
+
+    /// [`Self::build`], encoded.
+    pub(super) fn encode(self) -> Result<Vec<u8>, ShardError> {
+        self.build().map(|image| image.encode())
+    }
 }
 
 /// Replaces the machine's state with a snapshot's. First the catalog durably forgets every

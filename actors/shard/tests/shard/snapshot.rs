@@ -12,6 +12,26 @@ use crate::common::{
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
+    /// A snapshot started at index k and built after the machine applied further entries
+    /// (deletions and new vaults included) is byte for byte the snapshot taken at k.
+    #[test]
+    fn a_snapshot_built_later_is_the_snapshot_at_its_start(
+        before in specs(30),
+        after in specs(30),
+    ) {
+        let first: Vec<Spec> = prologue_with_lease().into_iter().chain(before).collect();
+        let (mut at_start, _) = machine();
+        apply_entries(&mut at_start, 1, &encoded(&first, 1));
+        let (mut moving_on, _) = machine();
+        apply_entries(&mut moving_on, 1, &encoded(&first, 1));
+
+        let builder = moving_on.snapshot_builder().expect("the shard machine builds off-thread");
+        let next = first.len() as u64 + 1;
+        apply_entries(&mut moving_on, next, &encoded(&after, next));
+        let built = std::thread::spawn(builder).join().unwrap().unwrap();
+        prop_assert_eq!(built, at_start.snapshot());
+    }
+
     #[test]
     fn a_restored_machine_equals_its_source_and_keeps_up(
         before in specs(30),
