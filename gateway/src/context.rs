@@ -50,6 +50,10 @@ pub struct PeerView {
 pub trait ClusterView: Send + Sync {
     /// Every configured peer, by id.
     fn peers(&self) -> Vec<PeerView>;
+
+    /// The digest of the rules every member must apply with (the vault and lease limits);
+    /// members whose digests differ cannot link.
+    fn rules_fingerprint(&self) -> String;
 }
 
 /// What the gateway's handlers share.

@@ -23,6 +23,35 @@ pub fn token_secret(cookie: &str) -> [u8; 32] {
     blake3::derive_key("inferadb revision tokens v1", cookie.as_bytes())
 }
 
+/// What decides a replicated command's outcome besides the log, as a short hex digest: the
+/// vault limits (`vault.*`) and the lease limits. Every member must apply with the same, or
+/// one replica could refuse a write that another applies and the replicas would diverge;
+/// so the links are authenticated with [`link_cookie`], and a member configured
+/// differently is refused at the handshake instead. `GET /v1/cluster` shows it, to compare.
+pub fn rules_fingerprint(config: &NodeConfig) -> String {
+    let rules = format!(
+        "vault {}\nlease {:?}",
+        serde_json::to_string(&config.vault).unwrap_or_default(),
+        inferadb_shard::LeaseLimits::default()
+    );
+    let digest = blake3::derive_key("inferadb replicated rules v1", rules.as_bytes());
+    hex(&digest[..12])
+}
+
+/// The cookie the links authenticate with: the cluster's shared cookie bound to the rules
+/// (see [`rules_fingerprint`]), so only members that share both can link.
+pub fn link_cookie(cookie: &str, rules_fingerprint: &str) -> String {
+    let material = format!("{cookie}\n{rules_fingerprint}");
+    hex(&blake3::derive_key(
+        "inferadb cluster link v1",
+        material.as_bytes(),
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// The transport's configuration from the node's.
 pub fn transport_config(config: &NodeConfig) -> Result<ClusterConfig, String> {
     let cluster = &config.cluster;
@@ -30,7 +59,8 @@ pub fn transport_config(config: &NodeConfig) -> Result<ClusterConfig, String> {
         .listen
         .parse()
         .map_err(|_| format!("cluster.listen `{}` is not an address", cluster.listen))?;
-    let mut transport = ClusterConfig::new(config.node_id, listen, cluster.cookie.clone());
+    let cookie = link_cookie(&cluster.cookie, &rules_fingerprint(config));
+    let mut transport = ClusterConfig::new(config.node_id, listen, cookie);
     for peer in &cluster.peers {
         let addr = peer
             .addr
@@ -47,6 +77,10 @@ pub fn transport_config(config: &NodeConfig) -> Result<ClusterConfig, String> {
 /// Starts the transport: what peers send reaches this node's raft members.
 pub async fn start(context: &Arc<NodeContext>) -> Result<Arc<Cluster>, String> {
     let config = transport_config(&context.config)?;
+    tracing::info!(
+        rules_fingerprint = %rules_fingerprint(&context.config),
+        "cluster members must share this rules fingerprint (vault and lease limits) to link"
+    );
     let handler = Arc::new(NodePeers {
         context: Arc::clone(context),
     });
@@ -163,6 +197,7 @@ impl Forwarder for ClusterForwarder {
 pub struct TransportView {
     cluster: Arc<Cluster>,
     peers: Vec<PeerConfig>,
+    rules_fingerprint: String,
 }
 
 impl TransportView {
@@ -171,11 +206,16 @@ impl TransportView {
         TransportView {
             cluster,
             peers: config.cluster.peers.clone(),
+            rules_fingerprint: rules_fingerprint(config),
         }
     }
 }
 
 impl ClusterView for TransportView {
+    fn rules_fingerprint(&self) -> String {
+        self.rules_fingerprint.clone()
+    }
+
     fn peers(&self) -> Vec<PeerView> {
         let linked = self.cluster.linked_peers();
         // The transport's current set: the configured peers and those the member registry
@@ -233,5 +273,33 @@ impl PeerDirectory for ClusterPeers {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_different_vault_limit_changes_the_fingerprint_and_so_the_link_cookie() {
+        let config = NodeConfig::default();
+        let same = NodeConfig::default();
+        assert_eq!(rules_fingerprint(&config), rules_fingerprint(&same));
+        let mut other = NodeConfig::default();
+        other.vault.write_batch_max += 1;
+        let (ours, theirs) = (rules_fingerprint(&config), rules_fingerprint(&other));
+        assert_ne!(ours, theirs);
+        assert_eq!(ours.len(), 24);
+        let cookie = "shared-cluster-cookie-0123456789";
+        assert_ne!(link_cookie(cookie, &ours), link_cookie(cookie, &theirs));
+        assert_eq!(link_cookie(cookie, &ours), link_cookie(cookie, &ours));
+        assert_ne!(
+            link_cookie(cookie, &ours),
+            link_cookie("another-cookie-0123456789", &ours)
+        );
+        // Settings that decide no replicated outcome do not split the cluster.
+        let mut tuned = NodeConfig::default();
+        tuned.raft.apply_merge_batches_max = 7;
+        assert_eq!(rules_fingerprint(&tuned), ours);
     }
 }

@@ -208,6 +208,12 @@ fn height(node: &Node, vault: &str) -> u64 {
 fn three_nodes_replicate_and_survive_the_loss_of_their_leader() {
     let mut cluster = Cluster::start();
     let vault = vault_with_schema(cluster.node(0), "replicated");
+    // Linked members share the rules their replicas apply with.
+    let fingerprints: Vec<Value> = (0..3)
+        .map(|index| cluster.node(index).get("/v1/cluster").json["rules_fingerprint"].clone())
+        .collect();
+    assert!(fingerprints[0].is_string(), "{fingerprints:?}");
+    assert!(fingerprints.iter().all(|print| *print == fingerprints[0]));
 
     // A write through every member; its token reads back on every member.
     for index in 0..3 {

@@ -42,8 +42,13 @@ pub async fn cluster(State(context): State<Context>) -> Result<Json<Value>, Prob
         .await
         .map(|jobs| jobs.iter().map(job_json).collect::<Vec<Value>>())
         .unwrap_or_default();
+    let rules_fingerprint = context
+        .cluster
+        .as_ref()
+        .map(|view| view.rules_fingerprint());
     Ok(Json(json!({
         "node_id": context.node_id,
+        "rules_fingerprint": rules_fingerprint,
         "members": members,
         "shards": shards,
         "jobs": jobs,
