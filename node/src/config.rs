@@ -48,6 +48,8 @@ pub struct NodeConfig {
 pub struct JobsConfig {
     /// Removing expired relationships.
     pub expired_gc: crate::actors::jobs::ExpiredGcConfig,
+    /// Spreading the shards' leaderships over the members.
+    pub leader_balance: crate::actors::balance::LeaderBalanceConfig,
 }
 
 /// The cluster: who the members are and how they reach each other. With no peers the node
@@ -517,6 +519,30 @@ fn validate_cluster(config: &NodeConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The numeric rules of the singleton jobs.
+fn job_rules(config: &NodeConfig) -> Vec<NumericRule> {
+    vec![
+        (
+            "jobs.expired_gc.interval_ms",
+            config.jobs.expired_gc.interval_ms,
+            10,
+            86_400_000,
+        ),
+        (
+            "jobs.leader_balance.interval_ms",
+            config.jobs.leader_balance.interval_ms,
+            10,
+            86_400_000,
+        ),
+        (
+            "jobs.expired_gc.batch_max",
+            u64::from(config.jobs.expired_gc.batch_max),
+            1,
+            100_000,
+        ),
+    ]
+}
+
 /// The numeric rules of the cluster and consensus settings.
 fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
     vec![
@@ -541,18 +567,6 @@ fn cluster_rules(config: &NodeConfig) -> Vec<NumericRule> {
             u64::MAX,
         ),
         ("cluster.data_shards", config.cluster.data_shards, 1, 64),
-        (
-            "jobs.expired_gc.interval_ms",
-            config.jobs.expired_gc.interval_ms,
-            10,
-            86_400_000,
-        ),
-        (
-            "jobs.expired_gc.batch_max",
-            u64::from(config.jobs.expired_gc.batch_max),
-            1,
-            100_000,
-        ),
         (
             "raft.persist_interval_ms",
             config.raft.persist_interval_ms,
@@ -598,6 +612,7 @@ pub fn validate(config: &NodeConfig) -> Result<(), ConfigError> {
     for (field, value, min, max) in numeric_rules(config)
         .into_iter()
         .chain(cluster_rules(config))
+        .chain(job_rules(config))
     {
         if !(min..=max).contains(&value) {
             return Err(ConfigError::Invalid {

@@ -22,6 +22,8 @@ struct Cluster {
     data_dirs: Vec<PathBuf>,
     ports: Vec<u16>,
     nodes: Vec<Option<Node>>,
+    /// Settings every member starts with, besides the cookie and the compaction interval.
+    env: Vec<(String, String)>,
 }
 
 /// Slots of the bootstrap members.
@@ -30,7 +32,14 @@ const FOUNDERS: usize = 3;
 const SLOTS: usize = 4;
 
 impl Cluster {
+    /// Three founders; the leader balancer is off, so leaderships move only when a test
+    /// makes them.
     fn start() -> Cluster {
+        Cluster::start_with(&[("INFERADB__JOBS__LEADER_BALANCE__ENABLED", "false")])
+    }
+
+    /// Three founders started with `env` too.
+    fn start_with(env: &[(&str, &str)]) -> Cluster {
         let directory = tempfile::tempdir().unwrap();
         let data_dirs: Vec<PathBuf> = (1..=SLOTS)
             .map(|id| directory.path().join(format!("n{id}")))
@@ -41,6 +50,10 @@ impl Cluster {
             data_dirs,
             ports,
             nodes: (0..SLOTS).map(|_| None).collect(),
+            env: env
+                .iter()
+                .map(|(key, value)| ((*key).to_string(), (*value).to_string()))
+                .collect(),
         };
         for index in 0..FOUNDERS {
             cluster.start_node(index);
@@ -83,12 +96,14 @@ impl Cluster {
         if join {
             args.push("--join".to_string());
         }
+        let mut env = vec![
+            ("INFERADB__CLUSTER__COOKIE".into(), COOKIE.into()),
+            // Compact often, so a member that was down catches up from a snapshot.
+            ("INFERADB__RAFT__COMPACT_AFTER_ENTRIES".into(), "25".into()),
+        ];
+        env.extend(self.env.iter().cloned());
         let options = NodeOptions {
-            env: vec![
-                ("INFERADB__CLUSTER__COOKIE".into(), COOKIE.into()),
-                // Compact often, so a member that was down catches up from a snapshot.
-                ("INFERADB__RAFT__COMPACT_AFTER_ENTRIES".into(), "25".into()),
-            ],
+            env,
             start: true,
             args,
         };
@@ -554,4 +569,72 @@ fn a_fourth_node_joins_and_a_founder_leaves_while_the_data_stays_available() {
         failures.len(),
         &failures[..failures.len().min(5)]
     );
+}
+
+/// Each member's count of shards it leads, as member `asked` sees the leaders (`None` while
+/// a shard has no known leader).
+fn leaderships(node: &Node) -> Option<Vec<usize>> {
+    let cluster = node.try_get("/v1/cluster")?;
+    let mut led = vec![0; FOUNDERS];
+    for shard in cluster.json["shards"].as_array()? {
+        let leader = shard["leader"].as_u64()?;
+        led[usize::try_from(leader).ok()? - 1] += 1;
+    }
+    Some(led)
+}
+
+/// The balancer's requested transfers, summed over the members (from `/metrics`).
+fn transfers_requested(cluster: &Cluster) -> u64 {
+    (0..FOUNDERS)
+        .filter_map(|index| cluster.node(index).try_get("/metrics"))
+        .flat_map(|metrics| {
+            metrics
+                .text
+                .lines()
+                .filter(|line| line.starts_with("inferadb_leader_transfers_requested_total"))
+                .filter_map(|line| line.split_whitespace().last()?.parse::<f64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn the_leader_balancer_spreads_leaderships_an_operator_piled_on_one_member() {
+    // Shard 0 and two data shards on three members; a fast balancer.
+    let cluster = Cluster::start_with(&[
+        ("INFERADB__CLUSTER__DATA_SHARDS", "2"),
+        ("INFERADB__JOBS__LEADER_BALANCE__INTERVAL_MS", "100"),
+    ]);
+    let node = cluster.node(0);
+    let refused = node.post("/v1/cluster/shards/1/leader", &json!({"node": 9}));
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.json["field"], "node", "{}", refused.text);
+    let missing = node.post("/v1/cluster/shards/7/leader", &json!({"node": 1}));
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    // An operator moves every leadership to node 1; the balancer spreads them again.
+    for shard in 0..3 {
+        let moved = node.post(
+            &format!("/v1/cluster/shards/{shard}/leader"),
+            &json!({"node": 1}),
+        );
+        assert_eq!(moved.status, 202, "{}", moved.text);
+    }
+    let balanced = wait_until(Duration::from_secs(60), || {
+        transfers_requested(&cluster) > 0
+            && (0..FOUNDERS).all(|index| leaderships(cluster.node(index)) == Some(vec![1, 1, 1]))
+    });
+    let seen: Vec<_> = (0..FOUNDERS)
+        .map(|index| leaderships(cluster.node(index)))
+        .collect();
+    assert!(
+        balanced,
+        "leaderships per member never became 1/1/1 by the balancer ({} transfers): {seen:?}",
+        transfers_requested(&cluster)
+    );
+    // Writes go on through every member.
+    let vault = vault_with_schema(node, "balanced");
+    for index in 0..FOUNDERS {
+        let document = format!("document:b{index}");
+        assert_eq!(write_one(&cluster.node(index).addr, &vault, &document), 200);
+    }
 }

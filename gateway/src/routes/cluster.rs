@@ -189,6 +189,65 @@ pub async fn remove_member(
     ))
 }
 
+/// The body of `POST /v1/cluster/shards/{id}/leader`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveLeader {
+    /// The member to become the shard's leader.
+    node: u64,
+}
+
+/// `POST /v1/cluster/shards/{id}/leader`: asks shard `id`'s leader to hand leadership to
+/// `node` (a voter of the shard) once it has caught up, for instance to drain a node before
+/// maintenance. 202: the request is passed to raft; watch `GET /v1/cluster` for the leader.
+/// The `leader-balance` job may move it again later (turn it off for a lasting choice).
+pub async fn move_leader(
+    State(context): State<Context>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MoveLeader>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let shard: u64 = id
+        .parse()
+        .map_err(|_| Problem::invalid_field("id", "must be a shard id (an integer)"))?;
+    let Some(mailbox) = context.shards.get(&shard) else {
+        return Err(Problem::not_found(
+            "shard-not-found",
+            format!("this cluster has no shard {shard}"),
+        ));
+    };
+    let status = mailbox
+        .call(|reply| ShardMsg::Status { reply }, STATUS_TIMEOUT_MS)
+        .await
+        .map_err(mailbox_problem)?;
+    let voters = status.map(|status| status.voters).unwrap_or_default();
+    if !voters.contains(&body.node) {
+        return Err(Problem::invalid_field(
+            "node",
+            format!("must be a voter of shard {shard} (voters: {voters:?})"),
+        ));
+    }
+    let passed = mailbox
+        .call(
+            |reply| ShardMsg::TransferLeader {
+                to: body.node,
+                reply,
+            },
+            STATUS_TIMEOUT_MS,
+        )
+        .await
+        .map_err(mailbox_problem)?;
+    if !passed {
+        return Err(Problem::unavailable(format!(
+            "shard {shard}'s member on this node is restarting; retry"
+        ))
+        .retry_after(1));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"shard": shard, "node": body.node, "status": "transferring"})),
+    ))
+}
+
 /// Proposes a member command to every shard (each shard's leader drives its own
 /// configuration) and checks the answers.
 async fn membership_command(context: &Context, command: &ShardCommand) -> Result<(), Problem> {

@@ -74,6 +74,7 @@ pub fn router(context: Arc<GatewayContext>) -> Router {
         .route("/v1/vaults/{id}/ledger/verify", get(ledger::verify))
         .route("/v1/cluster", get(cluster::cluster))
         .route("/v1/cluster/members", post(cluster::add_member))
+        .route("/v1/cluster/shards/{id}/leader", post(cluster::move_leader))
         .route(
             "/v1/cluster/members/{id}",
             axum::routing::delete(cluster::remove_member),

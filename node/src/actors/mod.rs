@@ -4,6 +4,7 @@
 //! the evaluator pool. The gateway tree lives in
 //! `inferadb-gateway`.
 
+pub mod balance;
 pub mod files;
 pub mod jobs;
 pub mod pool;

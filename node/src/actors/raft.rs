@@ -150,6 +150,7 @@ where
             RaftMsg::Propose { data, reply } => propose(state, data, reply),
             RaftMsg::ReadBarrier { reply } => state.barriers_queued.push(reply),
             RaftMsg::Campaign => state.group.core_mut().campaign()?,
+            RaftMsg::TransferLeader { to } => transfer_leader(state, to),
             RaftMsg::SnapshotBuilt { index, data } => finish_compaction(state, index, data),
             RaftMsg::Status { reply } => {
                 let _ = reply.send(status(&state.group));
@@ -363,6 +364,14 @@ fn compact_when_due<S: LogStore, M: StateMachine>(
         let data = (job.build)();
         let _ = myself.send_message(RaftMsg::SnapshotBuilt { index, data });
     });
+}
+
+/// Passes a leadership transfer request to raft (which ignores one to a non-member or to
+/// the leader itself); a member that cannot take input now only logs it.
+fn transfer_leader<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, to: u64) {
+    if let Err(error) = state.group.core_mut().transfer_leader(to) {
+        tracing::warn!(group = state.group_id, to, %error, "leadership transfer not requested");
+    }
 }
 
 /// Records a snapshot built off the actor and drops the log up to it.

@@ -10,6 +10,7 @@ use inferadb_messages::supervision::wait_until_unregistered;
 use inferadb_messages::{AdminError, NodeMsg, RestartDecision, RestartTracker};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 
+use crate::actors::balance::{LeaderBalance, LEADER_BALANCE_JOB};
 use crate::actors::jobs::{ExpiredGc, EXPIRED_GC_JOB};
 use crate::actors::pool::EvaluatorPool;
 use crate::actors::registry::{shard_mailbox, VaultRegistry};
@@ -90,6 +91,12 @@ fn election_arguments(context: &Arc<NodeContext>) -> ElectionArguments {
         jobs.push((
             EXPIRED_GC_JOB.to_string(),
             Arc::new(ExpiredGc::new(Arc::clone(context))),
+        ));
+    }
+    if context.config.jobs.leader_balance.enabled {
+        jobs.push((
+            LEADER_BALANCE_JOB.to_string(),
+            Arc::new(LeaderBalance::new(Arc::clone(context))),
         ));
     }
     ElectionArguments {

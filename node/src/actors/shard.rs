@@ -314,6 +314,13 @@ impl Actor for ShardActor {
             ShardMsg::Propose { data, reply } => propose(state, data, reply),
             ShardMsg::ReadBarrier { reply } => read_barrier(state, reply),
             ShardMsg::Status { reply } => status(state, reply),
+            ShardMsg::TransferLeader { to, reply } => {
+                let passed = state
+                    .raft
+                    .as_ref()
+                    .is_some_and(|raft| raft.cast(RaftMsg::TransferLeader { to }).is_ok());
+                let _ = reply.send(passed);
+            }
         }
         Ok(())
     }

@@ -81,6 +81,12 @@ pub enum RaftMsg {
     Drain,
     /// Start an election now.
     Campaign,
+    /// Asks the group's leader to hand leadership to member `to` once it has caught up
+    /// (raft's leadership transfer; a follower forwards the request to its leader).
+    TransferLeader {
+        /// The member to become leader.
+        to: u64,
+    },
     /// A compaction's snapshot, built off the actor (sent by the actor's own build task):
     /// its bytes at applied index `index`, or why there are none.
     SnapshotBuilt {

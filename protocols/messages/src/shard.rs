@@ -71,6 +71,15 @@ pub enum ShardMsg {
         /// The status, or why the member cannot answer (it is restarting).
         reply: RpcReplyPort<Option<GroupStatus>>,
     },
+    /// Asks the group's leader to hand leadership to member `to` (see
+    /// `RaftMsg::TransferLeader`); answered once the request is passed on (false: the member
+    /// is restarting), not when the leadership has moved.
+    TransferLeader {
+        /// The member to become leader.
+        to: u64,
+        /// Whether the request reached this node's member.
+        reply: RpcReplyPort<bool>,
+    },
 }
 
 // Local only: never sent to another node (ractor's `cluster` feature needs the impl spelled out).
