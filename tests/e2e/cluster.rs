@@ -110,6 +110,19 @@ impl Cluster {
         self.nodes[index] = Some(Node::start_with(&self.data_dirs[index], &options));
     }
 
+    /// Every running member's `GET /v1/cluster`, for a failure's message.
+    fn views(&self) -> String {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|node| {
+                node.try_get("/v1/cluster")
+                    .map_or_else(|| "unreachable".to_string(), |answer| answer.text)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn node(&self, index: usize) -> &Node {
         self.nodes[index].as_ref().expect("the node runs")
     }
@@ -510,8 +523,9 @@ fn a_fourth_node_joins_and_a_founder_leaves_while_the_data_stays_available() {
     assert!(
         wait_until(Duration::from_secs(60), || voters(cluster.node(0))
             == [1, 2, 3, 4]),
-        "node 4 never became a voter: {:?}",
-        voters(cluster.node(0))
+        "node 4 never became a voter: {:?}; the members' views: {}",
+        voters(cluster.node(0)),
+        cluster.views()
     );
     assert!(
         wait_until(Duration::from_secs(60), || all_present(
@@ -532,8 +546,9 @@ fn a_fourth_node_joins_and_a_founder_leaves_while_the_data_stays_available() {
     assert!(
         wait_until(Duration::from_secs(60), || voters(cluster.node(0))
             == [1, 2, 4]),
-        "node 3 was never removed: {:?}",
-        voters(cluster.node(0))
+        "node 3 was never removed: {:?}; the members' views: {}",
+        voters(cluster.node(0)),
+        cluster.views()
     );
     let mut written = seeded.clone();
     written.push("document:via-4".to_string());
