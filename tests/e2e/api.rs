@@ -405,6 +405,19 @@ fn operations_endpoints_report_health_metrics_and_the_tree() {
     assert!(metrics.text.contains("inferadb_decision_cache_hit_ratio"));
     assert!(metrics.text.contains("inferadb_storage_used_pages"));
     assert!(metrics.text.contains("inferadb_actor_messages_handled"));
+    // The raft log's I/O and the consensus figures of the data shard.
+    for name in [
+        "inferadb_raft_log_append_seconds_count{group=\"1\"}",
+        "inferadb_raft_log_fsync_seconds_count{group=\"1\"}",
+        "inferadb_raft_ready_cycle_seconds_count{group=\"1\"}",
+        "inferadb_raft_is_leader{group=\"1\"} 1",
+    ] {
+        assert!(
+            metrics.text.contains(name),
+            "{name} missing: {}",
+            metrics.text
+        );
+    }
     let tree = node.get("/v1/admin/actors");
     let root = &tree.json["actors"][0];
     assert_eq!(root["name"], "node/1");

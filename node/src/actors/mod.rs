@@ -7,6 +7,7 @@
 pub mod balance;
 pub mod files;
 pub mod jobs;
+pub mod log_io;
 pub mod pool;
 pub mod publish;
 pub mod raft;

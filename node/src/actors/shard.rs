@@ -132,7 +132,10 @@ fn initial_voters(context: &NodeContext) -> Vec<u64> {
 /// running cluster: then the leader's snapshot brings the membership).
 fn open_log(context: &NodeContext, shard: u64) -> Result<DurableLog, ActorProcessingErr> {
     let directory = context.config.raft_dir(shard);
-    let mut log = DurableLog::open_dir(&directory, LogOptions::default())
+    let io = inferadb_raft::io::FileLogIo::open(&directory)
+        .map_err(|error| format!("raft log `{}`: {error}", directory.display()))?;
+    let io = Arc::new(crate::actors::log_io::MeteredLogIo::new(io, shard));
+    let mut log = DurableLog::open(io, LogOptions::default())
         .map_err(|error| format!("raft log `{}`: {error}", directory.display()))?;
     let fresh = log.conf_state().voters.is_empty() && log.hard_state().term == 0;
     let me = context.config.node_id;
