@@ -2,9 +2,34 @@
 //! message type that crosses nodes. Also [`ConnectorMsg`], the (local) protocol of the actor
 //! that keeps the links to the other nodes up.
 //!
-//! Every [`PeerMsg`] carries one payload of bytes whose first byte is a format version
-//! ([`PEER_PAYLOAD_VERSION`]); the functions here encode and decode those payloads (pure: no
-//! actor, no I/O), and refuse an unknown version or malformed bytes with a [`PayloadError`].
+//! **Payloads.** Every [`PeerMsg`] carries one payload of bytes: a typed, versioned wire enum
+//! (private to this module) encoded with bincode 2 in its standard configuration
+//! (little-endian, variable-length integers). The functions here encode and decode those
+//! payloads (pure: no actor, no I/O) and refuse what they cannot read with a [`PayloadError`]
+//! that names the payload.
+//!
+//! | payload | wire enum, version 1 |
+//! |---|---|
+//! | request of [`PeerMsg::Propose`] | `ForwardedProposalWire::V1 { group: u64, data: bytes }` |
+//! | reply of [`PeerMsg::Propose`] | `ProposeReplyWire::V1(Result<bytes, ProposeErrorWire>)` |
+//! | request of [`PeerMsg::ReadBarrier`] | `ReadBarrierRequestWire::V1 { group: u64 }` |
+//! | reply of [`PeerMsg::ReadBarrier`] | `ReadBarrierReplyWire::V1(Result<u64, ProposeErrorWire>)` |
+//!
+//! `ProposeErrorWire` mirrors [`ProposeError`] variant for variant, so the local error type
+//! stays free of wire concerns.
+//!
+//! **Versions.** bincode writes an enum's variant index first, as a variable-length integer
+//! (one byte below 251), so a payload opens with its version: variant `V1` is index 0, `Vn` is
+//! index n − 1. A node refuses a version it does not know ([`PayloadError::Version`]) rather
+//! than guess at its layout. To change a payload, add a variant `V2` (never edit `V1`), keep
+//! reading `V1` while a rolling upgrade mixes builds, and write `V2` only once every node reads
+//! it.
+//!
+//! **Hostile bytes.** Decoding never panics. Every payload must be consumed exactly (trailing
+//! bytes are refused); byte and text fields are borrowed from the input, their declared
+//! lengths checked against it, and copied only once the whole payload has decoded, so a forged
+//! length prefix cannot make a node allocate; and the fields of one payload may declare at
+//! most [`MAX_PAYLOAD_BYTES`] in all.
 //!
 //! **Wire framing.** [`PeerMsg`] implements [`ractor::Message`] by hand rather than through
 //! `ractor_cluster`'s derive: the derived decoder slices its input without checking lengths
@@ -14,13 +39,13 @@
 //! variant, a cast where a call was expected) becomes an empty payload, which the payload
 //! decoders refuse and the inbox counts as refused.
 
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use bincode::error::DecodeError;
+use bincode::{BorrowDecode, Decode, Encode};
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::RpcReplyPort;
 
 use crate::raft::ProposeError;
-
-/// The payload format this build writes and reads (the first byte of every payload).
-pub const PEER_PAYLOAD_VERSION: u8 = 1;
 
 /// The ractor variant tag of [`PeerMsg::Raft`].
 const RAFT_VARIANT: &str = "Raft";
@@ -144,33 +169,29 @@ impl std::fmt::Display for PayloadKind {
 /// Why a peer payload was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
-    /// No bytes at all, so no version byte either.
-    #[error("{kind}: empty payload (no version byte)")]
+    /// No bytes at all, so no version either.
+    #[error("{kind}: empty payload (no version)")]
     Empty {
         /// The payload.
         kind: PayloadKind,
     },
-    /// Another format version.
-    #[error(
-        "{kind}: payload version {found} is not supported (this node speaks {PEER_PAYLOAD_VERSION})"
-    )]
+    /// A format version this build does not read.
+    #[error("{kind}: payload version {found} is not supported (this node reads 1 to {newest})")]
     Version {
         /// The payload.
         kind: PayloadKind,
-        /// The version found.
-        found: u8,
+        /// The version found (the wire enum's variant index plus one).
+        found: u64,
+        /// The newest version of this payload this build reads.
+        newest: u32,
     },
     /// The payload ends before a field it must hold.
-    #[error(
-        "{kind}: truncated: a field needs {needed_bytes} more bytes, {remaining_bytes} remain"
-    )]
+    #[error("{kind}: truncated: {missing_bytes} more bytes are needed")]
     Truncated {
         /// The payload.
         kind: PayloadKind,
-        /// The bytes the next field needs.
-        needed_bytes: usize,
-        /// The bytes left.
-        remaining_bytes: usize,
+        /// How many bytes the field being read lacks.
+        missing_bytes: usize,
     },
     /// Bytes after the last field.
     #[error("{kind}: {extra_bytes} unexpected trailing bytes")]
@@ -180,13 +201,13 @@ pub enum PayloadError {
         /// How many.
         extra_bytes: usize,
     },
-    /// A tag byte (result or error variant) this build does not know.
+    /// A variant tag (of a result, an error or an option) this build does not know.
     #[error("{kind}: unknown tag {tag}")]
     UnknownTag {
         /// The payload.
         kind: PayloadKind,
         /// The tag found.
-        tag: u8,
+        tag: u32,
     },
     /// A text field is not UTF-8.
     #[error("{kind}: a text field is not UTF-8")]
@@ -194,243 +215,235 @@ pub enum PayloadError {
         /// The payload.
         kind: PayloadKind,
     },
+    /// A field declares more bytes than any payload may hold ([`MAX_PAYLOAD_BYTES`]).
+    #[error("{kind}: a field declares more than the {MAX_PAYLOAD_BYTES} bytes a payload may hold")]
+    TooLarge {
+        /// The payload.
+        kind: PayloadKind,
+    },
+    /// Bytes that are not a valid encoding for another reason (say, an integer in a width its
+    /// field cannot hold).
+    #[error("{kind}: malformed: {reason}")]
+    Malformed {
+        /// The payload.
+        kind: PayloadKind,
+        /// The decoder's account of the fault.
+        reason: String,
+    },
 }
 
-/// Result tag: the request succeeded.
-const TAG_OK: u8 = 0;
-/// Result tag: the request failed with a [`ProposeError`].
-const TAG_ERR: u8 = 1;
-/// [`ProposeError::NotLeader`].
-const ERROR_NOT_LEADER: u8 = 0;
-/// [`ProposeError::Dropped`].
-const ERROR_DROPPED: u8 = 1;
-/// [`ProposeError::Unknown`].
-const ERROR_UNKNOWN: u8 = 2;
-/// [`ProposeError::Failed`].
-const ERROR_FAILED: u8 = 3;
-/// `NotLeader`'s hint flag: no leader known.
-const HINT_NONE: u8 = 0;
-/// `NotLeader`'s hint flag: a leader id follows.
-const HINT_SOME: u8 = 1;
+/// The most bytes a payload's fields may declare, added up; decoding refuses more before it
+/// copies anything. Generous: it bounds a forged length prefix, not a real command.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024 * 1024;
 
-/// Encodes a [`ForwardedProposal`]: version, group (u64 big-endian), then the command bytes.
+/// How payloads are written: bincode's standard configuration. The layout does not depend on
+/// the limit, so encoding has none; an oversized payload is refused by its reader.
+const ENCODING: Configuration = bincode::config::standard();
+
+/// How payloads are read: the same layout, with [`MAX_PAYLOAD_BYTES`] as the limit.
+const DECODING: Configuration<LittleEndian, Varint, Limit<MAX_PAYLOAD_BYTES>> =
+    bincode::config::standard().with_limit::<MAX_PAYLOAD_BYTES>();
+
+/// A versioned wire enum: one variant per format version, `V1` first.
+trait Wire<'a>: Encode + BorrowDecode<'a, ()> {
+    /// The payload this enum carries.
+    const KIND: PayloadKind;
+    /// The newest version this build reads (the number of variants).
+    const NEWEST_VERSION: u32;
+}
+
+/// The request of [`PeerMsg::Propose`].
+#[derive(Encode, BorrowDecode)]
+enum ForwardedProposalWire<'a> {
+    V1 { group: u64, data: &'a [u8] },
+}
+
+impl<'a> Wire<'a> for ForwardedProposalWire<'a> {
+    const KIND: PayloadKind = PayloadKind::ForwardedProposal;
+    const NEWEST_VERSION: u32 = 1;
+}
+
+/// The request of [`PeerMsg::ReadBarrier`].
+#[derive(Encode, Decode)]
+enum ReadBarrierRequestWire {
+    V1 { group: u64 },
+}
+
+impl Wire<'_> for ReadBarrierRequestWire {
+    const KIND: PayloadKind = PayloadKind::ReadBarrierRequest;
+    const NEWEST_VERSION: u32 = 1;
+}
+
+/// The reply of [`PeerMsg::Propose`]: the command's output, or why there is none.
+#[derive(Encode, BorrowDecode)]
+enum ProposeReplyWire<'a> {
+    V1(Result<&'a [u8], ProposeErrorWire<'a>>),
+}
+
+impl<'a> Wire<'a> for ProposeReplyWire<'a> {
+    const KIND: PayloadKind = PayloadKind::ProposeReply;
+    const NEWEST_VERSION: u32 = 1;
+}
+
+/// The reply of [`PeerMsg::ReadBarrier`]: the leader's applied index, or why there is none.
+#[derive(Encode, BorrowDecode)]
+enum ReadBarrierReplyWire<'a> {
+    V1(Result<u64, ProposeErrorWire<'a>>),
+}
+
+impl<'a> Wire<'a> for ReadBarrierReplyWire<'a> {
+    const KIND: PayloadKind = PayloadKind::ReadBarrierReply;
+    const NEWEST_VERSION: u32 = 1;
+}
+
+/// [`ProposeError`] on the wire. Part of every reply's `V1`: never reorder or edit its
+/// variants; a new error needs new reply versions.
+#[derive(Encode, BorrowDecode)]
+enum ProposeErrorWire<'a> {
+    NotLeader { leader_hint: Option<u64> },
+    Dropped,
+    Unknown,
+    Failed(&'a str),
+}
+
+impl<'a> From<&'a ProposeError> for ProposeErrorWire<'a> {
+    fn from(error: &'a ProposeError) -> Self {
+        match error {
+            ProposeError::NotLeader { leader_hint } => ProposeErrorWire::NotLeader {
+                leader_hint: *leader_hint,
+            },
+            ProposeError::Dropped => ProposeErrorWire::Dropped,
+            ProposeError::Unknown => ProposeErrorWire::Unknown,
+            ProposeError::Failed(reason) => ProposeErrorWire::Failed(reason),
+        }
+    }
+}
+
+impl From<ProposeErrorWire<'_>> for ProposeError {
+    fn from(error: ProposeErrorWire<'_>) -> Self {
+        match error {
+            ProposeErrorWire::NotLeader { leader_hint } => ProposeError::NotLeader { leader_hint },
+            ProposeErrorWire::Dropped => ProposeError::Dropped,
+            ProposeErrorWire::Unknown => ProposeError::Unknown,
+            ProposeErrorWire::Failed(reason) => ProposeError::Failed(reason.to_string()),
+        }
+    }
+}
+
+/// Encodes a [`ForwardedProposal`] (`ForwardedProposalWire::V1`).
 pub fn encode_forwarded_proposal(proposal: &ForwardedProposal) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(1 + 8 + proposal.data.len());
-    bytes.push(PEER_PAYLOAD_VERSION);
-    bytes.extend_from_slice(&proposal.group.to_be_bytes());
-    bytes.extend_from_slice(&proposal.data);
-    bytes
+    encode(&ForwardedProposalWire::V1 {
+        group: proposal.group,
+        data: &proposal.data,
+    })
 }
 
 /// Decodes a [`ForwardedProposal`] written by [`encode_forwarded_proposal`].
 pub fn decode_forwarded_proposal(bytes: &[u8]) -> Result<ForwardedProposal, PayloadError> {
-    let mut reader = Reader::open(PayloadKind::ForwardedProposal, bytes)?;
-    let group = reader.u64()?;
-    Ok(ForwardedProposal {
-        group,
-        data: reader.rest().to_vec(),
-    })
+    match decode::<ForwardedProposalWire>(bytes)? {
+        ForwardedProposalWire::V1 { group, data } => Ok(ForwardedProposal {
+            group,
+            data: data.to_vec(),
+        }),
+    }
 }
 
-/// Encodes a read barrier request: version, then the group (u64 big-endian).
+/// Encodes a read barrier request on `group` (`ReadBarrierRequestWire::V1`).
 pub fn encode_read_barrier_request(group: u64) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(1 + 8);
-    bytes.push(PEER_PAYLOAD_VERSION);
-    bytes.extend_from_slice(&group.to_be_bytes());
-    bytes
+    encode(&ReadBarrierRequestWire::V1 { group })
 }
 
 /// Decodes a read barrier request written by [`encode_read_barrier_request`]: the group.
 pub fn decode_read_barrier_request(bytes: &[u8]) -> Result<u64, PayloadError> {
-    let mut reader = Reader::open(PayloadKind::ReadBarrierRequest, bytes)?;
-    let group = reader.u64()?;
-    reader.finish()?;
-    Ok(group)
+    match decode::<ReadBarrierRequestWire>(bytes)? {
+        ReadBarrierRequestWire::V1 { group } => Ok(group),
+    }
 }
 
-/// Encodes a proposal's answer: version, then tag 0 and the output bytes, or tag 1 and the
-/// error (see [`encode_read_barrier_reply`] for the error's layout).
+/// Encodes a proposal's answer: the command's output or the error (`ProposeReplyWire::V1`).
 pub fn encode_propose_reply(reply: &Result<Vec<u8>, ProposeError>) -> Vec<u8> {
-    let mut bytes = vec![PEER_PAYLOAD_VERSION];
-    match reply {
-        Ok(output) => {
-            bytes.push(TAG_OK);
-            bytes.extend_from_slice(output);
-        }
-        Err(error) => {
-            bytes.push(TAG_ERR);
-            write_propose_error(&mut bytes, error);
-        }
-    }
-    bytes
+    let reply = match reply {
+        Ok(output) => Ok(output.as_slice()),
+        Err(error) => Err(ProposeErrorWire::from(error)),
+    };
+    encode(&ProposeReplyWire::V1(reply))
 }
 
 /// Decodes a proposal's answer written by [`encode_propose_reply`].
 pub fn decode_propose_reply(bytes: &[u8]) -> Result<Result<Vec<u8>, ProposeError>, PayloadError> {
-    let mut reader = Reader::open(PayloadKind::ProposeReply, bytes)?;
-    match reader.u8()? {
-        TAG_OK => Ok(Ok(reader.rest().to_vec())),
-        TAG_ERR => {
-            let error = reader.propose_error()?;
-            reader.finish()?;
-            Ok(Err(error))
-        }
-        tag => Err(reader.unknown_tag(tag)),
+    match decode::<ProposeReplyWire>(bytes)? {
+        ProposeReplyWire::V1(reply) => Ok(reply.map(<[u8]>::to_vec).map_err(ProposeError::from)),
     }
 }
 
-/// Encodes a read barrier's answer: version, then tag 0 and the applied index (u64
-/// big-endian), or tag 1 and the error. An error is one tag byte (0 `NotLeader`, 1 `Dropped`,
-/// 2 `Unknown`, 3 `Failed`); `NotLeader` adds a flag byte (1 when a leader id follows) and the
-/// leader id (u64 big-endian); `Failed` adds the text's length (u32 big-endian) and its UTF-8.
+/// Encodes a read barrier's answer: the leader's applied index or the error
+/// (`ReadBarrierReplyWire::V1`).
 pub fn encode_read_barrier_reply(reply: &Result<u64, ProposeError>) -> Vec<u8> {
-    let mut bytes = vec![PEER_PAYLOAD_VERSION];
-    match reply {
-        Ok(applied_index) => {
-            bytes.push(TAG_OK);
-            bytes.extend_from_slice(&applied_index.to_be_bytes());
-        }
-        Err(error) => {
-            bytes.push(TAG_ERR);
-            write_propose_error(&mut bytes, error);
-        }
-    }
-    bytes
+    let reply = match reply {
+        Ok(applied_index) => Ok(*applied_index),
+        Err(error) => Err(ProposeErrorWire::from(error)),
+    };
+    encode(&ReadBarrierReplyWire::V1(reply))
 }
 
 /// Decodes a read barrier's answer written by [`encode_read_barrier_reply`].
 pub fn decode_read_barrier_reply(bytes: &[u8]) -> Result<Result<u64, ProposeError>, PayloadError> {
-    let mut reader = Reader::open(PayloadKind::ReadBarrierReply, bytes)?;
-    let reply = match reader.u8()? {
-        TAG_OK => Ok(reader.u64()?),
-        TAG_ERR => Err(reader.propose_error()?),
-        tag => return Err(reader.unknown_tag(tag)),
-    };
-    reader.finish()?;
-    Ok(reply)
+    match decode::<ReadBarrierReplyWire>(bytes)? {
+        ReadBarrierReplyWire::V1(reply) => Ok(reply.map_err(ProposeError::from)),
+    }
 }
 
-/// Appends `error` in the layout [`encode_read_barrier_reply`] describes.
-fn write_propose_error(bytes: &mut Vec<u8>, error: &ProposeError) {
+/// Writes one payload.
+fn encode(payload: &impl Encode) -> Vec<u8> {
+    bincode::encode_to_vec(payload, ENCODING)
+        .expect("invariant: integers, bytes and text always encode into a Vec")
+}
+
+/// Reads one payload of type `W`: its version first, then the whole of it, refusing an
+/// unknown version, a short or oversized field and trailing bytes.
+fn decode<'a, W: Wire<'a>>(bytes: &'a [u8]) -> Result<W, PayloadError> {
+    let kind = W::KIND;
+    if bytes.is_empty() {
+        return Err(PayloadError::Empty { kind });
+    }
+    // The derived decoder reads the variant index first, as this u32; reading it here tells
+    // an unknown version apart from an unknown tag deeper in the payload.
+    let (variant, _): (u32, usize) =
+        bincode::decode_from_slice(bytes, DECODING).map_err(|error| refusal(kind, error))?;
+    if variant >= W::NEWEST_VERSION {
+        return Err(PayloadError::Version {
+            kind,
+            found: u64::from(variant) + 1,
+            newest: W::NEWEST_VERSION,
+        });
+    }
+    let (payload, read) = bincode::borrow_decode_from_slice::<W, _>(bytes, DECODING)
+        .map_err(|error| refusal(kind, error))?;
+    if read != bytes.len() {
+        return Err(PayloadError::Trailing {
+            kind,
+            extra_bytes: bytes.len() - read,
+        });
+    }
+    Ok(payload)
+}
+
+/// The [`PayloadError`] for a bincode decoding error.
+fn refusal(kind: PayloadKind, error: DecodeError) -> PayloadError {
     match error {
-        ProposeError::NotLeader { leader_hint } => {
-            bytes.push(ERROR_NOT_LEADER);
-            match leader_hint {
-                Some(leader) => {
-                    bytes.push(HINT_SOME);
-                    bytes.extend_from_slice(&leader.to_be_bytes());
-                }
-                None => bytes.push(HINT_NONE),
-            }
+        DecodeError::UnexpectedEnd { additional } => PayloadError::Truncated {
+            kind,
+            missing_bytes: additional,
+        },
+        DecodeError::LimitExceeded => PayloadError::TooLarge { kind },
+        DecodeError::UnexpectedVariant { found, .. } => {
+            PayloadError::UnknownTag { kind, tag: found }
         }
-        ProposeError::Dropped => bytes.push(ERROR_DROPPED),
-        ProposeError::Unknown => bytes.push(ERROR_UNKNOWN),
-        ProposeError::Failed(reason) => {
-            bytes.push(ERROR_FAILED);
-            // A reason longer than u32::MAX bytes is cut: it is only a diagnostic.
-            let text = reason.as_bytes();
-            let length = u32::try_from(text.len()).unwrap_or(u32::MAX);
-            bytes.extend_from_slice(&length.to_be_bytes());
-            bytes.extend_from_slice(&text[..length as usize]);
-        }
-    }
-}
-
-/// Reads one payload's fields in order, refusing what does not fit.
-struct Reader<'a> {
-    kind: PayloadKind,
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    /// Checks the version byte and positions the reader after it.
-    fn open(kind: PayloadKind, bytes: &'a [u8]) -> Result<Reader<'a>, PayloadError> {
-        let Some((&version, rest)) = bytes.split_first() else {
-            return Err(PayloadError::Empty { kind });
-        };
-        if version != PEER_PAYLOAD_VERSION {
-            return Err(PayloadError::Version {
-                kind,
-                found: version,
-            });
-        }
-        Ok(Reader { kind, bytes: rest })
-    }
-
-    fn take(&mut self, length: usize) -> Result<&'a [u8], PayloadError> {
-        if self.bytes.len() < length {
-            return Err(PayloadError::Truncated {
-                kind: self.kind,
-                needed_bytes: length,
-                remaining_bytes: self.bytes.len(),
-            });
-        }
-        let (field, rest) = self.bytes.split_at(length);
-        self.bytes = rest;
-        Ok(field)
-    }
-
-    fn u8(&mut self) -> Result<u8, PayloadError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u64(&mut self) -> Result<u64, PayloadError> {
-        let mut field = [0u8; 8];
-        field.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(field))
-    }
-
-    fn u32(&mut self) -> Result<u32, PayloadError> {
-        let mut field = [0u8; 4];
-        field.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(field))
-    }
-
-    /// Everything left (the last field of a payload whose length is the frame's).
-    fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.bytes)
-    }
-
-    /// Refuses trailing bytes.
-    fn finish(&self) -> Result<(), PayloadError> {
-        if self.bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(PayloadError::Trailing {
-                kind: self.kind,
-                extra_bytes: self.bytes.len(),
-            })
-        }
-    }
-
-    fn unknown_tag(&self, tag: u8) -> PayloadError {
-        PayloadError::UnknownTag {
-            kind: self.kind,
-            tag,
-        }
-    }
-
-    fn propose_error(&mut self) -> Result<ProposeError, PayloadError> {
-        match self.u8()? {
-            ERROR_NOT_LEADER => {
-                let leader_hint = match self.u8()? {
-                    HINT_NONE => None,
-                    HINT_SOME => Some(self.u64()?),
-                    tag => return Err(self.unknown_tag(tag)),
-                };
-                Ok(ProposeError::NotLeader { leader_hint })
-            }
-            ERROR_DROPPED => Ok(ProposeError::Dropped),
-            ERROR_UNKNOWN => Ok(ProposeError::Unknown),
-            ERROR_FAILED => {
-                let length = self.u32()? as usize;
-                let text = self.take(length)?;
-                let reason = std::str::from_utf8(text)
-                    .map_err(|_| PayloadError::Utf8 { kind: self.kind })?;
-                Ok(ProposeError::Failed(reason.to_string()))
-            }
-            tag => Err(self.unknown_tag(tag)),
-        }
+        DecodeError::Utf8 { .. } => PayloadError::Utf8 { kind },
+        other => PayloadError::Malformed {
+            kind,
+            reason: other.to_string(),
+        },
     }
 }
 
@@ -470,15 +483,21 @@ mod tests {
     }
 
     #[test]
-    fn requests_round_trip() {
-        let proposal = ForwardedProposal {
-            group: 7,
-            data: b"write".to_vec(),
-        };
-        assert_eq!(
-            decode_forwarded_proposal(&encode_forwarded_proposal(&proposal)),
-            Ok(proposal)
-        );
+    fn requests_and_answers_round_trip() {
+        for data in [Vec::new(), b"write".to_vec()] {
+            let proposal = ForwardedProposal {
+                group: 7,
+                data: data.clone(),
+            };
+            assert_eq!(
+                decode_forwarded_proposal(&encode_forwarded_proposal(&proposal)),
+                Ok(proposal)
+            );
+            assert_eq!(
+                decode_propose_reply(&encode_propose_reply(&Ok(data.clone()))),
+                Ok(Ok(data))
+            );
+        }
         assert_eq!(
             decode_read_barrier_request(&encode_read_barrier_request(9)),
             Ok(9)
@@ -489,23 +508,73 @@ mod tests {
         );
     }
 
+    /// Pins the V1 layouts: a change here breaks every node still running the old build.
     #[test]
-    fn unknown_versions_and_malformed_bytes_are_refused() {
+    fn version_one_layouts_are_stable() {
+        let proposal = ForwardedProposal {
+            group: 7,
+            data: b"ab".to_vec(),
+        };
+        assert_eq!(encode_forwarded_proposal(&proposal), [0, 7, 2, b'a', b'b']);
+        assert_eq!(encode_read_barrier_request(300), [0, 251, 0x2c, 0x01]);
+        assert_eq!(encode_propose_reply(&Ok(b"x".to_vec())), [0, 0, 1, b'x']);
+        let not_leader = ProposeError::NotLeader {
+            leader_hint: Some(5),
+        };
+        assert_eq!(encode_propose_reply(&Err(not_leader)), [0, 1, 0, 1, 5]);
+        assert_eq!(encode_read_barrier_reply(&Ok(3)), [0, 0, 3]);
+        assert_eq!(
+            encode_read_barrier_reply(&Err(ProposeError::Failed("é".into()))),
+            [0, 1, 3, 2, 0xc3, 0xa9]
+        );
+    }
+
+    #[test]
+    fn unknown_versions_are_refused_by_every_decoder() {
+        for (bytes, found) in [(vec![1, 0, 0], 2), (vec![251, 0x10, 0x27], 10_001)] {
+            let version = |kind| PayloadError::Version {
+                kind,
+                found,
+                newest: 1,
+            };
+            assert_eq!(
+                decode_forwarded_proposal(&bytes),
+                Err(version(PayloadKind::ForwardedProposal))
+            );
+            assert_eq!(
+                decode_read_barrier_request(&bytes),
+                Err(version(PayloadKind::ReadBarrierRequest))
+            );
+            assert_eq!(
+                decode_propose_reply(&bytes),
+                Err(version(PayloadKind::ProposeReply))
+            );
+            assert_eq!(
+                decode_read_barrier_reply(&bytes),
+                Err(version(PayloadKind::ReadBarrierReply))
+            );
+        }
+    }
+
+    #[test]
+    fn empty_truncated_and_trailing_bytes_are_refused() {
         let kind = PayloadKind::ReadBarrierRequest;
         assert_eq!(
             decode_read_barrier_request(&[]),
             Err(PayloadError::Empty { kind })
         );
         assert_eq!(
-            decode_read_barrier_request(&[2, 0, 0, 0, 0, 0, 0, 0, 1]),
-            Err(PayloadError::Version { kind, found: 2 })
-        );
-        assert_eq!(
-            decode_read_barrier_request(&[1, 0, 0]),
+            decode_read_barrier_request(&[0]),
             Err(PayloadError::Truncated {
                 kind,
-                needed_bytes: 8,
-                remaining_bytes: 2
+                missing_bytes: 1
+            })
+        );
+        assert_eq!(
+            decode_read_barrier_request(&[0, 253, 1, 2]),
+            Err(PayloadError::Truncated {
+                kind,
+                missing_bytes: 6
             })
         );
         let mut trailing = encode_read_barrier_request(1);
@@ -517,27 +586,85 @@ mod tests {
                 extra_bytes: 1
             })
         );
+        let mut trailing = encode_forwarded_proposal(&ForwardedProposal {
+            group: 1,
+            data: b"abc".to_vec(),
+        });
+        trailing.extend_from_slice(b"de");
         assert_eq!(
-            decode_propose_reply(&[1, 9]),
-            Err(PayloadError::UnknownTag {
-                kind: PayloadKind::ProposeReply,
-                tag: 9
+            decode_forwarded_proposal(&trailing),
+            Err(PayloadError::Trailing {
+                kind: PayloadKind::ForwardedProposal,
+                extra_bytes: 2
             })
         );
+        // Declares 3 data bytes, holds 1.
         assert_eq!(
-            decode_propose_reply(&[1, TAG_ERR, 42]),
-            Err(PayloadError::UnknownTag {
-                kind: PayloadKind::ProposeReply,
-                tag: 42
+            decode_forwarded_proposal(&[0, 1, 3, 9]),
+            Err(PayloadError::Truncated {
+                kind: PayloadKind::ForwardedProposal,
+                missing_bytes: 2
             })
         );
+    }
+
+    #[test]
+    fn unknown_tags_and_bad_text_are_refused() {
+        let kind = PayloadKind::ProposeReply;
+        // Result tag 2, error tag 42, option tag 2.
+        for (bytes, tag) in [(vec![0, 2], 2), (vec![0, 1, 42], 42), (vec![0, 1, 0, 2], 2)] {
+            assert_eq!(
+                decode_propose_reply(&bytes),
+                Err(PayloadError::UnknownTag { kind, tag })
+            );
+        }
         assert_eq!(
-            decode_read_barrier_reply(&[1, TAG_ERR, ERROR_FAILED, 0, 0, 0, 2, 0xff, 0xfe]),
+            decode_read_barrier_reply(&[0, 1, 3, 2, 0xff, 0xfe]),
             Err(PayloadError::Utf8 {
                 kind: PayloadKind::ReadBarrierReply
             })
         );
-        assert!(decode_forwarded_proposal(&[1, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn forged_lengths_and_integers_are_refused_without_allocating() {
+        // V1, group 1, then a data length written as a u64.
+        let mut forged = vec![0, 1, 253];
+        forged.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            decode_forwarded_proposal(&forged),
+            Err(PayloadError::TooLarge {
+                kind: PayloadKind::ForwardedProposal
+            })
+        );
+        // V1, Ok, then an output length written as a u32, one byte over the limit.
+        let mut just_over = vec![0, 0, 252];
+        let over = u32::try_from(MAX_PAYLOAD_BYTES + 1).unwrap();
+        just_over.extend_from_slice(&over.to_le_bytes());
+        assert_eq!(
+            decode_propose_reply(&just_over),
+            Err(PayloadError::TooLarge {
+                kind: PayloadKind::ProposeReply
+            })
+        );
+        // A version written as a u64 does not fit the u32 variant index.
+        let mut wide = vec![253];
+        wide.extend_from_slice(&0u64.to_le_bytes());
+        assert!(matches!(
+            decode_read_barrier_reply(&wide),
+            Err(PayloadError::Malformed {
+                kind: PayloadKind::ReadBarrierReply,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn error_messages_name_the_payload() {
+        let error = decode_read_barrier_request(&[]).unwrap_err();
+        assert!(error.to_string().starts_with("read barrier request:"));
+        let error = decode_forwarded_proposal(&[7]).unwrap_err();
+        assert!(error.to_string().starts_with("forwarded proposal:"));
     }
 
     #[test]
@@ -588,6 +715,19 @@ mod tests {
         ]
     }
 
+    /// Arbitrary bytes, half of them opening with the known version so that decoding gets
+    /// past the version check and into the fields.
+    fn any_payload_bytes() -> impl Strategy<Value = Vec<u8>> {
+        (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64)).prop_map(
+            |(versioned, mut bytes)| {
+                if versioned {
+                    bytes.insert(0, 0);
+                }
+                bytes
+            },
+        )
+    }
+
     proptest! {
         #[test]
         fn payloads_round_trip(
@@ -606,12 +746,22 @@ mod tests {
             prop_assert_eq!(decode_read_barrier_reply(&encode_read_barrier_reply(&read)), Ok(read));
         }
 
+        /// Never panics, and whatever decodes re-encodes to a payload that decodes the same.
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
-            let _ = decode_forwarded_proposal(&bytes);
-            let _ = decode_read_barrier_request(&bytes);
-            let _ = decode_propose_reply(&bytes);
-            let _ = decode_read_barrier_reply(&bytes);
+        fn arbitrary_bytes_never_panic_and_what_decodes_round_trips(bytes in any_payload_bytes()) {
+            if let Ok(proposal) = decode_forwarded_proposal(&bytes) {
+                let again = decode_forwarded_proposal(&encode_forwarded_proposal(&proposal));
+                prop_assert_eq!(again, Ok(proposal));
+            }
+            if let Ok(group) = decode_read_barrier_request(&bytes) {
+                prop_assert_eq!(decode_read_barrier_request(&encode_read_barrier_request(group)), Ok(group));
+            }
+            if let Ok(reply) = decode_propose_reply(&bytes) {
+                prop_assert_eq!(decode_propose_reply(&encode_propose_reply(&reply)), Ok(reply));
+            }
+            if let Ok(reply) = decode_read_barrier_reply(&bytes) {
+                prop_assert_eq!(decode_read_barrier_reply(&encode_read_barrier_reply(&reply)), Ok(reply));
+            }
         }
     }
 }
