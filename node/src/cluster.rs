@@ -24,14 +24,24 @@ pub fn token_secret(cookie: &str) -> [u8; 32] {
 }
 
 /// What decides a replicated command's outcome besides the log, as a short hex digest: the
-/// vault limits (`vault.*`) and the lease limits. Every member must apply with the same, or
-/// one replica could refuse a write that another applies and the replicas would diverge;
-/// so the links are authenticated with [`link_cookie`], and a member configured
-/// differently is refused at the handshake instead. `GET /v1/cluster` shows it, to compare.
+/// vault limits that make a write, a deploy or a group refused (`vault.write_batch_max`,
+/// `preconditions_max`, `delete_by_filter_max`, `schema_text_max`,
+/// `group_commit_batches_max`) and the lease limits. Every member must apply with the same,
+/// or one replica could refuse a write that another applies and the replicas would
+/// diverge; so the links are authenticated with [`link_cookie`], and a member configured
+/// differently is refused at the handshake instead. Limits of reads and of diagnostics do
+/// not count. The list is versioned (`rules v1`): a release that adds a rule changes the
+/// digest only when it changes the list. `GET /v1/cluster` shows the digest, to compare.
 pub fn rules_fingerprint(config: &NodeConfig) -> String {
+    let vault = &config.vault;
     let rules = format!(
-        "vault {}\nlease {:?}",
-        serde_json::to_string(&config.vault).unwrap_or_default(),
+        "rules v1\nwrite_batch_max {}\npreconditions_max {}\ndelete_by_filter_max {}\n\
+         schema_text_max {}\ngroup_commit_batches_max {}\nlease {:?}",
+        vault.write_batch_max,
+        vault.preconditions_max,
+        vault.delete_by_filter_max,
+        vault.schema_text_max,
+        vault.group_commit_batches_max,
         inferadb_shard::LeaseLimits::default()
     );
     let digest = blake3::derive_key("inferadb replicated rules v1", rules.as_bytes());
@@ -254,6 +264,10 @@ impl ClusterPeers {
 }
 
 impl PeerDirectory for ClusterPeers {
+    fn linked(&self) -> Vec<u64> {
+        self.cluster.linked_peers()
+    }
+
     fn members_changed(&self, members: &BTreeMap<u64, MemberRecord>) {
         let me = self.cluster.node_id();
         for (id, record) in members.iter().filter(|(id, _)| **id != me) {
@@ -300,6 +314,11 @@ mod tests {
         // Settings that decide no replicated outcome do not split the cluster.
         let mut tuned = NodeConfig::default();
         tuned.raft.apply_merge_batches_max = 7;
+        tuned.vault.read_page_max += 1;
+        tuned.vault.verify_problems_max += 1;
         assert_eq!(rules_fingerprint(&tuned), ours);
+        let mut grouped = NodeConfig::default();
+        grouped.vault.group_commit_batches_max += 1;
+        assert_ne!(rules_fingerprint(&grouped), ours);
     }
 }

@@ -144,7 +144,7 @@ impl Default for RaftSettings {
             request_timeout_ticks: 200,
             compact_after_entries: 100_000,
             apply_bytes_per_cycle: 64 * 1024,
-            apply_merge_batches_max: 1024,
+            apply_merge_batches_max: 256,
             persist_interval_ms: 5_000,
             seed: 0x1f5e_da7a,
         }

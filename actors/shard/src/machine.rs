@@ -144,7 +144,7 @@ pub const SHARD_TABLE: &str = "shard";
 pub const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
 
 /// The default [`ShardOptions::merge_batches_max`].
-pub const MERGE_BATCHES_MAX_DEFAULT: usize = 1024;
+pub const MERGE_BATCHES_MAX_DEFAULT: usize = 256;
 
 /// How a shard machine runs.
 #[derive(Clone, Debug)]

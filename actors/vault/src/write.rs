@@ -42,6 +42,24 @@ impl From<inferadb_storage::StorageError> for GroupFailure {
     }
 }
 
+/// How a batch's failure at mutation `index` affects its group: the batch's first mutation
+/// refused by a check that runs before it writes (`AlreadyExists`, `TooManyMatches`) has
+/// written nothing, so the transaction goes on without the batch; any later failure has
+/// written part of the batch, so the transaction must be abandoned (and the group applied
+/// again without it, which costs every other batch of the group once more).
+fn mutation_failure(index: usize, error: WriteError) -> ApplyFailure {
+    let written_nothing = index == 0
+        && matches!(
+            error,
+            WriteError::AlreadyExists { .. } | WriteError::TooManyMatches { .. }
+        );
+    if written_nothing {
+        ApplyFailure::Rejected(error)
+    } else {
+        ApplyFailure::Aborted(error)
+    }
+}
+
 /// One result per batch: the attempt's outcomes, with the batches that failed earlier.
 fn merge_results(
     outcomes: Vec<Option<Result<WriteOutcome, WriteError>>>,
@@ -195,7 +213,7 @@ impl Vault {
         for (index, mutation) in batch.mutations.iter().enumerate() {
             staging
                 .apply(index, mutation, &self.limits, now_ms)
-                .map_err(ApplyFailure::Aborted)?;
+                .map_err(|error| mutation_failure(index, error))?;
         }
         let Staging {
             buckets: staged,

@@ -228,20 +228,21 @@ pub async fn read(
 /// two batches, the batches commute: each touches its own relationships whatever ran
 /// before, so the import's result does not depend on the order the batches apply in (a
 /// batch forwarded to a new leader during an election may overtake an earlier one).
-fn distinct_last_wins(relationships: Vec<Relationship>) -> Vec<Relationship> {
-    let mut positions = std::collections::HashMap::with_capacity(relationships.len());
-    let mut distinct: Vec<Relationship> = Vec::with_capacity(relationships.len());
-    for relationship in relationships {
+fn distinct_last_wins(relationships: Vec<(usize, Relationship)>) -> Vec<(usize, Relationship)> {
+    let mut positions: std::collections::HashMap<_, usize> =
+        std::collections::HashMap::with_capacity(relationships.len());
+    let mut distinct: Vec<(usize, Relationship)> = Vec::with_capacity(relationships.len());
+    for (line, relationship) in relationships {
         let key = (
             relationship.resource.clone(),
             relationship.relation.clone(),
             relationship.subject.clone(),
         );
         match positions.get(&key) {
-            Some(&position) => distinct[position] = relationship,
+            Some(&position) => distinct[position].1 = relationship,
             None => {
                 positions.insert(key, distinct.len());
-                distinct.push(relationship);
+                distinct.push((line, relationship));
             }
         }
     }
@@ -249,7 +250,8 @@ fn distinct_last_wins(relationships: Vec<Relationship>) -> Vec<Relationship> {
 }
 
 /// Parses an NDJSON import body: one relationship object per non-empty line.
-fn import_lines(body: &[u8], limit: usize) -> Result<Vec<Relationship>, Problem> {
+/// Each relationship comes with its line number (from 1).
+fn import_lines(body: &[u8], limit: usize) -> Result<Vec<(usize, Relationship)>, Problem> {
     let text = std::str::from_utf8(body)
         .map_err(|_| Problem::bad_request("invalid-body", "the body must be UTF-8 NDJSON"))?;
     let mut relationships = Vec::new();
@@ -276,7 +278,7 @@ fn import_lines(body: &[u8], limit: usize) -> Result<Vec<Relationship>, Problem>
                 "an import line has no `operation` (it touches)",
             ));
         }
-        relationships.push(relationship(&path, &wire)?);
+        relationships.push((number + 1, relationship(&path, &wire)?));
     }
     Ok(relationships)
 }
@@ -308,8 +310,12 @@ pub async fn import(
         .max(1);
     let mut pending = Vec::new();
     for (index, chunk) in relationships.chunks(batch_max).enumerate() {
+        let lines = chunk.iter().map(|(line, _)| *line).collect();
         let batch = WriteBatch {
-            mutations: chunk.iter().cloned().map(Mutation::Touch).collect(),
+            mutations: chunk
+                .iter()
+                .map(|(_, relationship)| Mutation::Touch(relationship.clone()))
+                .collect(),
             preconditions: Vec::new(),
         };
         let (reply, answer) = ractor::concurrency::oneshot();
@@ -321,9 +327,9 @@ pub async fn import(
                 reply: reply.into(),
             })
             .map_err(mailbox_problem)?;
-        pending.push((index, answer));
+        pending.push((index, lines, answer));
     }
-    collect_import(&context, id, pending, batch_max).await
+    collect_import(&context, id, pending).await
 }
 
 type ImportAnswer = ractor::concurrency::OneshotReceiver<
@@ -331,33 +337,34 @@ type ImportAnswer = ractor::concurrency::OneshotReceiver<
 >;
 
 /// Awaits every batch's answer. The batches are independent (see [`distinct_last_wins`]),
-/// so a failure does not stop the others: the first failed batch becomes the problem, which
-/// also says how many applied (`applied_batches`), which failed (`failed_batches`) and the
-/// highest revision reached.
+/// so a failure does not stop the others: the first failed batch becomes the problem (its
+/// fields name the lines, `line <n>`), which also says how many applied
+/// (`applied_batches`), which failed (`failed_batches`), which may or may not have applied
+/// (`unknown_batches`: the vault actor stopped before answering) and the highest revision
+/// reached.
 async fn collect_import(
     context: &Context,
     id: VaultId,
-    pending: Vec<(usize, ImportAnswer)>,
-    batch_max: usize,
+    pending: Vec<(usize, Vec<usize>, ImportAnswer)>,
 ) -> Result<Json<Value>, Problem> {
     let (mut inserted, mut removed, mut revision, mut applied) = (0, 0, None, 0usize);
-    let mut failures: Vec<(usize, Problem)> = Vec::new();
-    for (index, answer) in pending {
+    let mut problems: Vec<Problem> = Vec::new();
+    let (mut failed, mut unknown) = (Vec::new(), Vec::new());
+    for (index, lines, answer) in pending {
         let outcome = match answer.await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => {
-                let first = index * batch_max;
-                let paths: Vec<String> = (0..batch_max)
-                    .map(|offset| format!("relationships[{}]", first + offset))
-                    .collect();
-                failures.push((index, write_failure_problem(error, &paths, "preconditions")));
+                let paths: Vec<String> = lines.iter().map(|line| format!("line {line}")).collect();
+                problems.push(write_failure_problem(error, &paths, "preconditions"));
+                failed.push(index);
                 continue;
             }
             Err(_) => {
                 let dropped = inferadb_messages::MailboxError::Dropped {
                     name: format!("vault {id}"),
                 };
-                failures.push((index, write_mailbox_problem(dropped)));
+                problems.push(write_mailbox_problem(dropped));
+                unknown.push(index);
                 continue;
             }
         };
@@ -367,11 +374,11 @@ async fn collect_import(
         applied += 1;
     }
     let revision = revision.map(|revision| consistency::encode_token(context, id, revision));
-    let failed: Vec<usize> = failures.iter().map(|(index, _)| *index).collect();
-    if let Some((_, problem)) = failures.into_iter().next() {
+    if let Some(problem) = problems.into_iter().next() {
         return Err(problem
             .with("applied_batches", json!(applied))
             .with("failed_batches", json!(failed))
+            .with("unknown_batches", json!(unknown))
             .with("revision", json!(revision)));
     }
     Ok(Json(json!({

@@ -14,7 +14,7 @@
 //! transfer to a member that is not caught up waits or lapses. So the moves are not fenced
 //! by the lease epoch; the lease only keeps two nodes from planning at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::actors::registry::shard_mailbox;
-use crate::actors::shard::existing_raft_mailbox;
+use crate::actors::shard::{existing_raft_mailbox, PeerDirectory};
 use crate::context::NodeContext;
 
 /// The lease name of the leader balancer.
@@ -75,10 +75,14 @@ pub struct LeaderMove {
 }
 
 /// The next move, if the leaderships are unbalanced: from the node leading the most shards
-/// (the lowest id among equals) to the voter leading the fewest (idem), of the lowest shard
-/// they share, when the two counts differ by two or more. Nothing while a shard has no
-/// known leader (an election is under way: wait for it).
-pub fn plan_leader_move(shards: &[ShardLeadership]) -> Option<LeaderMove> {
+/// (the lowest id among equals) to the voter leading the fewest (idem) that may take that
+/// shard (`eligible(shard, to)`: linked, not backed off), of the lowest shard they share,
+/// when the two counts differ by two or more. Nothing while a shard has no known leader (an
+/// election is under way: wait for it).
+pub fn plan_leader_move(
+    shards: &[ShardLeadership],
+    eligible: impl Fn(u64, u64) -> bool,
+) -> Option<LeaderMove> {
     let mut led: BTreeMap<u64, usize> = BTreeMap::new();
     for shard in shards {
         for voter in &shard.voters {
@@ -98,7 +102,7 @@ pub fn plan_leader_move(shards: &[ShardLeadership]) -> Option<LeaderMove> {
         .filter_map(|shard| {
             let (&idlest, &fewest) = led
                 .iter()
-                .filter(|(id, _)| shard.voters.contains(id))
+                .filter(|(id, _)| shard.voters.contains(id) && eligible(shard.shard, **id))
                 .min_by_key(|(id, count)| (**count, **id))?;
             (most >= fewest + 2).then_some(LeaderMove {
                 shard: shard.shard,
@@ -112,14 +116,17 @@ pub fn plan_leader_move(shards: &[ShardLeadership]) -> Option<LeaderMove> {
 /// The leader balancer: a planning task while the lease is held.
 pub struct LeaderBalance {
     context: Arc<NodeContext>,
+    /// The links: only a linked member is given a leadership.
+    peers: Option<Arc<dyn PeerDirectory>>,
     running: Mutex<Option<(u64, tokio::task::JoinHandle<()>)>>,
 }
 
 impl LeaderBalance {
     /// The balancer of `context`'s shards.
-    pub fn new(context: Arc<NodeContext>) -> LeaderBalance {
+    pub fn new(context: Arc<NodeContext>, peers: Option<Arc<dyn PeerDirectory>>) -> LeaderBalance {
         LeaderBalance {
             context,
+            peers,
             running: Mutex::new(None),
         }
     }
@@ -127,7 +134,10 @@ impl LeaderBalance {
 
 impl JobRunner for LeaderBalance {
     fn start(&self, epoch: u64) {
-        let task = tokio::spawn(balance_forever(Arc::clone(&self.context)));
+        let task = tokio::spawn(balance_forever(
+            Arc::clone(&self.context),
+            self.peers.clone(),
+        ));
         if let Some((_, previous)) = self.running.lock().replace((epoch, task)) {
             previous.abort();
         }
@@ -156,27 +166,78 @@ impl Drop for LeaderBalance {
     }
 }
 
-/// Plans and asks for one move every `interval_ms`, until aborted.
-async fn balance_forever(context: Arc<NodeContext>) {
+/// Rounds a move that did not take is not asked for again, at most (doubling from 1).
+const BACKOFF_ROUNDS_MAX: u64 = 64;
+
+/// Moves that did not take: (shard, target) → (failures, first round allowed again).
+type Backoff = BTreeMap<(u64, u64), (u32, u64)>;
+
+/// Plans and asks for one move every `interval_ms`, until aborted. A member without a live
+/// link here (down, partitioned, being removed) is never a target; a move still planned a
+/// round after it was asked for (the target lagged, or refused) backs off, doubling.
+async fn balance_forever(context: Arc<NodeContext>, peers: Option<Arc<dyn PeerDirectory>>) {
     let interval = Duration::from_millis(context.config.jobs.leader_balance.interval_ms);
-    loop {
+    let me = context.config.node_id;
+    let mut backoff = Backoff::new();
+    let mut last: Option<LeaderMove> = None;
+    for round in 0u64.. {
         tokio::time::sleep(interval).await;
         let shards = leaderships(&context).await;
-        let Some(step) = plan_leader_move(&shards) else {
+        let linked: BTreeSet<u64> = peers
+            .as_ref()
+            .map(|peers| peers.linked())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([me])
+            .collect();
+        let step = plan_leader_move(&shards, |shard, to| {
+            linked.contains(&to)
+                && backoff
+                    .get(&(shard, to))
+                    .is_none_or(|(_, allowed)| *allowed <= round)
+        });
+        if last.is_some() && last == step {
+            back_off(&mut backoff, last, round);
+            last = None;
             continue;
-        };
-        let Some(member) = existing_raft_mailbox(&context, step.shard) else {
-            continue;
-        };
-        tracing::info!(
-            shard = step.shard,
-            from = step.from,
-            to = step.to,
-            "moving a shard's leadership to balance the members"
-        );
-        metrics::counter!("inferadb_leader_transfers_requested_total").increment(1);
-        let _ = member.cast(RaftMsg::TransferLeader { to: step.to });
+        }
+        last = step;
+        if let Some(step) = step {
+            request_move(&context, step);
+        }
     }
+}
+
+/// Records that `step` did not take: it may be asked for again after 1, 2, 4, … rounds.
+fn back_off(backoff: &mut Backoff, step: Option<LeaderMove>, round: u64) {
+    let Some(step) = step else {
+        return;
+    };
+    let entry = backoff.entry((step.shard, step.to)).or_insert((0, 0));
+    entry.0 = entry.0.saturating_add(1);
+    let rounds = (1u64 << entry.0.min(6)).min(BACKOFF_ROUNDS_MAX);
+    entry.1 = round + rounds;
+    tracing::info!(
+        shard = step.shard,
+        to = step.to,
+        rounds,
+        "leadership move did not take; backing off"
+    );
+}
+
+/// Asks the shard (through this node's member) to move its leadership.
+fn request_move(context: &NodeContext, step: LeaderMove) {
+    let Some(member) = existing_raft_mailbox(context, step.shard) else {
+        return;
+    };
+    tracing::info!(
+        shard = step.shard,
+        from = step.from,
+        to = step.to,
+        "moving a shard's leadership to balance the members"
+    );
+    metrics::counter!("inferadb_leader_transfers_requested_total").increment(1);
+    let _ = member.cast(RaftMsg::TransferLeader { to: step.to });
 }
 
 /// Every shard's leader and voters as this node's members see them (a member that cannot
@@ -226,7 +287,7 @@ mod tests {
             shard(2, 1, &[1, 2, 3]),
         ];
         assert_eq!(
-            plan_leader_move(&shards),
+            plan_leader_move(&shards, |_, _| true),
             Some(LeaderMove {
                 shard: 0,
                 from: 1,
@@ -242,7 +303,7 @@ mod tests {
             shard(1, 2, &[1, 2, 3]),
             shard(2, 3, &[1, 2, 3]),
         ];
-        assert_eq!(plan_leader_move(&balanced), None);
+        assert_eq!(plan_leader_move(&balanced, |_, _| true), None);
         // Off by one is as good as it gets with 4 shards on 3 nodes.
         let four = [
             shard(0, 1, &[1, 2, 3]),
@@ -250,12 +311,12 @@ mod tests {
             shard(2, 2, &[1, 2, 3]),
             shard(3, 3, &[1, 2, 3]),
         ];
-        assert_eq!(plan_leader_move(&four), None);
+        assert_eq!(plan_leader_move(&four, |_, _| true), None);
         let mut electing = balanced.to_vec();
         electing.push(shard(3, 1, &[1, 2, 3]));
         electing.push(shard(4, 1, &[1, 2, 3]));
         electing[0].leader = None;
-        assert_eq!(plan_leader_move(&electing), None);
+        assert_eq!(plan_leader_move(&electing, |_, _| true), None);
     }
 
     #[test]
@@ -266,7 +327,7 @@ mod tests {
             shard(1, 1, &[1, 2]),
             shard(2, 2, &[2, 3]),
         ];
-        assert_eq!(plan_leader_move(&shards), None);
+        assert_eq!(plan_leader_move(&shards, |_, _| true), None);
         // Node 1 leads all three; the idle voters of its shards are 2 (of 0 and 2) and 3
         // (of 1): the lowest shard goes first, then node 3 gets the shard only it can take.
         let mut shards = [
@@ -274,7 +335,7 @@ mod tests {
             shard(1, 1, &[1, 3]),
             shard(2, 1, &[1, 2]),
         ];
-        let first = plan_leader_move(&shards);
+        let first = plan_leader_move(&shards, |_, _| true);
         assert_eq!(
             first,
             Some(LeaderMove {
@@ -285,13 +346,59 @@ mod tests {
         );
         shards[0].leader = Some(2);
         assert_eq!(
-            plan_leader_move(&shards),
+            plan_leader_move(&shards, |_, _| true),
             Some(LeaderMove {
                 shard: 1,
                 from: 1,
                 to: 3
             })
         );
+    }
+
+    #[test]
+    fn an_unlinked_or_backed_off_member_gets_no_leadership() {
+        let shards = [
+            shard(0, 1, &[1, 2, 3]),
+            shard(1, 1, &[1, 2, 3]),
+            shard(2, 1, &[1, 2, 3]),
+        ];
+        // Node 2 is down: node 3 gets the move.
+        assert_eq!(
+            plan_leader_move(&shards, |_, to| to != 2),
+            Some(LeaderMove {
+                shard: 0,
+                from: 1,
+                to: 3
+            })
+        );
+        // Neither can take shard 0: the next shard goes.
+        assert_eq!(
+            plan_leader_move(&shards, |shard, _| shard != 0),
+            Some(LeaderMove {
+                shard: 1,
+                from: 1,
+                to: 2
+            })
+        );
+        assert_eq!(plan_leader_move(&shards, |_, to| to == 1), None);
+    }
+
+    #[test]
+    fn a_move_that_did_not_take_backs_off_doubling_up_to_a_bound() {
+        let mut backoff = Backoff::new();
+        let step = LeaderMove {
+            shard: 1,
+            from: 1,
+            to: 2,
+        };
+        back_off(&mut backoff, Some(step), 10);
+        assert_eq!(backoff[&(1, 2)], (1, 12));
+        back_off(&mut backoff, Some(step), 12);
+        assert_eq!(backoff[&(1, 2)], (2, 16));
+        for round in 0..20 {
+            back_off(&mut backoff, Some(step), 100 + round);
+        }
+        assert_eq!(backoff[&(1, 2)].1, 119 + BACKOFF_ROUNDS_MAX);
     }
 
     proptest! {
@@ -310,7 +417,7 @@ mod tests {
                 .map(|(index, leader)| shard(index as u64, leader % nodes + 1, &voters))
                 .collect();
             let mut moves = 0;
-            while let Some(step) = plan_leader_move(&shards) {
+            while let Some(step) = plan_leader_move(&shards, |_, _| true) {
                 prop_assert_eq!(shards[step.shard as usize].leader, Some(step.from));
                 prop_assert_ne!(step.from, step.to);
                 shards[step.shard as usize].leader = Some(step.to);

@@ -361,7 +361,9 @@ fn compact_when_due<S: LogStore, M: StateMachine>(
     let myself = myself.clone();
     let index = job.index;
     tokio::task::spawn_blocking(move || {
-        let data = (job.build)();
+        // A panic in the build must still end the compaction, or none would ever start again.
+        let data = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.build))
+            .unwrap_or_else(|_| Err("the snapshot build panicked".to_string()));
         let _ = myself.send_message(RaftMsg::SnapshotBuilt { index, data });
     });
 }

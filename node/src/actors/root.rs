@@ -85,7 +85,10 @@ pub struct RootArguments {
 }
 
 /// The election actor's arguments: the jobs this node may run, leases in shard 0.
-fn election_arguments(context: &Arc<NodeContext>) -> ElectionArguments {
+fn election_arguments(
+    context: &Arc<NodeContext>,
+    peers: Option<Arc<dyn crate::actors::shard::PeerDirectory>>,
+) -> ElectionArguments {
     let mut jobs: Vec<(String, Arc<dyn JobRunner>)> = Vec::new();
     if context.config.jobs.expired_gc.enabled {
         jobs.push((
@@ -96,7 +99,7 @@ fn election_arguments(context: &Arc<NodeContext>) -> ElectionArguments {
     if context.config.jobs.leader_balance.enabled {
         jobs.push((
             LEADER_BALANCE_JOB.to_string(),
-            Arc::new(LeaderBalance::new(Arc::clone(context))),
+            Arc::new(LeaderBalance::new(Arc::clone(context), peers)),
         ));
     }
     ElectionArguments {
@@ -149,7 +152,7 @@ async fn spawn_child(
             .0
             .get_cell(),
         ChildKind::Election => {
-            let arguments = election_arguments(&context);
+            let arguments = election_arguments(&context, arguments.peers.clone());
             let (actor, _) =
                 Actor::spawn_linked(Some(name.clone()), ElectionActor, arguments, supervisor)
                     .await?;

@@ -60,6 +60,10 @@ pub trait Forwarder: Send + Sync {
 pub trait PeerDirectory: Send + Sync {
     /// The registry changed: link to every member it names, unlink the removed ones.
     fn members_changed(&self, members: &std::collections::BTreeMap<u64, MemberRecord>);
+
+    /// The peers with a live link now (a node that is down, partitioned or removed has
+    /// none).
+    fn linked(&self) -> Vec<u64>;
 }
 
 /// What the shard actor starts from.
