@@ -796,16 +796,25 @@ mod tests {
         let leader = wait_for_leader(&actors).await;
         transport.peers.write().remove(&leader);
         let follower = *actors.keys().find(|id| **id != leader).unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(5), async {
-            ractor::call!(actors[&follower], |reply| RaftMsg::ReadBarrier { reply })
-        })
-        .await
-        .expect("the read is answered")
-        .unwrap();
-        assert!(
-            matches!(answer, Err(ProposeError::NotLeader { .. }) | Ok(_)),
-            "{answer:?}"
-        );
+        // Several barriers share one round; every one of them is answered.
+        let mut waiting = Vec::new();
+        for _ in 0..5 {
+            let (port, answer) = ractor::concurrency::oneshot();
+            actors[&follower]
+                .cast(RaftMsg::ReadBarrier { reply: port.into() })
+                .unwrap();
+            waiting.push(answer);
+        }
+        for answer in waiting {
+            let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+                .await
+                .expect("the read is answered")
+                .unwrap();
+            assert!(
+                matches!(answer, Err(ProposeError::NotLeader { .. }) | Ok(_)),
+                "{answer:?}"
+            );
+        }
         for actor in actors.values() {
             actor.stop(None);
         }

@@ -655,6 +655,31 @@ pub fn apply_entries(
         .collect()
 }
 
+/// Applies raw entries from log index `first` on, the way raft hands them to a replica: in
+/// consecutive slices (lengths from `cuts`, cycled), each through
+/// [`ShardMachine::apply_entries`], which merges runs of writes to one vault.
+pub fn apply_in_cuts(
+    machine: &mut ShardMachine,
+    first: u64,
+    entries: &[Vec<u8>],
+    cuts: &[usize],
+) -> Vec<ShardAnswer> {
+    let mut answers = Vec::with_capacity(entries.len());
+    let mut next = 0;
+    for len in cuts.iter().cycle() {
+        if next >= entries.len() {
+            break;
+        }
+        let end = (next + (*len).max(1)).min(entries.len());
+        let slice: Vec<(u64, &[u8])> = (next..end)
+            .map(|offset| (first + offset as u64, entries[offset].as_slice()))
+            .collect();
+        answers.extend(machine.apply_entries(&slice));
+        next = end;
+    }
+    answers
+}
+
 /// [`prologue`], then node 1 acquiring job `gc`'s lease for 1 s (a hundred entries), so
 /// that the random part's purges are often fenced in, not only out.
 pub fn prologue_with_lease() -> Vec<Spec> {
