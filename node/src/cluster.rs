@@ -7,7 +7,7 @@ use std::sync::Arc;
 use inferadb_cluster::{
     Cluster, ClusterConfig, ClusterError, ForwardError, HandlerFuture, PeerHandler,
 };
-use inferadb_messages::{Mailbox, MailboxError, ProposalFailure, ProposeError, RaftMsg};
+use inferadb_messages::{Applied, Mailbox, MailboxError, ProposalFailure, ProposeError, RaftMsg};
 use inferadb_raft::transport::PeerEnvelope;
 
 use crate::actors::shard::{existing_raft_mailbox, Forwarded, Forwarder, PeerDirectory};
@@ -126,7 +126,7 @@ impl PeerHandler for NodePeers {
         }
     }
 
-    fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
+    fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Applied, ProposeError>> {
         // Straight to the member, never through the shard actor: a forwarded proposal is
         // not forwarded again (no loops while leadership moves), its sender retries.
         let member = self.member(group);
@@ -192,7 +192,7 @@ fn forward_failure(error: ForwardError) -> ProposalFailure {
 }
 
 impl Forwarder for ClusterForwarder {
-    fn propose(&self, node: u64, group: u64, data: Vec<u8>) -> Forwarded<Vec<u8>> {
+    fn propose(&self, node: u64, group: u64, data: Vec<u8>) -> Forwarded<Applied> {
         let cluster = Arc::clone(&self.cluster);
         Box::pin(async move {
             cluster

@@ -11,7 +11,7 @@ use inferadb_messages::peer::{
     decode_propose_reply, decode_read_barrier_reply, encode_forwarded_proposal,
     encode_read_barrier_request,
 };
-use inferadb_messages::{ConnectorMsg, ForwardedProposal, PayloadError, PeerMsg};
+use inferadb_messages::{Applied, ConnectorMsg, ForwardedProposal, PayloadError, PeerMsg};
 use inferadb_raft::transport::Transport;
 use parking_lot::Mutex;
 use ractor::rpc::CallResult;
@@ -155,13 +155,13 @@ impl Cluster {
     }
 
     /// Forwards a proposal for `group` to `node` and waits (at most the forward timeout) for
-    /// the state machine's output there.
+    /// the applied entry's index and the state machine's output there.
     pub async fn propose(
         &self,
         node: u64,
         group: u64,
         data: Vec<u8>,
-    ) -> Result<Vec<u8>, ForwardError> {
+    ) -> Result<Applied, ForwardError> {
         let request = encode_forwarded_proposal(&ForwardedProposal { group, data });
         let reply = self
             .call(node, |port| PeerMsg::Propose(request, port))

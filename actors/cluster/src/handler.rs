@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use inferadb_messages::ProposeError;
+use inferadb_messages::{Applied, ProposeError};
 use inferadb_raft::transport::PeerEnvelope;
 
 /// A boxed, sendable future: what a handler returns for a request that needs an answer.
@@ -17,9 +17,9 @@ pub trait PeerHandler: Send + Sync + 'static {
     /// `envelope.to` is this node).
     fn raft(&self, envelope: PeerEnvelope);
 
-    /// A proposal a follower forwarded to this node for `group`: the state machine's output,
-    /// or why there is none.
-    fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Vec<u8>, ProposeError>>;
+    /// A proposal a follower forwarded to this node for `group`: the applied entry's index
+    /// and the state machine's output, or why there is none.
+    fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Applied, ProposeError>>;
 
     /// A read barrier on `group`: the applied index after a read-index round.
     fn read_barrier(&self, group: u64) -> HandlerFuture<Result<u64, ProposeError>>;

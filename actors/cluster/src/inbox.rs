@@ -147,7 +147,7 @@ mod tests {
     use std::time::Duration;
 
     use inferadb_messages::peer::{decode_propose_reply, encode_forwarded_proposal};
-    use inferadb_messages::{ForwardedProposal, ProposeError};
+    use inferadb_messages::{Applied, ForwardedProposal, ProposeError};
     use parking_lot::Mutex;
     use ractor::rpc::CallResult;
 
@@ -168,10 +168,15 @@ mod tests {
 
         fn propose(
             &self,
-            _group: u64,
+            group: u64,
             data: Vec<u8>,
-        ) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
-            Box::pin(async move { Ok(data) })
+        ) -> HandlerFuture<Result<Applied, ProposeError>> {
+            Box::pin(async move {
+                Ok(Applied {
+                    index: group,
+                    output: data,
+                })
+            })
         }
 
         fn read_barrier(&self, _group: u64) -> HandlerFuture<Result<u64, ProposeError>> {
@@ -222,7 +227,13 @@ mod tests {
             data: b"x".to_vec(),
         });
         let reply = call(&inbox, |port| PeerMsg::Propose(request, port)).await;
-        assert_eq!(decode_propose_reply(&reply), Ok(Ok(b"x".to_vec())));
+        assert_eq!(
+            decode_propose_reply(&reply),
+            Ok(Ok(Applied {
+                index: 4,
+                output: b"x".to_vec()
+            }))
+        );
         // A malformed request is answered at once, with an empty payload.
         assert!(call(&inbox, |port| PeerMsg::ReadBarrier(vec![1, 0], port))
             .await

@@ -22,7 +22,7 @@ use inferadb_cluster::{
     Cluster, ClusterConfig, ClusterError, ConfigError, ForwardError, HandlerFuture,
     PeerChangeError, PeerHandler, TlsConfig, TlsFileProblem,
 };
-use inferadb_messages::ProposeError;
+use inferadb_messages::{Applied, ProposeError};
 use inferadb_raft::transport::{PeerEnvelope, Transport};
 use raft::eraftpb::{Message, MessageType};
 use tokio::io::AsyncReadExt;
@@ -106,14 +106,17 @@ impl PeerHandler for EchoHandler {
         transport.send(PeerEnvelope::seal(envelope.group, &message).unwrap());
     }
 
-    fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
+    fn propose(&self, group: u64, data: Vec<u8>) -> HandlerFuture<Result<Applied, ProposeError>> {
         Box::pin(async move {
             match group {
                 GROUP_NOT_LEADER => Err(ProposeError::NotLeader {
                     leader_hint: Some(7),
                 }),
                 GROUP_FAILED => Err(ProposeError::Failed(FAILURE_REASON.into())),
-                _ => Ok([ECHO_PREFIX, &data].concat()),
+                _ => Ok(Applied {
+                    index: group,
+                    output: [ECHO_PREFIX, &data].concat(),
+                }),
             }
         })
     }
@@ -175,7 +178,7 @@ impl PeerHandler for Recorder {
         let _ = self.envelopes.send(envelope);
     }
 
-    fn propose(&self, _group: u64, _data: Vec<u8>) -> HandlerFuture<Result<Vec<u8>, ProposeError>> {
+    fn propose(&self, _group: u64, _data: Vec<u8>) -> HandlerFuture<Result<Applied, ProposeError>> {
         Box::pin(async { Err(ProposeError::NotLeader { leader_hint: None }) })
     }
 
@@ -336,17 +339,26 @@ async fn forwarded_proposals_and_read_barriers_return_the_remote_answers() {
     wait_linked(&cluster, 12).await;
 
     assert_eq!(
-        cluster.propose(12, GROUP, b"write".to_vec()).await,
+        cluster
+            .propose(12, GROUP, b"write".to_vec())
+            .await
+            .map(|applied| applied.output),
         Ok(b"echo:write".to_vec())
     );
     assert_eq!(
-        cluster.propose(12, GROUP_NOT_LEADER, Vec::new()).await,
+        cluster
+            .propose(12, GROUP_NOT_LEADER, Vec::new())
+            .await
+            .map(|applied| applied.output),
         Err(ForwardError::Remote(ProposeError::NotLeader {
             leader_hint: Some(7)
         }))
     );
     assert_eq!(
-        cluster.propose(12, GROUP_FAILED, Vec::new()).await,
+        cluster
+            .propose(12, GROUP_FAILED, Vec::new())
+            .await
+            .map(|applied| applied.output),
         Err(ForwardError::Remote(ProposeError::Failed(
             FAILURE_REASON.into()
         )))
@@ -385,7 +397,10 @@ async fn a_peer_with_another_cookie_never_links() {
         tokio::time::sleep(POLL_INTERVAL).await;
     }
     assert_eq!(
-        cluster.propose(22, GROUP, Vec::new()).await,
+        cluster
+            .propose(22, GROUP, Vec::new())
+            .await
+            .map(|applied| applied.output),
         Err(ForwardError::NoLink { node: 22 })
     );
     assert!(
@@ -415,7 +430,10 @@ async fn a_restarted_peer_is_linked_again_and_messages_flow() {
     wait_linked(&cluster, 32).await;
     exchange(&cluster, &mut received, 32, 3).await;
     assert_eq!(
-        cluster.propose(32, GROUP, b"again".to_vec()).await,
+        cluster
+            .propose(32, GROUP, b"again".to_vec())
+            .await
+            .map(|applied| applied.output),
         Ok(b"echo:again".to_vec())
     );
     cluster.stop().await;
@@ -477,7 +495,10 @@ async fn sends_to_unlinked_or_unknown_nodes_are_dropped_and_counted_without_bloc
     assert_eq!(cluster.stats().messages_dropped_no_link, 2);
 
     assert_eq!(
-        cluster.propose(42, GROUP, Vec::new()).await,
+        cluster
+            .propose(42, GROUP, Vec::new())
+            .await
+            .map(|applied| applied.output),
         Err(ForwardError::NoLink { node: 42 })
     );
     assert_eq!(
@@ -564,7 +585,10 @@ async fn peers_added_at_runtime_are_linked_and_removed_ones_are_cut_off() {
     exchange(&cluster, &mut received, 72, 1).await;
     exchange(&cluster, &mut received, 73, 1).await;
     assert_eq!(
-        cluster.propose(72, GROUP, b"joined".to_vec()).await,
+        cluster
+            .propose(72, GROUP, b"joined".to_vec())
+            .await
+            .map(|applied| applied.output),
         Ok(b"echo:joined".to_vec())
     );
 
@@ -606,7 +630,10 @@ async fn assert_cut_off(cluster: &Cluster, removed: &[u64]) {
     }
     for &node in removed {
         assert_eq!(
-            cluster.propose(node, GROUP, Vec::new()).await,
+            cluster
+                .propose(node, GROUP, Vec::new())
+                .await
+                .map(|applied| applied.output),
             Err(ForwardError::NoLink { node })
         );
     }
@@ -801,7 +828,10 @@ async fn tls_peers_link_and_exchange_envelopes_and_forwarded_requests() {
         exchange(&cluster, &mut received, 102, term).await;
     }
     assert_eq!(
-        cluster.propose(102, GROUP, b"sealed".to_vec()).await,
+        cluster
+            .propose(102, GROUP, b"sealed".to_vec())
+            .await
+            .map(|applied| applied.output),
         Ok(b"echo:sealed".to_vec())
     );
     assert_eq!(
@@ -831,7 +861,10 @@ async fn a_tls_node_refuses_a_plaintext_peer() {
     wait_linked(&cluster, 113).await;
     assert_links_stay(&cluster, &[113]).await;
     assert_eq!(
-        cluster.propose(112, GROUP, Vec::new()).await,
+        cluster
+            .propose(112, GROUP, Vec::new())
+            .await
+            .map(|applied| applied.output),
         Err(ForwardError::NoLink { node: 112 })
     );
     assert!(
@@ -859,7 +892,10 @@ async fn a_peer_whose_certificate_another_authority_signed_never_links() {
     wait_linked(&cluster, 123).await;
     assert_links_stay(&cluster, &[123]).await;
     assert_eq!(
-        cluster.propose(122, GROUP, Vec::new()).await,
+        cluster
+            .propose(122, GROUP, Vec::new())
+            .await
+            .map(|applied| applied.output),
         Err(ForwardError::NoLink { node: 122 })
     );
     assert!(

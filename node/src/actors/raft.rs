@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferadb_messages::{GroupStatus, ProposeError, RaftMsg};
+use inferadb_messages::{Applied, GroupStatus, ProposeError, RaftMsg};
 use inferadb_raft::core::{CoreError, Proposed, Role};
 use inferadb_raft::group::{Completion, Outputs, RaftGroup, StateMachine};
 use inferadb_raft::store::LogStore;
@@ -21,7 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, MessageType};
 use raft::{ProgressState, SnapshotStatus};
 
-type ProposeReply = RpcReplyPort<Result<Vec<u8>, ProposeError>>;
+type ProposeReply = RpcReplyPort<Result<Applied, ProposeError>>;
 type ReadReply = RpcReplyPort<Result<u64, ProposeError>>;
 
 /// What a raft group actor starts from.
@@ -62,6 +62,8 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     barriers_queued: Vec<ReadReply>,
     /// Read-index rounds under way, by request id: the tick they started and who waits.
     reads: BTreeMap<u64, (u64, Vec<ReadReply>)>,
+    /// Requests waiting for this member to apply an index: index → (tick asked, reply).
+    apply_waiters: BTreeMap<u64, Vec<(u64, ReadReply)>>,
     next_read_id: u64,
     /// Ticks since the actor started (the deadline clock of waiting requests).
     ticks: u64,
@@ -118,6 +120,7 @@ where
             proposals: BTreeMap::new(),
             barriers_queued: Vec::new(),
             reads: BTreeMap::new(),
+            apply_waiters: BTreeMap::new(),
             next_read_id: 1,
             ticks: 0,
             request_timeout_ticks: arguments.request_timeout_ticks,
@@ -149,6 +152,7 @@ where
             RaftMsg::Peer(envelope) => step(state, &envelope),
             RaftMsg::Propose { data, reply } => propose(state, data, reply),
             RaftMsg::ReadBarrier { reply } => state.barriers_queued.push(reply),
+            RaftMsg::WaitApplied { index, reply } => wait_applied(state, index, reply),
             RaftMsg::Campaign => state.group.core_mut().campaign()?,
             RaftMsg::TransferLeader { to } => transfer_leader(state, to),
             RaftMsg::SnapshotBuilt { index, data } => finish_compaction(state, index, data),
@@ -454,6 +458,35 @@ fn issue_reads<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
     answer_reads(waiting, &Err(error));
 }
 
+/// Answers at once if this member has applied `index`, else when it does (or at the
+/// request deadline).
+fn wait_applied<S: LogStore, M: StateMachine>(
+    state: &mut RaftState<S, M>,
+    index: u64,
+    reply: ReadReply,
+) {
+    let applied = state.group.applied();
+    if applied >= index {
+        let _ = reply.send(Ok(applied));
+        return;
+    }
+    state
+        .apply_waiters
+        .entry(index)
+        .or_default()
+        .push((state.ticks, reply));
+}
+
+/// Answers every request waiting for an index at or below `applied`.
+fn serve_apply_waiters<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, applied: u64) {
+    let still_waiting = state.apply_waiters.split_off(&(applied + 1));
+    for (_, waiting) in std::mem::replace(&mut state.apply_waiters, still_waiting) {
+        for (_, reply) in waiting {
+            let _ = reply.send(Ok(applied));
+        }
+    }
+}
+
 /// Sends every waiting reader the same answer.
 fn answer_reads(waiting: Vec<ReadReply>, answer: &Result<u64, ProposeError>) {
     for reply in waiting {
@@ -474,7 +507,13 @@ fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: O
     }
     for completion in outputs.completions {
         let (ticket, answer) = match completion {
-            Completion::Applied { ticket, output } => (ticket, Ok(output)),
+            Completion::Applied { ticket, output } => (
+                ticket,
+                Ok(Applied {
+                    index: ticket.index,
+                    output,
+                }),
+            ),
             Completion::Dropped { ticket } => (ticket, Err(ProposeError::Dropped)),
             Completion::Unknown { ticket } => (ticket, Err(ProposeError::Unknown)),
         };
@@ -483,6 +522,7 @@ fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: O
         }
     }
     let applied = state.group.applied();
+    serve_apply_waiters(state, applied);
     for id in outputs.reads {
         if let Some((_, waiting)) = state.reads.remove(&id) {
             answer_reads(waiting, &Ok(applied));
@@ -507,6 +547,12 @@ fn fail_all<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, error: &C
         answer_reads(waiting, &failed);
     }
     answer_reads(std::mem::take(&mut state.barriers_queued), &failed);
+    for (_, waiting) in std::mem::take(&mut state.apply_waiters) {
+        answer_reads(
+            waiting.into_iter().map(|(_, reply)| reply).collect(),
+            &failed,
+        );
+    }
 }
 
 /// Makes the state machine durable every `persist_every_ticks` ticks (vault files, then
@@ -584,6 +630,16 @@ fn expire_requests<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
             answer_reads(waiting, &Err(not_leader(leader_hint)));
         }
     }
+    let late = Err(ProposeError::Failed(
+        "this member did not apply the index within the request timeout".to_string(),
+    ));
+    for waiting in state.apply_waiters.values_mut() {
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            waiting.drain(..).partition(|(since, _)| *since < deadline);
+        *waiting = kept;
+        answer_reads(expired.into_iter().map(|(_, reply)| reply).collect(), &late);
+    }
+    state.apply_waiters.retain(|_, waiting| !waiting.is_empty());
 }
 
 fn status<S: LogStore, M: StateMachine>(group: &RaftGroup<S, M>) -> GroupStatus {
@@ -725,7 +781,10 @@ mod tests {
             reply
         })
         .unwrap();
-        assert_eq!(answer, Ok(1u64.to_be_bytes().to_vec()));
+        assert_eq!(
+            answer.map(|applied| applied.output),
+            Ok(1u64.to_be_bytes().to_vec())
+        );
         let follower = *actors.keys().find(|id| **id != first).unwrap();
         let refused = ractor::call!(actors[&follower], |reply| RaftMsg::Propose {
             data: b"x".to_vec(),
@@ -751,7 +810,10 @@ mod tests {
             reply
         })
         .unwrap();
-        assert_eq!(answer, Ok(2u64.to_be_bytes().to_vec()));
+        assert_eq!(
+            answer.map(|applied| applied.output),
+            Ok(2u64.to_be_bytes().to_vec())
+        );
 
         // The old leader restarts from its log file and catches up.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -863,6 +925,50 @@ mod tests {
             (1..=8).contains(&rounds),
             "64 barriers took {rounds} read-index requests"
         );
+        for actor in actors.values() {
+            actor.stop(None);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_answers_once_it_has_applied_an_index_or_at_the_deadline() {
+        let directory = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Local::default());
+        let mut actors = BTreeMap::new();
+        for id in 1..=3 {
+            actors.insert(
+                id,
+                start_with_timeout(id, directory.path(), &transport, 20).await,
+            );
+        }
+        let leader = wait_for_leader(&actors).await;
+        let applied = ractor::call!(actors[&leader], |reply| RaftMsg::Propose {
+            data: b"seen".to_vec(),
+            reply
+        })
+        .unwrap()
+        .unwrap();
+        let follower = *actors.keys().find(|id| **id != leader).unwrap();
+        let reached = ractor::call!(actors[&follower], |reply| RaftMsg::WaitApplied {
+            index: applied.index,
+            reply
+        })
+        .unwrap()
+        .unwrap();
+        assert!(reached >= applied.index, "{reached} < {}", applied.index);
+        let status = ractor::call!(actors[&follower], |reply| RaftMsg::Status { reply }).unwrap();
+        assert!(status.applied >= applied.index);
+        // An index nobody will reach is answered at the deadline (20 ticks of 10 ms).
+        let never = tokio::time::timeout(Duration::from_secs(5), async {
+            ractor::call!(actors[&follower], |reply| RaftMsg::WaitApplied {
+                index: 1_000_000,
+                reply
+            })
+        })
+        .await
+        .expect("answered at the deadline")
+        .unwrap();
+        assert!(matches!(never, Err(ProposeError::Failed(_))), "{never:?}");
         for actor in actors.values() {
             actor.stop(None);
         }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use inferadb_messages::supervision::spawn_under_name;
 use inferadb_messages::{
-    ActorRecord, GroupStatus, ProposalFailure, ProposeError, RaftMsg, RestartDecision,
+    ActorRecord, Applied, GroupStatus, ProposalFailure, ProposeError, RaftMsg, RestartDecision,
     RestartTracker, ShardMsg,
 };
 use inferadb_raft::core::{RaftConfig, RaftCore};
@@ -53,7 +53,7 @@ pub type Forwarded<T> = Pin<Box<dyn Future<Output = Result<T, ProposalFailure>> 
 /// Reaches another node's member of a group (the cluster transport).
 pub trait Forwarder: Send + Sync {
     /// Proposes `data` to group `group` on node `node`; its encoded answer.
-    fn propose(&self, node: u64, group: u64, data: Vec<u8>) -> Forwarded<Vec<u8>>;
+    fn propose(&self, node: u64, group: u64, data: Vec<u8>) -> Forwarded<Applied>;
 }
 
 /// Keeps the transport's links in line with the replicated member registry.
@@ -410,7 +410,7 @@ fn propose(
     let raft = raft.clone();
     tokio::spawn(async move {
         let outcome = match answer.await {
-            Ok(Ok(output)) => Ok(output),
+            Ok(Ok(applied)) => Ok(applied.output),
             Ok(Err(ProposeError::NotLeader {
                 leader_hint: Some(leader),
             })) if leader != me => match forwarder {
@@ -432,8 +432,9 @@ fn propose(
 }
 
 /// Forwards a proposal to the leader's node; once the leader applied it, waits until this
-/// replica did too (a read barrier), so a read here right after sees the proposer's own
-/// write. A failed barrier only delays that for a moment: the write itself succeeded.
+/// replica has applied the same log index, so a read here right after sees the proposer's
+/// own write (no round through the leader: the index is in the answer). A wait that fails
+/// (this replica is far behind) only delays that: the write itself succeeded.
 async fn forward(
     raft: &ActorRef<RaftMsg>,
     forwarder: &dyn Forwarder,
@@ -441,17 +442,18 @@ async fn forward(
     shard: u64,
     data: Vec<u8>,
 ) -> Result<Vec<u8>, ProposalFailure> {
-    let output = forwarder.propose(leader, shard, data).await?;
+    let applied = forwarder.propose(leader, shard, data).await?;
     let (port, answer) = ractor::concurrency::oneshot();
-    if raft
-        .cast(RaftMsg::ReadBarrier { reply: port.into() })
-        .is_ok()
-    {
+    let wait = RaftMsg::WaitApplied {
+        index: applied.index,
+        reply: port.into(),
+    };
+    if raft.cast(wait).is_ok() {
         if let Ok(Err(error)) = answer.await {
-            tracing::debug!(%error, "no read barrier after a forwarded proposal");
+            tracing::debug!(%error, "a forwarded proposal is not applied here yet");
         }
     }
-    Ok(output)
+    Ok(applied.output)
 }
 
 fn read_barrier(state: &ShardState, reply: RpcReplyPort<Result<u64, ProposalFailure>>) {

@@ -46,7 +46,7 @@ pub use gateway::{GatewayMsg, HttpMsg};
 pub use mailbox::{ActorDirectory, ActorRecord, ActorStatus, ActorTreeNode, Mailbox, MailboxError};
 pub use node::{AdminError, NodeMsg};
 pub use peer::{ConnectorMsg, ForwardedProposal, PayloadError, PayloadKind, PeerMsg};
-pub use raft::{GroupStatus, ProposeError, RaftMsg};
+pub use raft::{Applied, GroupStatus, ProposeError, RaftMsg};
 pub use registry::{RegistryError, RegistryMsg};
 pub use shard::{ProposalFailure, ShardMsg};
 pub use storage::StorageMsg;

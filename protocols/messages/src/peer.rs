@@ -11,7 +11,7 @@
 //! | payload | wire enum, version 1 |
 //! |---|---|
 //! | request of [`PeerMsg::Propose`] | `ForwardedProposalWire::V1 { group: u64, data: bytes }` |
-//! | reply of [`PeerMsg::Propose`] | `ProposeReplyWire::V1(Result<bytes, ProposeErrorWire>)` |
+//! | reply of [`PeerMsg::Propose`] | `ProposeReplyWire::V1(Result<{ index: u64, output: bytes }, ProposeErrorWire>)` |
 //! | request of [`PeerMsg::ReadBarrier`] | `ReadBarrierRequestWire::V1 { group: u64 }` |
 //! | reply of [`PeerMsg::ReadBarrier`] | `ReadBarrierReplyWire::V1(Result<u64, ProposeErrorWire>)` |
 //!
@@ -45,7 +45,7 @@ use bincode::{BorrowDecode, Decode, Encode};
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::RpcReplyPort;
 
-use crate::raft::ProposeError;
+use crate::raft::{Applied, ProposeError};
 
 /// The ractor variant tag of [`PeerMsg::Raft`].
 const RAFT_VARIANT: &str = "Raft";
@@ -277,7 +277,14 @@ impl Wire<'_> for ReadBarrierRequestWire {
 /// The reply of [`PeerMsg::Propose`]: the command's output, or why there is none.
 #[derive(Encode, BorrowDecode)]
 enum ProposeReplyWire<'a> {
-    V1(Result<&'a [u8], ProposeErrorWire<'a>>),
+    V1(Result<AppliedWire<'a>, ProposeErrorWire<'a>>),
+}
+
+/// [`Applied`] on the wire.
+#[derive(Encode, BorrowDecode)]
+struct AppliedWire<'a> {
+    index: u64,
+    output: &'a [u8],
 }
 
 impl<'a> Wire<'a> for ProposeReplyWire<'a> {
@@ -360,19 +367,28 @@ pub fn decode_read_barrier_request(bytes: &[u8]) -> Result<u64, PayloadError> {
     }
 }
 
-/// Encodes a proposal's answer: the command's output or the error (`ProposeReplyWire::V1`).
-pub fn encode_propose_reply(reply: &Result<Vec<u8>, ProposeError>) -> Vec<u8> {
+/// Encodes a proposal's answer: the applied entry's index and output, or the error
+/// (`ProposeReplyWire::V1`).
+pub fn encode_propose_reply(reply: &Result<Applied, ProposeError>) -> Vec<u8> {
     let reply = match reply {
-        Ok(output) => Ok(output.as_slice()),
+        Ok(applied) => Ok(AppliedWire {
+            index: applied.index,
+            output: applied.output.as_slice(),
+        }),
         Err(error) => Err(ProposeErrorWire::from(error)),
     };
     encode(&ProposeReplyWire::V1(reply))
 }
 
 /// Decodes a proposal's answer written by [`encode_propose_reply`].
-pub fn decode_propose_reply(bytes: &[u8]) -> Result<Result<Vec<u8>, ProposeError>, PayloadError> {
+pub fn decode_propose_reply(bytes: &[u8]) -> Result<Result<Applied, ProposeError>, PayloadError> {
     match decode::<ProposeReplyWire>(bytes)? {
-        ProposeReplyWire::V1(reply) => Ok(reply.map(<[u8]>::to_vec).map_err(ProposeError::from)),
+        ProposeReplyWire::V1(reply) => Ok(reply
+            .map(|applied| Applied {
+                index: applied.index,
+                output: applied.output.to_vec(),
+            })
+            .map_err(ProposeError::from)),
     }
 }
 
@@ -493,9 +509,13 @@ mod tests {
                 decode_forwarded_proposal(&encode_forwarded_proposal(&proposal)),
                 Ok(proposal)
             );
+            let applied = Applied {
+                index: 12,
+                output: data,
+            };
             assert_eq!(
-                decode_propose_reply(&encode_propose_reply(&Ok(data.clone()))),
-                Ok(Ok(data))
+                decode_propose_reply(&encode_propose_reply(&Ok(applied.clone()))),
+                Ok(Ok(applied))
             );
         }
         assert_eq!(
@@ -517,7 +537,14 @@ mod tests {
         };
         assert_eq!(encode_forwarded_proposal(&proposal), [0, 7, 2, b'a', b'b']);
         assert_eq!(encode_read_barrier_request(300), [0, 251, 0x2c, 0x01]);
-        assert_eq!(encode_propose_reply(&Ok(b"x".to_vec())), [0, 0, 1, b'x']);
+        let applied = Applied {
+            index: 300,
+            output: b"x".to_vec(),
+        };
+        assert_eq!(
+            encode_propose_reply(&Ok(applied)),
+            [0, 0, 251, 0x2c, 0x01, 1, b'x']
+        );
         let not_leader = ProposeError::NotLeader {
             leader_hint: Some(5),
         };
@@ -637,8 +664,8 @@ mod tests {
                 kind: PayloadKind::ForwardedProposal
             })
         );
-        // V1, Ok, then an output length written as a u32, one byte over the limit.
-        let mut just_over = vec![0, 0, 252];
+        // V1, Ok, index 1, then an output length written as a u32, one byte over the limit.
+        let mut just_over = vec![0, 0, 1, 252];
         let over = u32::try_from(MAX_PAYLOAD_BYTES + 1).unwrap();
         just_over.extend_from_slice(&over.to_le_bytes());
         assert_eq!(
@@ -740,7 +767,11 @@ mod tests {
             let proposal = ForwardedProposal { group, data: data.clone() };
             prop_assert_eq!(decode_forwarded_proposal(&encode_forwarded_proposal(&proposal)), Ok(proposal));
             prop_assert_eq!(decode_read_barrier_request(&encode_read_barrier_request(group)), Ok(group));
-            let propose = if succeeded { Ok(data) } else { Err(error.clone()) };
+            let propose = if succeeded {
+                Ok(Applied { index: applied_index, output: data })
+            } else {
+                Err(error.clone())
+            };
             prop_assert_eq!(decode_propose_reply(&encode_propose_reply(&propose)), Ok(propose));
             let read = if succeeded { Ok(applied_index) } else { Err(error) };
             prop_assert_eq!(decode_read_barrier_reply(&encode_read_barrier_reply(&read)), Ok(read));

@@ -55,19 +55,38 @@ pub struct GroupStatus {
     pub progress: Vec<(u64, u64)>,
 }
 
+/// A proposal that took effect: the log index its entry was applied at, and the state
+/// machine's answer. A follower that forwarded the proposal waits until it has applied that
+/// index itself before it answers its client, so the client reads its own write there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The entry's log index.
+    pub index: u64,
+    /// What the state machine answered.
+    pub output: Vec<u8>,
+}
+
 /// Messages to a raft group actor.
 pub enum RaftMsg {
     /// A tick of the group's logical clock (sent by the actor's own timer).
     Tick,
     /// A message from a peer member.
     Peer(PeerEnvelope),
-    /// Proposes `data`; answered with the state machine's output once the entry is
-    /// committed **and** applied.
+    /// Proposes `data`; answered with the entry's index and the state machine's output once
+    /// the entry is committed **and** applied.
     Propose {
         /// The command.
         data: Vec<u8>,
-        /// The state machine's answer, or why there is none.
-        reply: RpcReplyPort<Result<Vec<u8>, ProposeError>>,
+        /// The applied entry, or why there is none.
+        reply: RpcReplyPort<Result<Applied, ProposeError>>,
+    },
+    /// Answered (with the applied index) once this member has applied log index `index`, or
+    /// with an error when the request's deadline passes first.
+    WaitApplied {
+        /// The index to wait for.
+        index: u64,
+        /// This member's applied index once it reached `index`.
+        reply: RpcReplyPort<Result<u64, ProposeError>>,
     },
     /// A linearizable read barrier: answered (with the applied index) once leadership is
     /// confirmed by a quorum and the state machine has applied through the read index.
