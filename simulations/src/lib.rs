@@ -10,15 +10,21 @@
 //! - [`node`]: a simulated node (raft group, durable log, crash and restart).
 //! - [`workload`]: clients and their history.
 //! - [`checker`]: the invariants.
+//! - [`linearizability`]: the history checker for one register.
+//! - [`regressions`]: named seeds every bug the simulator found becomes.
+//! - [`shrink`]: simpler configurations that still fail the same way.
 //! - [`config`]: run parameters, fault kinds and the injectable bugs.
 //! - [`sim`]: the simulation loop.
 
 pub mod checker;
 pub mod config;
+pub mod linearizability;
 pub mod machine;
 pub mod network;
 pub mod node;
+pub mod regressions;
 pub mod scheduler;
 pub mod shard;
+pub mod shrink;
 pub mod sim;
 pub mod workload;

@@ -71,8 +71,17 @@ impl NetworkModel {
         }
     }
 
-    /// Restores every link and stops every loss, duplication and reordering.
+    /// A healthy network whose delays reach `delay_max` ms (the run's latency profile).
+    pub fn with_latency(delay_max: u64) -> Self {
+        NetworkModel {
+            delay_max: delay_max.max(1),
+            ..NetworkModel::healthy()
+        }
+    }
+
+    /// Restores every link and stops every loss, duplication and reordering (the latency
+    /// profile stays).
     pub fn heal(&mut self) {
-        *self = NetworkModel::healthy();
+        *self = NetworkModel::with_latency(self.delay_max);
     }
 }

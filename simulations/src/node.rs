@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use inferadb_raft::core::{Canaries, RaftConfig, RaftCore};
 use inferadb_raft::group::RaftGroup;
-use inferadb_raft::io::{LogCrashMode, LogIo, MemoryLogIo};
+use inferadb_raft::io::{LogCrashMode, LogFaultPlan, LogIo, MemoryLogIo};
 use inferadb_raft::log::{DurableLog, LogOptions};
 use inferadb_raft::store::LogStore;
+use inferadb_storage::io::CrashMode;
 use raft::eraftpb::{ConfState, Snapshot};
 
 use crate::network::SimTransport;
@@ -20,6 +21,18 @@ pub const GROUP: u64 = 1;
 /// A running node's group.
 pub type SimGroup = RaftGroup<DurableLog, ShardReplica>;
 
+/// What a power failure does to the writes a node had not synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFault {
+    /// They are lost.
+    None,
+    /// Each is lost, kept, or torn at sector granularity (seeded).
+    Torn {
+        /// Seed of the choices.
+        seed: u64,
+    },
+}
+
 /// One simulated node.
 pub struct SimNode {
     id: u64,
@@ -30,6 +43,8 @@ pub struct SimNode {
     canaries: Canaries,
     seed: u64,
     logger: slog::Logger,
+    /// What was corrupted on its disks, if anything was.
+    corruption: Option<String>,
 }
 
 impl SimNode {
@@ -56,7 +71,24 @@ impl SimNode {
             canaries,
             seed,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
+            corruption: None,
         })
+    }
+
+    /// A node joining a running group: empty disks (no membership, no vault); it waits
+    /// for the leader's snapshot. Down until [`SimNode::start`].
+    pub fn join(id: u64, seed: u64, canaries: Canaries) -> Self {
+        SimNode {
+            id,
+            io: Arc::new(MemoryLogIo::new()),
+            disk: ShardDisk::default(),
+            group: None,
+            transport: SimTransport::default(),
+            canaries,
+            seed,
+            logger: slog::Logger::root(slog::Discard, slog::o!()),
+            corruption: None,
+        }
     }
 
     /// (Re)starts the node from what its disks hold: the log is recovered, the shard
@@ -65,8 +97,11 @@ impl SimNode {
         let dyn_io: Arc<dyn LogIo> = self.io.clone();
         let log = DurableLog::open(dyn_io, LogOptions::default()).map_err(|e| e.to_string())?;
         let machine = self.disk.open()?;
-        let snapshot = log.latest_snapshot().map_or(0, |s| s.get_metadata().index);
-        let applied = machine.applied_index().max(snapshot);
+        // The machine's own durable index: when the log holds a newer snapshot (one received
+        // and stored, whose restore a crash or a failure interrupted), `RaftGroup::new`
+        // restores it into the machine; claiming the snapshot's index here would skip that
+        // and apply the entries after it to a machine that lacks the snapshot's state.
+        let applied = machine.applied_index();
         let mut config = RaftConfig::new(self.id, self.seed);
         config.applied = applied;
         config.canaries = self.canaries;
@@ -75,16 +110,69 @@ impl SimNode {
         Ok(())
     }
 
-    /// Power failure: the group and its memory are gone; the directory keeps only what was
-    /// synced.
-    pub fn crash(&mut self) {
+    /// Power failure: the group and its memory are gone; the directory keeps what was
+    /// synced, and what `fault` lets through of what was not.
+    pub fn crash(&mut self, fault: DiskFault) {
+        let (log_mode, page_mode) = match fault {
+            DiskFault::None => (LogCrashMode::LoseUnsynced, CrashMode::LoseUnsynced),
+            DiskFault::Torn { seed } => (
+                LogCrashMode::Random { seed },
+                CrashMode::Random {
+                    seed: seed.rotate_left(17),
+                },
+            ),
+        };
         // The images are taken before the group drops: closing the files must not save them.
-        let image = self.io.crash_image(LogCrashMode::LoseUnsynced);
-        let disk = self.disk.crash_copy();
+        let image = self.io.crash_image(log_mode);
+        let disk = self.disk.crash_copy(page_mode);
         self.group = None;
         self.transport.take();
         self.io = Arc::new(MemoryLogIo::from_image(image));
         self.disk = disk;
+    }
+
+    /// Makes the next sync of the log (`log`) or of the shard's catalog fail.
+    pub fn fail_next_sync(&self, log: bool) {
+        if log {
+            self.io.set_fault_plan(LogFaultPlan {
+                fail_sync_number: Some(0),
+                ..LogFaultPlan::default()
+            });
+        } else {
+            self.disk.fail_next_sync();
+        }
+    }
+
+    /// Flips one bit somewhere in the node's durable files, chosen by `pick`; says where.
+    pub fn corrupt(&mut self, pick: u64) -> String {
+        let image = self.io.image();
+        let sizes: Vec<(String, u64)> = image
+            .iter()
+            .map(|(name, bytes)| (name.clone(), bytes.len() as u64))
+            .filter(|(_, len)| *len > 0)
+            .collect();
+        let bit = u8::try_from(pick % 8).unwrap_or(0);
+        let what = if pick.is_multiple_of(2) && !sizes.is_empty() {
+            let (name, len) = &sizes[usize::try_from(pick / 2 % sizes.len() as u64).unwrap_or(0)];
+            let offset = pick / 16 % len;
+            self.io.flip_bit(name, offset, bit);
+            format!("log file {name} byte {offset} bit {bit}")
+        } else {
+            self.disk.flip_bit(pick / 2, bit)
+        };
+        self.corruption = Some(what.clone());
+        what
+    }
+
+    /// Operations its log directory has issued (appends, syncs, …) since it was created or
+    /// last recovered: a change across a drain means the drain wrote the log.
+    pub fn log_operations(&self) -> u64 {
+        self.io.operations()
+    }
+
+    /// Whether the node's disks were ever corrupted.
+    pub fn corrupted(&self) -> bool {
+        self.corruption.is_some()
     }
 
     /// This node's id.

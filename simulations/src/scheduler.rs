@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 pub type Millis = u64;
 
 /// How many trace records the scheduler keeps for a violation report.
-const RECENT_EVENTS: usize = 40;
+const RECENT_EVENTS: usize = 400;
 
 /// A seeded event queue on simulated time. Events due at the same millisecond run in the
 /// order they were scheduled, so a run depends on nothing but the seed.
@@ -92,6 +92,11 @@ impl<E> Scheduler<E> {
     pub fn trace(&self) -> &Trace {
         &self.trace
     }
+
+    /// Keeps every record from now on (for `replay --trace`), not only the last few.
+    pub fn keep_full_trace(&mut self) {
+        self.trace.full = Some(Vec::new());
+    }
 }
 
 /// The run's trace: a running BLAKE3 hash over every record, the count, and the last few
@@ -100,6 +105,7 @@ pub struct Trace {
     hasher: blake3::Hasher,
     events: u64,
     recent: VecDeque<String>,
+    full: Option<Vec<String>>,
 }
 
 impl Default for Trace {
@@ -108,6 +114,7 @@ impl Default for Trace {
             hasher: blake3::Hasher::new(),
             events: 0,
             recent: VecDeque::with_capacity(RECENT_EVENTS),
+            full: None,
         }
     }
 }
@@ -117,6 +124,9 @@ impl Trace {
         self.hasher.update(record.as_bytes());
         self.hasher.update(b"\n");
         self.events += 1;
+        if let Some(full) = &mut self.full {
+            full.push(record.clone());
+        }
         if self.recent.len() == RECENT_EVENTS {
             self.recent.pop_front();
         }
@@ -131,6 +141,11 @@ impl Trace {
     /// The hash of every record so far, in hex: equal hashes mean equal runs.
     pub fn hash(&self) -> String {
         self.hasher.finalize().to_hex().to_string()
+    }
+
+    /// Every record, if the full trace was kept.
+    pub fn full(&self) -> Option<&[String]> {
+        self.full.as_deref()
     }
 
     /// The last records, oldest first.

@@ -1,38 +1,48 @@
 //! The simulation: nodes, network, clients and faults driven by one seeded scheduler, with
 //! the checkers run after every event.
+//!
+//! - [`clients`]: invoking and completing the clients' operations.
+//! - [`faults`]: injecting and healing faults, crashes and restarts, liveness.
+//! - [`membership`]: replacing nodes through configuration changes.
+//! - [`summary`]: what a run reports.
 
-use std::collections::BTreeMap;
+mod clients;
+mod faults;
+mod membership;
+mod summary;
 
-use inferadb_raft::core::Canaries;
-use inferadb_raft::group::Completion;
+use std::collections::{BTreeMap, BTreeSet};
+
+use inferadb_raft::core::{Canaries, CoreError};
 use inferadb_raft::transport::{PeerEnvelope, Transport};
+use raft::eraftpb::{Entry, MessageType};
+use raft::{GetEntriesContext, SnapshotStatus, Storage};
 
 use crate::checker::{Checker, Violation};
 use crate::config::{inject, SimConfig};
 use crate::network::NetworkModel;
 use crate::node::{SimGroup, SimNode, GROUP};
 use crate::scheduler::{Millis, Scheduler};
-use crate::shard::write_command;
-use crate::workload::{Outcome, Workload};
-use raft::eraftpb::Entry;
-use raft::{GetEntriesContext, Storage};
+use crate::workload::Workload;
 
-/// Simulated milliseconds per raft tick.
+pub use summary::Summary;
+
+/// Simulated milliseconds per raft tick on a node whose timer does not drift.
 const TICK_MS: Millis = 10;
-/// Simulated clients.
-const CLIENTS: u64 = 3;
-/// A client gives up on a write after this long (its outcome is then unknown).
+/// An operation is given up after this long (its outcome is then unknown).
 const OP_TIMEOUT: Millis = 500;
 /// Liveness is checked only if the run lasts this long after the faults heal.
 const LIVENESS_WINDOW: Millis = 1000;
 /// Clients invoke nothing in the run's last this-many ms, so that followers can learn the
 /// commit index of the last acknowledged write before the liveness check.
 const QUIESCE: Millis = 300;
-/// About how often a node makes its state machine durable (the shell does so before each
-/// compaction; without it the vaults' unsynced writes pile up in memory).
+/// About how often a node makes its state machine durable (and compacts its log when due).
 const PERSIST_MS: Millis = 500;
 /// How often the stored logs are compared (log matching).
 const AUDIT_MS: Millis = 250;
+/// A leader reports a snapshot it sent as failed when its receiver has not caught up this
+/// long after (so it sends another instead of waiting forever), as the node's shell does.
+const SNAPSHOT_DELIVERY_MS: Millis = 1000;
 
 /// Something that happens at a simulated instant.
 #[derive(Debug)]
@@ -46,35 +56,7 @@ enum Event {
     Heal,
     Audit,
     Persist(u64),
-}
-
-/// What a run did.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    /// The run's parameters.
-    pub config: SimConfig,
-    /// Trace records (events handled, messages delivered, writes applied).
-    pub events: u64,
-    /// Faults injected, by kind.
-    pub faults: BTreeMap<&'static str, u64>,
-    /// Terms in which a leader was elected.
-    pub elections: usize,
-    /// Writes acknowledged to clients.
-    pub commits: usize,
-    /// Writes invoked.
-    pub writes: usize,
-    /// Writes that failed (never took effect) and whose outcome is unknown.
-    pub failed_unknown: (usize, usize),
-    /// Individual invariant checks performed.
-    pub checks: u64,
-    /// Simulated milliseconds run.
-    pub simulated_ms: Millis,
-    /// The trace's hash: the same run has the same hash.
-    pub trace_hash: String,
-    /// The first broken invariant, if any.
-    pub violation: Option<Violation>,
-    /// The last trace records.
-    pub recent: Vec<String>,
+    Membership,
 }
 
 /// A simulated cluster.
@@ -88,6 +70,39 @@ pub struct Simulation {
     faults: BTreeMap<&'static str, u64>,
     heal_at: Millis,
     violation: Option<Violation>,
+    next_read_id: u64,
+    /// node → its tick interval (differs from [`TICK_MS`] under timer drift).
+    tick_ms: BTreeMap<u64, Millis>,
+    /// node → its clock's offset from true time, in ms (clock skew).
+    skew_ms: BTreeMap<u64, i64>,
+    /// node → the instant its pause ends.
+    paused_until: BTreeMap<u64, Millis>,
+    /// node → its disk's sync latency: it stalls that long after each drain that wrote its
+    /// log, and everything it sends is delayed as much (what follows a sync waits for it).
+    slow_disk_ms: BTreeMap<u64, Millis>,
+    /// (leader, follower) → when the leader sent it a snapshot.
+    snapshots_sent: BTreeMap<(u64, u64), Millis>,
+    /// node → the applied index at its last compaction (or start).
+    compacted_at: BTreeMap<u64, u64>,
+    /// Snapshots delivered to a follower.
+    snapshots_installed: u64,
+    /// Nodes that stopped on detected storage corruption and cannot restart.
+    stopped: BTreeMap<u64, String>,
+    /// Whether every node ticks in lockstep.
+    lockstep: bool,
+    /// The bugs every node (a joining one too) runs with.
+    canaries: Canaries,
+    /// The id the next joining node gets.
+    next_node_id: u64,
+    /// Nodes created to join, not yet in the configuration.
+    joining: BTreeSet<u64>,
+    /// Nodes removed from the group and shut down for good.
+    retired: BTreeSet<u64>,
+    /// Membership changes proposed.
+    membership_changes: u64,
+    /// Nodes whose own configuration has named them (so a configuration that no longer
+    /// does means they were removed).
+    members_seen: BTreeSet<u64>,
 }
 
 /// Runs one simulation to its end (or its first violation).
@@ -115,9 +130,7 @@ pub fn run(config: SimConfig) -> Result<Summary, String> {
         }
     }
     sim.sched.advance_to(sim.config.ticks);
-    if sim.violation.is_none() {
-        sim.check_liveness();
-    }
+    sim.finish();
     Ok(sim.summary())
 }
 
@@ -136,46 +149,112 @@ impl Simulation {
             nodes.insert(id, SimNode::create(id, &voters, config.seed, canaries)?);
             // Started by `start`, so that a node that cannot start is a violation.
         }
+        let net = NetworkModel::with_latency(latency_ms(config.seed));
+        let mut sched = Scheduler::new(config.seed);
+        if config.full_trace {
+            sched.keep_full_trace();
+        }
         Ok(Simulation {
             heal_at: config.ticks * 2 / 3,
-            sched: Scheduler::new(config.seed),
+            sched,
+            workload: Workload::new(config.workload.clients),
             config,
             nodes,
-            net: NetworkModel::healthy(),
+            net,
             checker: Checker::default(),
-            workload: Workload::new(CLIENTS),
             faults: BTreeMap::new(),
             violation: None,
+            next_read_id: 0,
+            tick_ms: BTreeMap::new(),
+            skew_ms: BTreeMap::new(),
+            paused_until: BTreeMap::new(),
+            slow_disk_ms: BTreeMap::new(),
+            snapshots_sent: BTreeMap::new(),
+            compacted_at: BTreeMap::new(),
+            snapshots_installed: 0,
+            stopped: BTreeMap::new(),
+            lockstep: false,
+            canaries,
+            next_node_id: 0,
+            joining: BTreeSet::new(),
+            retired: BTreeSet::new(),
+            membership_changes: 0,
+            members_seen: BTreeSet::new(),
         })
     }
 
     fn start(&mut self) {
+        self.next_node_id = self.config.nodes + 1;
+        // Half of the seeds tick every node in lockstep (as a shared tick source would):
+        // timers that expire on the same tick make concurrent candidacies more frequent.
+        self.lockstep = self.sched.chance(50);
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         for id in ids {
             self.restart(id);
-            let offset = self.sched.between(PERSIST_MS / 2, PERSIST_MS * 3 / 2);
-            self.sched.after(offset, Event::Persist(id));
-            let offset = self.sched.between(0, TICK_MS - 1);
-            self.sched.after(offset, Event::Tick(id));
+            self.schedule_node(id);
         }
-        for client in 1..=CLIENTS {
+        for client in 1..=self.config.workload.clients {
             let offset = self.sched.between(100, 200);
             self.sched.after(offset, Event::Client(client));
         }
         if !self.config.faults.names().is_empty() {
             self.sched.after(300, Event::Fault);
         }
+        if self.config.workload.membership {
+            let offset = self.sched.between(400, 800);
+            self.sched.after(offset, Event::Membership);
+        }
         self.sched.after(self.heal_at, Event::Heal);
         self.sched.after(AUDIT_MS, Event::Audit);
+    }
+
+    /// Starts node `id`'s timers: its ticks and its periodic persistence.
+    fn schedule_node(&mut self, id: u64) {
+        let offset = self.sched.between(PERSIST_MS / 2, PERSIST_MS * 3 / 2);
+        self.sched.after(offset, Event::Persist(id));
+        let offset = if self.lockstep {
+            0
+        } else {
+            self.sched.between(0, TICK_MS - 1)
+        };
+        self.sched.after(offset, Event::Tick(id));
+    }
+
+    /// A random node that is still part of the cluster (not retired).
+    fn random_node(&mut self) -> u64 {
+        let ids: Vec<u64> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|id| !self.retired.contains(id))
+            .collect();
+        let at = self.sched.between(0, ids.len().saturating_sub(1) as u64);
+        ids.get(usize::try_from(at).unwrap_or(0))
+            .copied()
+            .unwrap_or(1)
+    }
+
+    /// When the node `id` is paused, the instant its pause ends.
+    fn paused(&self, id: u64) -> Option<Millis> {
+        self.paused_until
+            .get(&id)
+            .copied()
+            .filter(|until| *until > self.sched.now())
     }
 
     fn handle(&mut self, event: Event) {
         match event {
             Event::Tick(id) => {
-                self.tick(id);
-                self.sched.after(TICK_MS, Event::Tick(id));
+                let interval = self.tick_ms.get(&id).copied().unwrap_or(TICK_MS);
+                match self.paused(id) {
+                    Some(until) => self.sched.after(until - self.sched.now(), Event::Tick(id)),
+                    None => {
+                        self.tick(id);
+                        self.sched.after(interval, Event::Tick(id));
+                    }
+                }
             }
-            Event::Deliver(bytes) => self.deliver(&bytes),
+            Event::Deliver(bytes) => self.deliver(bytes),
             Event::Client(client) => {
                 self.client(client);
                 let next = self.sched.between(10, 40);
@@ -192,13 +271,20 @@ impl Simulation {
             Event::Restart(id) => self.restart(id),
             Event::Heal => self.heal(),
             Event::Persist(id) => {
-                self.persist(id);
+                if self.paused(id).is_none() {
+                    self.persist(id);
+                }
                 let next = self.sched.between(PERSIST_MS / 2, PERSIST_MS * 3 / 2);
                 self.sched.after(next, Event::Persist(id));
             }
             Event::Audit => {
                 self.audit_logs();
                 self.sched.after(AUDIT_MS, Event::Audit);
+            }
+            Event::Membership => {
+                self.membership_step();
+                let next = self.sched.between(300, 800);
+                self.sched.after(next, Event::Membership);
             }
         }
     }
@@ -220,11 +306,12 @@ impl Simulation {
         if let Err(error) = group.tick() {
             self.sched.record(format!("n{id} tick failed: {error}"));
         }
+        self.expire_snapshots(id);
         self.drain(id);
     }
 
-    fn deliver(&mut self, bytes: &[u8]) {
-        let message = match PeerEnvelope::decode(bytes).and_then(|e| e.open()) {
+    fn deliver(&mut self, bytes: Vec<u8>) {
+        let message = match PeerEnvelope::decode(&bytes).and_then(|e| e.open()) {
             Ok(message) => message,
             Err(error) => {
                 self.sched.record(format!("undecodable envelope: {error}"));
@@ -235,22 +322,46 @@ impl Simulation {
         if !self.net.connected(from, to) {
             return;
         }
+        if let Some(until) = self.paused(to) {
+            // A paused process reads its socket when it resumes.
+            self.sched
+                .after(until - self.sched.now(), Event::Deliver(bytes));
+            return;
+        }
         let Some(group) = self.nodes.get_mut(&to).and_then(SimNode::group_mut) else {
             return;
         };
+        let kind = message.get_msg_type();
         self.sched.record(format!(
-            "n{from}->n{to} {:?} term {} index {} log_term {} entries {} commit {}",
-            message.get_msg_type(),
+            "n{from}->n{to} {kind:?} term {} index {} log_term {} entries {} commit {}",
             message.term,
             message.index,
             message.log_term,
             message.entries.len(),
             message.commit
         ));
-        if let Err(error) = group.step(message) {
+        let stepped = group.step(message);
+        if let Err(error) = &stepped {
             self.sched.record(format!("n{to} step failed: {error}"));
         }
         self.drain(to);
+        if kind == MessageType::MsgSnapshot && stepped.is_ok() {
+            self.snapshot_delivered(from, to);
+        }
+    }
+
+    /// Tells the leader its snapshot reached the follower (as a transport that saw the send
+    /// succeed does). Without it a follower that was already caught up when the snapshot
+    /// arrived acknowledges nothing new, and raft-rs keeps it paused in the snapshot state
+    /// until the delivery deadline.
+    fn snapshot_delivered(&mut self, leader: u64, to: u64) {
+        self.snapshots_installed += 1;
+        self.snapshots_sent.remove(&(leader, to));
+        let Some(group) = self.nodes.get_mut(&leader).and_then(SimNode::group_mut) else {
+            return;
+        };
+        group.core_mut().report_snapshot(to, SnapshotStatus::Finish);
+        self.drain(leader);
     }
 
     /// Sends every node's outgoing envelopes into the network model.
@@ -270,36 +381,46 @@ impl Simulation {
             } else {
                 1
             };
+            let slow = self.slow_disk_ms.get(&envelope.from).copied().unwrap_or(0);
             for _ in 0..copies {
                 let mut delay = self.sched.between(self.net.delay_min, self.net.delay_max);
                 if self.sched.chance(self.net.reorder_percent) {
                     delay += self.sched.between(0, self.net.reorder_extra);
                 }
-                self.sched.after(delay, Event::Deliver(envelope.encode()));
+                self.sched
+                    .after(delay + slow, Event::Deliver(envelope.encode()));
             }
         }
     }
-}
 
-impl Simulation {
     /// Runs the node's Ready cycles, sends its messages, checks what it applied and
     /// answers its clients.
     fn drain(&mut self, id: u64) {
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
+        let operations_before = node.log_operations();
         let Some(group) = node.group_mut() else {
             return;
         };
-        let outputs = match group.drain() {
+        let drained = group.drain();
+        self.stall_on_slow_disk(id, operations_before);
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let outputs = match drained {
             Ok(outputs) => outputs,
             Err(error) => {
-                self.sched.record(format!("n{id} failed: {error}"));
+                self.sched.record(format!("n{id} stopped: {error}"));
                 self.crash(id);
                 return;
             }
         };
+        let now = self.sched.now();
         for message in &outputs.messages {
+            if message.get_msg_type() == MessageType::MsgSnapshot {
+                self.snapshots_sent.insert((id, message.to), now);
+            }
             match PeerEnvelope::seal(GROUP, message) {
                 Ok(envelope) => node.transport().send(envelope),
                 Err(error) => self.sched.record(format!("n{id} unsendable: {error}")),
@@ -308,6 +429,25 @@ impl Simulation {
         self.check_node(id);
         for completion in outputs.completions {
             self.complete(id, completion);
+        }
+        self.serve_reads(id, &outputs.reads);
+        self.stop_if_removed(id);
+    }
+
+    /// A node with a slow disk that wrote its log in this drain is blocked in its sync for
+    /// the disk's latency: it does nothing else until then.
+    fn stall_on_slow_disk(&mut self, id: u64, operations_before: u64) {
+        let Some(&latency) = self.slow_disk_ms.get(&id) else {
+            return;
+        };
+        let wrote = self
+            .nodes
+            .get(&id)
+            .is_some_and(|n| n.log_operations() > operations_before);
+        if wrote {
+            let until = self.sched.now() + latency;
+            let paused = self.paused_until.entry(id).or_insert(until);
+            *paused = (*paused).max(until);
         }
     }
 
@@ -320,259 +460,82 @@ impl Simulation {
         if result.is_ok() && group.core().is_leader() {
             let term = group.core().raw_node().raft.term;
             result = self.checker.leader(id, term);
+            if result.is_ok() && self.checker.needs_completeness(term) {
+                let first = group.core().store().first_index().unwrap_or(0);
+                let entries = stored_entries(group);
+                result = self.checker.leader_completeness(id, term, first, &entries);
+            }
         }
         if let Err(violation) = result {
             self.fail(violation);
         }
     }
 
-    fn complete(&mut self, id: u64, completion: Completion) {
-        let now = self.sched.now();
-        let (ticket, outcome) = match completion {
-            Completion::Applied { ticket, output } => {
-                let index = ticket.index;
-                (ticket, Outcome::Ok { index, output })
-            }
-            Completion::Dropped { ticket } => (ticket, Outcome::Failed("overwritten".into())),
-            Completion::Unknown { ticket } => (ticket, Outcome::Unknown("snapshot".into())),
-        };
-        let Some(op) = self.workload.take(id, ticket) else {
-            return;
-        };
-        self.sched.record(format!("op{op} at n{id}: {outcome:?}"));
-        let acked = matches!(outcome, Outcome::Ok { .. });
-        let data = self.workload.complete(op, now, outcome);
-        if acked {
-            if let Err(violation) = self.checker.acknowledged(ticket.index, &data) {
-                self.fail(violation);
-            }
-        }
-    }
-
-    fn client(&mut self, client: u64) {
-        let Some(hint) = self.workload.idle(client) else {
-            return;
-        };
-        if self.sched.now() + QUIESCE >= self.config.ticks {
-            return;
-        }
-        let target = match hint {
-            Some(node) => node,
-            None => self.sched.between(1, self.config.nodes),
-        };
-        let now = self.sched.now();
-        let relationship = self.workload.next_relationship(client);
-        let data = match write_command(&relationship, now) {
-            Ok(data) => data,
-            Err(error) => {
-                self.sched
-                    .record(format!("client {client}: bad write: {error}"));
-                return;
-            }
-        };
-        let op = self.workload.invoke(client, now, data.clone());
-        self.sched.after(OP_TIMEOUT, Event::Expire(op));
-        let Some(group) = self.nodes.get_mut(&target).and_then(SimNode::group_mut) else {
-            self.workload.hint(client, None);
-            self.workload
-                .complete(op, now, Outcome::Failed("node down".into()));
-            return;
-        };
-        if !group.core().is_leader() {
-            let leader = group.core().raw_node().raft.leader_id;
-            self.workload.hint(client, (leader != 0).then_some(leader));
-            self.workload
-                .complete(op, now, Outcome::Failed("not leader".into()));
-            return;
-        }
-        match group.propose(data) {
-            Ok(ticket) => {
-                self.sched
-                    .record(format!("op{op} proposed at n{target} {ticket:?}"));
-                self.workload.wait(op, target, ticket);
-                self.drain(target);
-            }
-            Err(error) => {
-                self.workload
-                    .complete(op, now, Outcome::Failed(error.to_string()));
-            }
-        }
-    }
-}
-
-impl Simulation {
-    fn count_fault(&mut self, kind: &'static str) {
-        *self.faults.entry(kind).or_default() += 1;
-    }
-
-    fn inject_fault(&mut self) {
-        let kinds = self.config.faults.names();
-        if kinds.is_empty() || self.sched.now() >= self.heal_at {
-            return;
-        }
-        let pick = self.sched.between(0, kinds.len() as u64 - 1);
-        let kind = kinds[usize::try_from(pick).unwrap_or(0)];
-        match kind {
-            "partition" => self.toggle_partition(),
-            "drop" => {
-                self.net.drop_percent = toggle(self.net.drop_percent, self.sched.between(5, 30));
-            }
-            "dup" => self.net.dup_percent = toggle(self.net.dup_percent, self.sched.between(5, 20)),
-            "reorder" => {
-                let percent = self.sched.between(10, 50);
-                self.net.reorder_percent = toggle(self.net.reorder_percent, percent);
-            }
-            _ => self.crash_some_node(),
-        }
-        self.sched.record(format!(
-            "fault {kind}: drop {}% dup {}% reorder {}% cut {:?}",
-            self.net.drop_percent, self.net.dup_percent, self.net.reorder_percent, self.net.cut
-        ));
-        self.count_fault(kind);
-    }
-
-    /// Cuts a random minority-or-half off the rest, or heals the cut if there is one.
-    fn toggle_partition(&mut self) {
-        if !self.net.cut.is_empty() {
-            self.net.cut.clear();
-            return;
-        }
-        let mut ids: Vec<u64> = self.nodes.keys().copied().collect();
-        let size = self.sched.between(1, (ids.len() as u64 / 2).max(1));
-        let mut side = Vec::new();
-        for _ in 0..size {
-            let at = self.sched.between(0, ids.len() as u64 - 1);
-            side.push(ids.remove(usize::try_from(at).unwrap_or(0)));
-        }
-        self.net.partition(&side, &ids);
-    }
-
-    fn crash_some_node(&mut self) {
-        let up: Vec<u64> = self
-            .nodes
+    /// Reports the snapshots node `id` sent long ago to followers still waiting for one.
+    fn expire_snapshots(&mut self, id: u64) {
+        let deadline = self.sched.now().saturating_sub(SNAPSHOT_DELIVERY_MS);
+        let overdue: Vec<u64> = self
+            .snapshots_sent
             .iter()
-            .filter(|(_, n)| n.is_up())
-            .map(|(&id, _)| id)
+            .filter(|((leader, _), sent)| *leader == id && **sent < deadline)
+            .map(|((_, to), _)| *to)
             .collect();
-        if up.is_empty() {
-            return;
-        }
-        let at = self.sched.between(0, up.len() as u64 - 1);
-        let id = up[usize::try_from(at).unwrap_or(0)];
-        self.crash(id);
-    }
-
-    fn crash(&mut self, id: u64) {
-        let Some(node) = self.nodes.get_mut(&id) else {
+        let Some(group) = self.nodes.get_mut(&id).and_then(SimNode::group_mut) else {
             return;
         };
-        node.crash();
-        self.sched.record(format!("n{id} crashed"));
-        self.checker.restarted(id);
-        self.workload.abandon(id, self.sched.now());
-        let delay = self.sched.between(50, 600);
-        self.sched.after(delay, Event::Restart(id));
-    }
-
-    fn restart(&mut self, id: u64) {
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return;
-        };
-        if node.is_up() {
-            return;
-        }
-        if let Err(error) = node.start() {
-            self.fail(Violation {
-                invariant: "recovery",
-                detail: format!("node {id} does not restart: {error}"),
-            });
-            return;
-        }
-        self.sched.record(format!("n{id} restarted"));
-        self.checker.restarted(id);
-        self.drain(id);
-    }
-
-    /// The faults stop: links heal, the network behaves and every node restarts.
-    fn heal(&mut self) {
-        self.net.heal();
-        self.sched.record("heal".into());
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
-        for id in ids {
-            self.restart(id);
+        for to in overdue {
+            self.snapshots_sent.remove(&(id, to));
+            let waiting = group
+                .core()
+                .raw_node()
+                .raft
+                .prs()
+                .get(to)
+                .is_some_and(|p| p.state == raft::ProgressState::Snapshot);
+            if waiting {
+                group
+                    .core_mut()
+                    .report_snapshot(to, SnapshotStatus::Failure);
+            }
         }
     }
 
-    /// After the faults heal: a leader leads, a write invoked since commits, and every
-    /// node applied every acknowledged write.
-    fn check_liveness(&mut self) {
-        if self.config.ticks.saturating_sub(self.heal_at) < LIVENESS_WINDOW {
-            return;
-        }
-        self.checker.checks += 1;
-        let leaders = self.nodes.values().filter_map(SimNode::group);
-        let has_leader = leaders.clone().any(|g| g.core().is_leader());
-        let last_acked = self
-            .checker
-            .acked()
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(0);
-        let behind: Vec<u64> = self
-            .nodes
-            .values()
-            .filter(|n| n.group().is_none_or(|g| g.applied() < last_acked))
-            .map(SimNode::id)
-            .collect();
-        let ok = self.workload.ok_since(self.heal_at);
-        let detail = if !has_leader {
-            format!(
-                "no leader {} ms after the faults healed",
-                self.config.ticks - self.heal_at
-            )
-        } else if ok == 0 {
-            "no write committed after the faults healed".to_string()
-        } else if !behind.is_empty() {
-            format!("nodes {behind:?} have not applied acknowledged index {last_acked}")
-        } else {
-            return;
-        };
-        self.fail(Violation {
-            invariant: "liveness",
-            detail,
-        });
-    }
-
-    fn summary(&self) -> Summary {
-        let trace = self.sched.trace();
-        Summary {
-            config: self.config.clone(),
-            events: trace.events(),
-            faults: self.faults.clone(),
-            elections: self.checker.elections(),
-            commits: self.checker.acked().len(),
-            writes: self.workload.history.len(),
-            failed_unknown: self.workload.failed_unknown(),
-            checks: self.checker.checks,
-            simulated_ms: self.sched.now(),
-            trace_hash: trace.hash(),
-            violation: self.violation.clone(),
-            recent: trace.recent().cloned().collect(),
-        }
-    }
-}
-
-impl Simulation {
-    /// Makes the node's state machine durable (if it runs).
+    /// Makes the node's state machine durable, compacting its log when enough entries were
+    /// applied since the last compaction.
     fn persist(&mut self, id: u64) {
         let Some(group) = self.nodes.get_mut(&id).and_then(SimNode::group_mut) else {
             return;
         };
-        if let Err(error) = group.persist() {
-            self.sched.record(format!("n{id} persist failed: {error}"));
+        let applied = group.applied();
+        let since = self.compacted_at.get(&id).copied().unwrap_or(0);
+        let compact = self.config.compact_after > 0 && applied >= since + self.config.compact_after;
+        let result = if compact {
+            group.compact()
         } else {
-            self.sched.record(format!("n{id} persisted"));
+            group.persist()
+        };
+        match result {
+            Ok(()) if compact => {
+                self.compacted_at.insert(id, applied);
+                self.sched.record(format!("n{id} compacted at {applied}"));
+            }
+            Ok(()) => self.sched.record(format!("n{id} persisted")),
+            Err(CoreError::SnapshotBlocked(reason)) => {
+                // No snapshot now (a quarantined vault); the machine is still made durable.
+                self.sched
+                    .record(format!("n{id} compaction blocked: {reason}"));
+                if let Err(error) = group.persist() {
+                    self.sched
+                        .record(format!("n{id} stopped: persist failed: {error}"));
+                    self.crash(id);
+                }
+            }
+            Err(error) => {
+                // A storage failure: the node stops (and restarts from its disks).
+                self.sched
+                    .record(format!("n{id} stopped: persist failed: {error}"));
+                self.crash(id);
+            }
         }
     }
 
@@ -595,6 +558,25 @@ impl Simulation {
             }
         }
     }
+
+    /// The end-of-run checks: liveness, then linearizability of the history.
+    fn finish(&mut self) {
+        if self.violation.is_none() {
+            self.check_liveness();
+        }
+        if self.violation.is_none() {
+            if let Err(violation) = self.checker.linearizability(&self.workload.history) {
+                self.fail(violation);
+            }
+        }
+    }
+}
+
+/// The seed's network latency profile: the largest one-way delay of a healthy link, in ms
+/// (a LAN-like 5 ms, or 20 or 40 ms, a wide-area link against the 10 ms tick: election
+/// rounds then overlap, and split votes become common).
+fn latency_ms(seed: u64) -> Millis {
+    [5, 20, 40][usize::try_from(seed % 3).unwrap_or(0)]
 }
 
 /// Every entry a running node's log store holds (after its snapshot).
@@ -606,13 +588,4 @@ fn stored_entries(group: &SimGroup) -> Vec<Entry> {
     store
         .entries(first, last + 1, None, GetEntriesContext::empty(false))
         .unwrap_or_default()
-}
-
-/// Off if on, else `on`.
-fn toggle(current: u32, on: u64) -> u32 {
-    if current > 0 {
-        0
-    } else {
-        u32::try_from(on).unwrap_or(u32::MAX)
-    }
 }

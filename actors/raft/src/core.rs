@@ -167,6 +167,14 @@ impl<S: LogStore> RaftCore<S> {
             );
             return Ok(());
         }
+        if self.canaries.vote_twice
+            && kind == MessageType::MsgRequestVote
+            && message.term == self.node.raft.term
+        {
+            // The bug: the vote granted earlier in this term is forgotten (as if it was never
+            // persisted), so a second candidate of the same term gets a vote too.
+            self.node.raft.vote = raft::INVALID_ID;
+        }
         let result = self.node.step(message);
         self.after_input();
         match result {

@@ -98,4 +98,7 @@ pub struct Canaries {
     /// quorum has it (so before it commits): a leader deposed right then has acknowledged
     /// a write the next leader overwrites.
     pub answer_on_append: bool,
+    /// Forget this term's vote whenever another candidate of the same term asks: the member
+    /// grants a vote twice in one term, so two candidates can both win it.
+    pub vote_twice: bool,
 }

@@ -582,6 +582,39 @@ mod canaries {
         assert!(!double_vote_run::<CrashStore>(true).is_empty());
     }
 
+    /// Two candidates in the same term; node 2 votes for 1, then meets 3's request without
+    /// restarting: only a voter that forgets its vote grants the second.
+    fn vote_twice_run<D: Disk>(canary: bool) -> Vec<String> {
+        let mut c = Cluster::<D>::with_canaries(3, SEED, D::Config::default(), |id| Canaries {
+            vote_twice: canary && id == 2,
+            ..Canaries::default()
+        });
+        c.campaign(1);
+        c.campaign(3);
+        let to_2 =
+            |t: MessageType| move |m: &raft::eraftpb::Message| m.to == 2 && m.get_msg_type() == t;
+        c.deliver_where(to_2(MessageType::MsgRequestPreVote));
+        c.deliver_where(|m| m.get_msg_type() == MessageType::MsgRequestPreVoteResponse);
+        c.deliver_where(|m| m.from == 1 && m.to == 2);
+        c.deliver_where(|m| m.to == 1 && m.get_msg_type() == MessageType::MsgRequestVoteResponse);
+        assert_eq!(c.leader(), Some(1));
+        c.deliver_where(|m| m.from == 3 && m.to == 2);
+        c.deliver_where(|m| m.to == 3 && m.get_msg_type() == MessageType::MsgRequestVoteResponse);
+        c.violations()
+    }
+
+    #[test]
+    fn vote_twice_elects_two_leaders_in_a_term() {
+        assert_eq!(vote_twice_run::<CrashStore>(false), Vec::<String>::new());
+        assert!(!vote_twice_run::<CrashStore>(true).is_empty());
+    }
+
+    #[test]
+    fn durable_vote_twice_elects_two_leaders_in_a_term() {
+        assert_eq!(vote_twice_run::<DurableDisk>(false), Vec::<String>::new());
+        assert!(!vote_twice_run::<DurableDisk>(true).is_empty());
+    }
+
     /// The canary cannot run on the durable log: it writes a zeroed term over the stored
     /// one at every start, and the durable log refuses to lower its term, so the member does
     /// not even start (instead of voting twice). Without the canary the scenario is safe.
