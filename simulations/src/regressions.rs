@@ -131,14 +131,13 @@ pub const REGRESSIONS: &[Regression] = &[
                 (raft-rs leaves a removed leader in place: an untested branch of \
                 post_conf_change), then panicked on its own missing progress at the next \
                 commit (raft.rs:943). The node's shell keeps a removed member running, so \
-                it would panic too; the simulator stops a member once it applied its own \
-                removal, and this seed keeps it running to show the panic until the shell \
-                or the core steps such a leader down.",
+                it would panic too. Fixed: the core steps a leader down when it applies its \
+                own removal; this seed keeps removed members running, as the shell does.",
         seed: 30,
         ticks: 5000,
         faults: "all",
         bug: None,
-        expect: Some("no_panic"),
+        expect: None,
     },
     Regression {
         name: "bit_rot_in_the_newest_meta_page_rolls_a_synced_vault_back",

@@ -389,6 +389,9 @@ impl<S: LogStore> RaftCore<S> {
         effects.messages_after_persist.extend(light.take_messages());
         committed.extend(light.take_committed_entries());
         effects.conf_state = self.apply_conf_changes(&committed)?;
+        if let Some(conf_state) = &effects.conf_state {
+            self.step_down_if_removed(conf_state);
+        }
         if effects.conf_state.is_some() {
             // The new membership must be durable before the state machine (which may record
             // its applied index durably) is handed the entry: after a restart raft-rs does
@@ -458,6 +461,27 @@ impl<S: LogStore> RaftCore<S> {
             }
         }
         Ok(latest)
+    }
+
+    /// A leader that applied its own removal steps down. raft-rs leaves it leading (an
+    /// untested branch of its `post_conf_change`), and its next commit panics looking up its
+    /// own progress. Our shells never propose removing the leader, but a follower whose
+    /// removal is pending can win an election and commit that removal itself.
+    fn step_down_if_removed(&mut self, conf_state: &ConfState) {
+        let id = self.node.raft.id;
+        let member = [
+            &conf_state.voters,
+            &conf_state.learners,
+            &conf_state.voters_outgoing,
+            &conf_state.learners_next,
+        ]
+        .iter()
+        .any(|ids| ids.contains(&id));
+        if !member && self.node.raft.state == StateRole::Leader {
+            let term = self.node.raft.term;
+            tracing::warn!(id, term, "this leader applied its own removal: stepping down");
+            self.node.raft.become_follower(term, raft::INVALID_ID);
+        }
     }
 
     fn role_change(&mut self) -> Option<RoleChange> {
