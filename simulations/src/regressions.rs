@@ -171,13 +171,13 @@ pub const REGRESSIONS: &[Regression] = &[
         story: "the leader's copy of the vault was quarantined (a corrupt page at restart); \
                 it kept leading after the faults healed and answered every write \
                 vault_unavailable while the other replicas applied them, so no client write \
-                was acknowledged again (liveness). Open until a leader with a quarantined \
-                vault hands leadership to a healthy replica (or the node is replaced).",
+                was acknowledged again (liveness). Fixed: a leader whose machine is unfit to \
+                lead (a quarantined vault) hands leadership to the next voter in turn.",
         seed: 683,
         ticks: 5000,
         faults: "partition,reorder,crash,clock,disk",
         bug: None,
-        expect: Some("liveness"),
+        expect: None,
     },
     Regression {
         name: "stale_follower_read_without_read_index",

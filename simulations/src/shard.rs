@@ -335,4 +335,14 @@ impl StateMachine for ShardReplica {
     fn membership_target(&self) -> MembershipTarget {
         self.machine.membership_target()
     }
+
+    fn unfit_to_lead(&self) -> Option<String> {
+        self.machine.unfit_to_lead()
+    }
+
+    /// The shipped path: the snapshot's bytes are produced later (off the member's thread
+    /// in the node), from read views taken now.
+    fn snapshot_builder(&self) -> Option<inferadb_raft::group::SnapshotBuilder> {
+        self.machine.snapshot_builder()
+    }
 }

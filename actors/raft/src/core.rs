@@ -115,6 +115,12 @@ impl<S: LogStore> RaftCore<S> {
         self.node.raft.state == StateRole::Leader
     }
 
+    /// Whether this leader is handing its leadership over (it refuses proposals meanwhile;
+    /// raft-rs gives up after an election timeout).
+    pub fn is_transferring(&self) -> bool {
+        self.node.raft.lead_transferee.is_some()
+    }
+
     /// The integration bugs this member reproduces on purpose (all off in production).
     pub fn canaries(&self) -> &Canaries {
         &self.canaries
@@ -479,7 +485,11 @@ impl<S: LogStore> RaftCore<S> {
         .any(|ids| ids.contains(&id));
         if !member && self.node.raft.state == StateRole::Leader {
             let term = self.node.raft.term;
-            tracing::warn!(id, term, "this leader applied its own removal: stepping down");
+            tracing::warn!(
+                id,
+                term,
+                "this leader applied its own removal: stepping down"
+            );
             self.node.raft.become_follower(term, raft::INVALID_ID);
         }
     }

@@ -74,6 +74,13 @@ pub trait StateMachine {
     fn snapshot_builder(&self) -> Option<SnapshotBuilder> {
         None
     }
+
+    /// Why this replica must not lead, if so (part of its state is unavailable here, so as
+    /// leader it could not answer the writes it commits): a leader whose machine says so
+    /// hands leadership to another voter. `None`, the default, is fit.
+    fn unfit_to_lead(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Produces a snapshot's bytes, or says why it could not (see
@@ -150,6 +157,9 @@ pub struct RaftGroup<S: LogStore, M: StateMachine> {
     confirmed_reads: BTreeMap<u64, u64>,
     /// Answers given before their entry committed (the `answer_on_append` canary only).
     premature: Vec<Completion>,
+    /// Hand-offs asked for by an unfit leader (see [`StateMachine::unfit_to_lead`]): picks
+    /// the next voter in turn, so a voter that cannot take over is not asked forever.
+    handoffs: usize,
 }
 
 impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
@@ -173,6 +183,7 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
             waiting: BTreeMap::new(),
             confirmed_reads: BTreeMap::new(),
             premature: Vec::new(),
+            handoffs: 0,
         }
     }
 
@@ -262,6 +273,7 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
             self.machine.drained();
             self.check_machine()?;
         }
+        self.hand_off_if_unfit()?;
         self.serve_reads(&mut outputs);
         Ok(outputs)
     }
@@ -320,6 +332,31 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
             return Ok(());
         }
         self.core.compact(index, data)
+    }
+
+    /// A leader whose machine is unfit to lead asks the next voter in turn to take over
+    /// (unless a hand-off is already under way); its messages go out with the next cycle.
+    fn hand_off_if_unfit(&mut self) -> Result<(), CoreError> {
+        if !self.core.is_leader() || self.core.is_transferring() {
+            return Ok(());
+        }
+        let Some(reason) = self.machine.unfit_to_lead() else {
+            return Ok(());
+        };
+        let status = self.core.status();
+        let others: Vec<u64> = status
+            .voters
+            .iter()
+            .copied()
+            .filter(|id| *id != status.id)
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let to = others[self.handoffs % others.len()];
+        self.handoffs = self.handoffs.wrapping_add(1);
+        tracing::warn!(to, %reason, "this replica is unfit to lead: handing leadership over");
+        self.core.transfer_leader(to)
     }
 
     fn check_machine(&self) -> Result<(), CoreError> {
@@ -681,6 +718,71 @@ mod tests {
             }
         }
         assert_eq!(served, vec![42]);
+    }
+
+    /// A machine that says it is unfit to lead while `unfit` is set.
+    #[derive(Default)]
+    struct Unfit {
+        journal: Journal,
+        unfit: bool,
+    }
+
+    impl StateMachine for Unfit {
+        fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8> {
+            self.journal.apply(index, data)
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            self.journal.snapshot()
+        }
+        fn restore(&mut self, data: &[u8]) {
+            self.journal.restore(data);
+        }
+        fn unfit_to_lead(&self) -> Option<String> {
+            self.unfit
+                .then(|| "a vault is quarantined here".to_string())
+        }
+    }
+
+    #[test]
+    fn an_unfit_leader_hands_leadership_to_another_voter() {
+        let conf_state = ConfState {
+            voters: vec![1, 2, 3],
+            ..ConfState::default()
+        };
+        let mut groups: Vec<RaftGroup<MemoryStore, Unfit>> = (1..=3)
+            .map(|id| {
+                let store = MemoryStore::new_with_conf_state(conf_state.clone());
+                let core =
+                    RaftCore::new(&RaftConfig::new(id, 7), store, &raft_logger("test")).unwrap();
+                let machine = Unfit {
+                    unfit: id == 1,
+                    ..Unfit::default()
+                };
+                RaftGroup::new(core, machine, 0)
+            })
+            .collect();
+        groups[0].core_mut().campaign().unwrap();
+        // Deliver until quiet: node 1 wins, finds itself unfit and hands over.
+        for _ in 0..100 {
+            let mut inflight = Vec::new();
+            for group in groups.iter_mut() {
+                inflight.extend(group.drain().unwrap().messages);
+            }
+            if inflight.is_empty() {
+                break;
+            }
+            for message in inflight {
+                let _ = groups[message.to as usize - 1].step(message);
+            }
+        }
+        assert!(!groups[0].core().is_leader());
+        let leaders: Vec<u64> = groups
+            .iter()
+            .filter(|group| group.core().is_leader())
+            .map(|group| group.core().id())
+            .collect();
+        assert_eq!(leaders.len(), 1, "{leaders:?}");
+        assert_ne!(leaders[0], 1);
     }
 
     /// A machine that stops after its first entry.

@@ -684,6 +684,13 @@ impl StateMachine for ShardMachine {
         self.fatal().map(str::to_owned)
     }
 
+    /// A replica with a quarantined vault answers its writes `vault_unavailable` while the
+    /// other replicas apply them: as leader it would leave every write to that vault with an
+    /// unknown outcome, so it hands leadership over.
+    fn unfit_to_lead(&self) -> Option<String> {
+        self.snapshot_blocked()
+    }
+
     /// A snapshot would leave out the quarantined vaults' data.
     fn snapshot_blocked(&self) -> Option<String> {
         let (id, reason) = self.quarantined.iter().next()?;
