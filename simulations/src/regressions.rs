@@ -145,14 +145,14 @@ pub const REGRESSIONS: &[Regression] = &[
                 made the storage engine's dual-slot recovery fall back to the older meta, \
                 as for a torn commit: the vault came back one commit behind the catalog's \
                 durable applied index, the shard skipped the lost commands as applied, and \
-                the replica diverged silently (its reads serve the older value). Open until \
-                the engine tells bit rot in a synced meta page from a torn commit (or the \
-                shard checks each vault's commit index against the catalog).",
+                the replica diverged silently (its reads serve the older value). Fixed: the \
+                shard records each vault's commit index when it syncs (the synced \
+                watermark) and quarantines a vault that reopens behind it.",
         seed: 544,
         ticks: 5000,
         faults: "reorder,crash,disk",
         bug: None,
-        expect: Some("state_machine_safety"),
+        expect: None,
     },
     Regression {
         name: "a_removed_leader_stopped_before_telling_the_others",

@@ -57,7 +57,9 @@
 //! A vault whose file fails to open at [`ShardMachine::open`] is quarantined on this
 //! replica ([`ShardMachine::quarantined`]): commands for it are refused here as
 //! `vault_unavailable` while the applied index advances past them, so from then on this
-//! replica's copy lacks committed writes. Quarantine is therefore **sticky**: the first
+//! replica's copy lacks committed writes. A vault whose file opens but comes back behind
+//! its synced watermark (see [`synced`]) is quarantined the same way. Quarantine is
+//! therefore **sticky**: the first
 //! time, the machine durably marks the vault stale through [`VaultFiles::mark_stale`],
 //! outside the replicated catalog, before it applies anything; every later open
 //! quarantines a marked vault even if its file opens again (serving it would silently
@@ -121,12 +123,14 @@ mod members;
 mod merge;
 mod placements;
 mod restore;
+mod synced;
 mod tables;
 
 pub use fences::FENCE_EPOCHS_TABLE;
 pub use leases::{LAST_EPOCH_KEY, LEASES_TABLE};
 pub use members::MEMBERS_TABLE;
 pub use placements::PLACEMENTS_TABLE;
+pub use synced::SYNCED_TABLE;
 
 use crate::answer::{GroupItem, ShardAnswer};
 use crate::command::ShardCommand;
@@ -251,7 +255,9 @@ impl ShardMachine {
             commit_durability: Durability::Deferred,
             ..options.vault
         };
-        let (vaults, quarantined) = open_vaults(files.as_mut(), &records, &vault_options)?;
+        let (mut vaults, mut quarantined) = open_vaults(files.as_mut(), &records, &vault_options)?;
+        let watermarks = synced::load(catalog.database())?;
+        synced::quarantine_rolled_back(files.as_mut(), &mut vaults, &mut quarantined, &watermarks)?;
         let touched = vaults.keys().chain(quarantined.keys()).copied().collect();
         Ok(Self {
             vaults,
@@ -371,9 +377,11 @@ impl ShardMachine {
         self.vaults.keys().copied().collect()
     }
 
-    /// Makes every applied entry durable: each vault file, then the catalog.
+    /// Makes every applied entry durable: each vault file, then the catalog (with each
+    /// vault's synced watermark: see [`synced`]).
     pub fn sync(&self) -> Result<(), ShardError> {
         self.sync_vaults()?;
+        self.record_synced()?;
         self.catalog.database().sync()?;
         Ok(())
     }
@@ -572,6 +580,7 @@ impl ShardMachine {
         self.files.clear_stale(id)?;
         NodeCatalog::open(Arc::clone(&db), [0; 32])?.create_vault(id, name, now_ms)?;
         let vault = Vault::open(Arc::clone(&db), id, self.vault_options.clone())?;
+        synced::forget(&mut txn, id)?;
         finish_catalog(txn, index, Durability::Deferred)?;
         self.vaults.insert(id, Member { vault, db });
         self.touched.insert(id);
@@ -593,6 +602,7 @@ impl ShardMachine {
         self.sync_vaults()?;
         let mut txn = self.catalog.database().begin_write()?;
         self.catalog.delete_vault_in(&mut txn, id)?;
+        synced::forget(&mut txn, id)?;
         finish_catalog(txn, index, Durability::Immediate)?;
         self.vaults.remove(&id);
         self.quarantined.remove(&id);

@@ -265,6 +265,13 @@ impl Vault {
         self.commit_index
     }
 
+    /// The commit index stored by the last commit (what a reopen would find, once the file
+    /// is synced); [`Self::commit_index`] may be ahead of it when the commands after that
+    /// commit changed nothing.
+    pub fn stored_commit_index(&self) -> Result<u64, VaultError> {
+        load_commit_index(&self.db.begin_read(), self.id)
+    }
+
     /// Sets an index of the caller's (a shard records the raft log index of the command it
     /// is applying) that every later commit stores in the vault's state table **in the same
     /// transaction** as its block, so that after a crash the caller knows exactly which of

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use inferadb_storage::Durability;
 use inferadb_vault::{NodeCatalog, Vault, VaultOptions, VaultRecord, VaultSnapshot};
 
-use super::{fences, finish_catalog, leases, members, placements, Member, ShardMachine};
+use super::{fences, finish_catalog, leases, members, placements, synced, Member, ShardMachine};
 use crate::error::ShardError;
 use crate::files::VaultFiles;
 use crate::lease::LeaseTable;
@@ -133,6 +133,7 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
     members::write_all(&mut txn, &BTreeMap::new())?;
     placements::write_all(&mut txn, &BTreeMap::new())?;
     fences::write_all(&mut txn, &BTreeMap::new())?;
+    synced::forget_all(&mut txn)?;
     finish_catalog(txn, 0, Durability::Immediate)?;
     machine.applied_index = 0;
     machine.leases = empty;

@@ -299,3 +299,41 @@ fn a_damaged_file_in_a_directory_stays_quarantined_after_its_repair() {
     assert!(repaired.vault(BROKEN).is_none());
     assert!(repaired.vault(HEALTHY).is_some());
 }
+
+/// A vault file that reopens behind what it held when last synced (its newest commit lost
+/// to damage the storage engine took for a torn commit) is quarantined, not served: the
+/// recovery rule would skip the lost commands as applied.
+#[test]
+fn a_vault_file_behind_its_synced_watermark_is_quarantined() {
+    let (mut member, disk) = machine();
+    apply_entries(&mut member, 1, &history());
+    member.sync().unwrap();
+    // The files as of this sync: what a rolled-back file looks like.
+    let older = disk
+        .files
+        .crash_copy(inferadb_storage::io::CrashMode::LoseUnsynced);
+    apply_entries(&mut member, 7, &more(7));
+    member.sync().unwrap();
+    drop(member);
+    // The catalog as synced last, the vault files one sync behind.
+    let rolled_back = Disk {
+        catalog: Arc::clone(&disk.catalog),
+        files: older,
+    };
+    let reopened = rolled_back.open();
+    assert_eq!(
+        reopened.quarantined().keys().copied().collect::<Vec<_>>(),
+        vec![BROKEN, HEALTHY]
+    );
+    let reason = &reopened.quarantined()[&BROKEN];
+    assert!(reason.contains("behind"), "{reason}");
+    assert!(rolled_back.files.is_stale(BROKEN).unwrap());
+    // The same files, not rolled back, open clean.
+    let (mut member, disk) = machine();
+    apply_entries(&mut member, 1, &history());
+    member.sync().unwrap();
+    apply_entries(&mut member, 7, &more(7));
+    member.sync().unwrap();
+    drop(member);
+    assert!(disk.open().quarantined().is_empty());
+}

@@ -1,0 +1,101 @@
+//! The synced watermark: [`SYNCED_TABLE`] maps each vault to the commit index its file held
+//! when [`ShardMachine::sync`] last made it durable.
+//!
+//! A vault's file must never come back *behind* that: its commands up to the watermark are
+//! durable in it, and the recovery rule skips them (the catalog's applied index is past
+//! them). The storage engine's recovery cannot always tell damage from a torn commit (a
+//! corrupt newest meta page makes it fall back to the older one), so a file can reopen one
+//! commit behind what was synced, and the replica would then miss those commands without
+//! noticing. Comparing the reopened vault with its watermark catches that: such a vault is
+//! quarantined like one that fails to open (see [Quarantine](super#quarantine)).
+//!
+//! The table is this replica's own bookkeeping, not replicated state: it is not part of
+//! snapshots, and a restore, a creation or a deletion forgets the vault's entry.
+
+use std::collections::BTreeMap;
+
+use inferadb_protocols::VaultId;
+use inferadb_storage::{Database, Durability, WriteTransaction};
+
+use super::{tables, ShardMachine};
+use crate::error::ShardError;
+
+/// The catalog table of the synced watermarks (vault id, u64 big-endian → commit index,
+/// u64 big-endian).
+pub const SYNCED_TABLE: &str = "shard_vault_synced";
+
+/// Every vault's watermark.
+pub(super) fn load(db: &Database) -> Result<BTreeMap<VaultId, u64>, ShardError> {
+    tables::load_map(db, SYNCED_TABLE, |key, value| {
+        Ok((VaultId(decode(key)?), decode(value)?))
+    })
+}
+
+/// Forgets `id`'s watermark inside `txn` (its file is new, or gone).
+pub(super) fn forget(txn: &mut WriteTransaction, id: VaultId) -> Result<(), ShardError> {
+    txn.open_table(SYNCED_TABLE)?.remove(&id.0.to_be_bytes())?;
+    Ok(())
+}
+
+/// Forgets every watermark inside `txn` (a restore rebuilds every file).
+pub(super) fn forget_all(txn: &mut WriteTransaction) -> Result<(), ShardError> {
+    tables::rewrite(txn, SYNCED_TABLE, std::iter::empty())
+}
+
+/// Why a reopened vault is behind its watermark, if it is.
+pub(super) fn rolled_back(stored: u64, watermark: u64) -> Option<String> {
+    (stored < watermark).then(|| {
+        format!(
+            "its file reopened at commit index {stored}, behind the {watermark} it held when \
+             it was last synced (lost or damaged durable data)"
+        )
+    })
+}
+
+impl ShardMachine {
+    /// Records every open vault's stored commit index as its watermark (call only once the
+    /// vault files are synced), in one catalog commit the caller then syncs.
+    pub(super) fn record_synced(&self) -> Result<(), ShardError> {
+        let mut txn = self.catalog.database().begin_write()?;
+        {
+            let mut table = txn.open_table(SYNCED_TABLE)?;
+            for (id, member) in &self.vaults {
+                let stored = member.vault.stored_commit_index()?;
+                table.insert(&id.0.to_be_bytes(), &stored.to_be_bytes())?;
+            }
+        }
+        txn.set_durability(Durability::Deferred);
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<u64, ShardError> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| ShardError::Corrupt {
+            what: format!("a synced watermark entry of {} bytes", bytes.len()),
+        })
+}
+
+/// Quarantines every opened vault that came back behind its watermark, marking it stale
+/// first (durably, as any quarantine: a later start must not serve it either).
+pub(super) fn quarantine_rolled_back(
+    files: &mut dyn crate::files::VaultFiles,
+    vaults: &mut BTreeMap<VaultId, super::Member>,
+    quarantined: &mut super::Quarantined,
+    watermarks: &BTreeMap<VaultId, u64>,
+) -> Result<(), ShardError> {
+    for (id, watermark) in watermarks {
+        let Some(member) = vaults.get(id) else {
+            continue;
+        };
+        let stored = member.vault.stored_commit_index()?;
+        if let Some(reason) = rolled_back(stored, *watermark) {
+            files.mark_stale(*id)?;
+            vaults.remove(id);
+            quarantined.insert(*id, reason);
+        }
+    }
+    Ok(())
+}
