@@ -58,7 +58,7 @@
 //! replica ([`ShardMachine::quarantined`]): commands for it are refused here as
 //! `vault_unavailable` while the applied index advances past them, so from then on this
 //! replica's copy lacks committed writes. A vault whose file opens but comes back behind
-//! its synced watermark (see [`synced`]) is quarantined the same way. Quarantine is
+//! its synced watermark (module `synced`) is quarantined the same way. Quarantine is
 //! therefore **sticky**: the first
 //! time, the machine durably marks the vault stale through [`VaultFiles::mark_stale`],
 //! outside the replicated catalog, before it applies anything; every later open
@@ -162,7 +162,7 @@ pub struct ShardOptions {
     /// the same, since they decide refusals.
     pub lease: LeaseLimits,
     /// The most write batches [`ShardMachine::apply_entries`] applies in one storage
-    /// transaction when it merges consecutive writes to one vault (see [`merge`]). Local
+    /// transaction when it merges consecutive writes to one vault (module `merge`). Local
     /// tuning, not replicated state: merging never changes an outcome, so replicas may
     /// differ here. 0 or 1 disables merging.
     pub merge_batches_max: usize,
@@ -378,7 +378,7 @@ impl ShardMachine {
     }
 
     /// Makes every applied entry durable: each vault file, then the catalog (with each
-    /// vault's synced watermark: see [`synced`]).
+    /// vault's synced watermark, module `synced`).
     pub fn sync(&self) -> Result<(), ShardError> {
         self.sync_vaults()?;
         self.record_synced()?;
@@ -723,7 +723,7 @@ impl StateMachine for ShardMachine {
         }
     }
 
-    /// A read view of every vault at the applied index (see [`restore::ImageView`]); the
+    /// A read view of every vault at the applied index (an `ImageView`); the
     /// blocks are read and encoded by the builder, off the member's thread. On a failure to
     /// take the view the machine stops.
     fn snapshot_builder(&self) -> Option<SnapshotBuilder> {

@@ -55,7 +55,7 @@ struct Mergeable {
 impl ShardMachine {
     /// Applies consecutive entries (`(index, data)`, in log order) and returns one answer
     /// per entry, each exactly what [`Self::apply_command`] would have answered; runs of
-    /// writes to one vault share one storage transaction (see [`self`]), up to
+    /// writes to one vault share one storage transaction (see the module docs), up to
     /// [`super::ShardOptions::merge_batches_max`] batches.
     pub fn apply_entries(&mut self, entries: &[(u64, &[u8])]) -> Vec<ShardAnswer> {
         let mut answers = Vec::with_capacity(entries.len());
