@@ -45,6 +45,8 @@ pub struct SimNode {
     logger: slog::Logger,
     /// What was corrupted on its disks, if anything was.
     corruption: Option<String>,
+    /// Whether the next start meets a (transient) read error of the log.
+    read_error_armed: bool,
 }
 
 impl SimNode {
@@ -72,6 +74,7 @@ impl SimNode {
             seed,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             corruption: None,
+            read_error_armed: false,
         })
     }
 
@@ -88,6 +91,7 @@ impl SimNode {
             seed,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             corruption: None,
+            read_error_armed: false,
         }
     }
 
@@ -129,6 +133,21 @@ impl SimNode {
         self.transport.take();
         self.io = Arc::new(MemoryLogIo::from_image(image));
         self.disk = disk;
+    }
+
+    /// Makes the first read of the log at the next start fail, as a transient disk read
+    /// error would (call after [`SimNode::crash`], whose image replaces the log's I/O).
+    pub fn arm_read_error(&mut self) {
+        self.io.set_fault_plan(LogFaultPlan {
+            fail_read_number: Some(0),
+            ..LogFaultPlan::default()
+        });
+        self.read_error_armed = true;
+    }
+
+    /// Whether a read error was armed for the last start (and forgets it).
+    pub fn take_read_error(&mut self) -> bool {
+        std::mem::take(&mut self.read_error_armed)
     }
 
     /// Makes the next sync of the log (`log`) or of the shard's catalog fail.

@@ -202,7 +202,20 @@ impl Simulation {
             return;
         }
         node.crash(fault);
-        self.sched.record(format!("n{id} crashed ({fault:?})"));
+        // One torn crash in four also leaves a transient read error for the next start
+        // (decided from the seed already drawn, so the run's other draws do not shift).
+        let read_error = matches!(fault, DiskFault::Torn { seed } if seed % 4 == 0);
+        if read_error {
+            node.arm_read_error();
+        }
+        self.sched.record(format!(
+            "n{id} crashed ({fault:?}{})",
+            if read_error {
+                ", a read error awaits its restart"
+            } else {
+                ""
+            }
+        ));
         self.checker.restarted(id);
         self.workload.abandon(id, self.sched.now());
         self.paused_until.remove(&id);
@@ -218,7 +231,19 @@ impl Simulation {
         if node.is_up() || self.stopped.contains_key(&id) || self.retired.contains(&id) {
             return;
         }
-        if let Err(error) = node.start() {
+        let started = node.start();
+        let read_error = node.take_read_error();
+        if let Err(error) = started {
+            if read_error {
+                // A transient read error: the node refuses to start (it must never serve
+                // what it could not read) and is started again later.
+                self.sched
+                    .record(format!("n{id} refuses to start on a read error: {error}"));
+                self.count_fault("read_error");
+                let delay = self.sched.between(50, 600);
+                self.sched.after(delay, Event::Restart(id));
+                return;
+            }
             if node.corrupted() {
                 // Detected corruption: the node refuses to start, which is what it must do.
                 self.sched

@@ -106,6 +106,22 @@ fn each_fault_kind_alone_keeps_every_invariant() {
     }
 }
 
+/// A node that meets a read error reading its log at restart refuses to start (it must not
+/// serve what it could not read), is started again later, and the run keeps every invariant.
+#[test]
+fn a_read_error_at_restart_is_refused_and_retried() {
+    let summary = simulate(SimConfig {
+        faults: Faults::parse("disk,crash").expect("known faults"),
+        ..SimConfig::new(11)
+    });
+    assert_clean(&summary);
+    assert!(
+        summary.faults.get("read_error").is_some_and(|n| *n > 0),
+        "{:?}",
+        summary.faults
+    );
+}
+
 #[test]
 fn nodes_are_replaced_through_membership_changes() {
     // Without faults the operator's plan runs to completion: a fresh node joins as a

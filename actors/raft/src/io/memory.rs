@@ -25,6 +25,10 @@ pub struct LogFaultPlan {
     /// The sync with this number (counting `sync` and `sync_dir`, from zero, from when the
     /// plan is set) fails without syncing; later operations proceed.
     pub fail_sync_number: Option<u64>,
+    /// The read with this number (counting reads only, from zero, from when the plan is
+    /// set) fails as a disk read error would; later reads succeed. Reads are not counted
+    /// among the operations `crash_at_operation` numbers.
+    pub fail_read_number: Option<u64>,
 }
 
 /// What happens to operations that were not yet synced when the power failed.
@@ -99,6 +103,7 @@ struct State {
     operations: u64,
     appends_since_plan: u64,
     syncs_since_plan: u64,
+    reads_since_plan: u64,
     append_sequence: u64,
     crashed: bool,
 }
@@ -185,6 +190,7 @@ impl MemoryLogIo {
         state.plan = plan;
         state.appends_since_plan = 0;
         state.syncs_since_plan = 0;
+        state.reads_since_plan = 0;
     }
 
     /// Number of counted operations issued so far (including failed ones).
@@ -405,7 +411,11 @@ impl LogIo for MemoryLogIo {
     }
 
     fn read(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, LogIoError> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
+        state.reads_since_plan += 1;
+        if state.plan.fail_read_number == Some(state.reads_since_plan - 1) {
+            return Err(LogIoError::Injected("read error"));
+        }
         let current = &state.inodes[state.inode(name)?].current;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         match start.checked_add(len) {
@@ -533,6 +543,25 @@ mod tests {
         assert!(io.crashed());
         assert_eq!(io.operations(), 3);
         assert!(io.image()["a"].is_empty());
+    }
+
+    #[test]
+    fn a_planned_read_error_fails_once_and_counts_no_operation() {
+        let io = MemoryLogIo::new();
+        io.create("a").unwrap();
+        io.append("a", &[1, 2, 3]).unwrap();
+        let before = io.operations();
+        io.set_fault_plan(LogFaultPlan {
+            fail_read_number: Some(1),
+            ..LogFaultPlan::default()
+        });
+        assert_eq!(io.read("a", 0, 3).unwrap(), [1, 2, 3]);
+        assert!(matches!(
+            io.read("a", 0, 3),
+            Err(LogIoError::Injected("read error"))
+        ));
+        assert_eq!(io.read("a", 1, 2).unwrap(), [2, 3]);
+        assert_eq!(io.operations(), before);
     }
 
     #[test]
