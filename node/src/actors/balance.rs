@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use inferadb_election::JobRunner;
 use inferadb_messages::{RaftMsg, ShardMsg};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::actors::jobs::RunningTask;
 use crate::actors::registry::shard_mailbox;
 use crate::actors::shard::{existing_raft_mailbox, PeerDirectory};
 use crate::context::NodeContext;
@@ -118,7 +118,7 @@ pub struct LeaderBalance {
     context: Arc<NodeContext>,
     /// The links: only a linked member is given a leadership.
     peers: Option<Arc<dyn PeerDirectory>>,
-    running: Mutex<Option<(u64, tokio::task::JoinHandle<()>)>>,
+    running: RunningTask,
 }
 
 impl LeaderBalance {
@@ -127,7 +127,7 @@ impl LeaderBalance {
         LeaderBalance {
             context,
             peers,
-            running: Mutex::new(None),
+            running: RunningTask::default(),
         }
     }
 }
@@ -138,30 +138,13 @@ impl JobRunner for LeaderBalance {
             Arc::clone(&self.context),
             self.peers.clone(),
         ));
-        if let Some((_, previous)) = self.running.lock().replace((epoch, task)) {
-            previous.abort();
-        }
+        self.running.start(epoch, task);
         tracing::info!(epoch, "leader balancing runs here");
     }
 
     fn stop(&self, epoch: u64) {
-        let mut running = self.running.lock();
-        if running
-            .as_ref()
-            .is_some_and(|(current, _)| *current == epoch)
-        {
-            if let Some((_, task)) = running.take() {
-                task.abort();
-            }
+        if self.running.stop(epoch) {
             tracing::info!(epoch, "leader balancing stopped here");
-        }
-    }
-}
-
-impl Drop for LeaderBalance {
-    fn drop(&mut self) {
-        if let Some((_, task)) = self.running.lock().take() {
-            task.abort();
         }
     }
 }

@@ -18,6 +18,46 @@ use serde::{Deserialize, Serialize};
 use crate::actors::registry::shard_mailbox;
 use crate::context::NodeContext;
 
+/// The task a job runs while its lease is held, under the epoch it was started with: a
+/// start replaces (and aborts) the previous task, a stop ends it only if it is still the
+/// one of that epoch, and dropping the runner aborts it.
+#[derive(Default)]
+pub struct RunningTask {
+    running: Mutex<Option<(u64, tokio::task::JoinHandle<()>)>>,
+}
+
+impl RunningTask {
+    /// Runs `task` for `epoch`, aborting the task of an earlier start.
+    pub fn start(&self, epoch: u64, task: tokio::task::JoinHandle<()>) {
+        if let Some((_, previous)) = self.running.lock().replace((epoch, task)) {
+            previous.abort();
+        }
+    }
+
+    /// Aborts the task if it runs for `epoch`; says whether it did.
+    pub fn stop(&self, epoch: u64) -> bool {
+        let mut running = self.running.lock();
+        match running.take() {
+            Some((current, task)) if current == epoch => {
+                task.abort();
+                true
+            }
+            other => {
+                *running = other;
+                false
+            }
+        }
+    }
+}
+
+impl Drop for RunningTask {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.running.lock().take() {
+            task.abort();
+        }
+    }
+}
+
 /// The lease name of the expired-relationship garbage collector.
 pub const EXPIRED_GC_JOB: &str = "expired-relationship-gc";
 
@@ -46,7 +86,7 @@ impl Default for ExpiredGcConfig {
 /// The expired-relationship garbage collector: a sweep task while the lease is held.
 pub struct ExpiredGc {
     context: Arc<NodeContext>,
-    running: Mutex<Option<(u64, tokio::task::JoinHandle<()>)>>,
+    running: RunningTask,
 }
 
 impl ExpiredGc {
@@ -54,7 +94,7 @@ impl ExpiredGc {
     pub fn new(context: Arc<NodeContext>) -> ExpiredGc {
         ExpiredGc {
             context,
-            running: Mutex::new(None),
+            running: RunningTask::default(),
         }
     }
 }
@@ -62,31 +102,14 @@ impl ExpiredGc {
 impl JobRunner for ExpiredGc {
     fn start(&self, epoch: u64) {
         let context = Arc::clone(&self.context);
-        let task = tokio::spawn(sweep_forever(context, epoch));
-        if let Some((_, previous)) = self.running.lock().replace((epoch, task)) {
-            previous.abort();
-        }
+        self.running
+            .start(epoch, tokio::spawn(sweep_forever(context, epoch)));
         tracing::info!(epoch, "expired-relationship gc runs here");
     }
 
     fn stop(&self, epoch: u64) {
-        let mut running = self.running.lock();
-        if running
-            .as_ref()
-            .is_some_and(|(current, _)| *current == epoch)
-        {
-            if let Some((_, task)) = running.take() {
-                task.abort();
-            }
+        if self.running.stop(epoch) {
             tracing::info!(epoch, "expired-relationship gc stopped here");
-        }
-    }
-}
-
-impl Drop for ExpiredGc {
-    fn drop(&mut self) {
-        if let Some((_, task)) = self.running.lock().take() {
-            task.abort();
         }
     }
 }
@@ -147,5 +170,32 @@ async fn purge_vault(
             // Not now (no leader, a vault deleted meanwhile): the next sweep tries again.
             _ => return true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stop_ends_only_the_task_of_its_epoch_and_a_start_replaces_the_last() {
+        let running = RunningTask::default();
+        let first = tokio::spawn(std::future::pending::<()>());
+        let first_abort = first.abort_handle();
+        running.start(1, first);
+        assert!(!running.stop(2), "a stop for another epoch leaves the task");
+        assert!(!first_abort.is_finished());
+        let second = tokio::spawn(std::future::pending::<()>());
+        let second_abort = second.abort_handle();
+        running.start(2, second);
+        tokio::task::yield_now().await;
+        assert!(
+            first_abort.is_finished(),
+            "a new start aborts the previous task"
+        );
+        assert!(running.stop(2));
+        tokio::task::yield_now().await;
+        assert!(second_abort.is_finished());
+        assert!(!running.stop(2), "nothing left to stop");
     }
 }
