@@ -1,7 +1,7 @@
 //! Crash and restart: reopening from what reached the disk and re-applying the entries after
 //! the durable applied index (and a few before it) ends in the uncrashed state.
 
-use inferadb_shard::ShardAnswer;
+use inferadb_shard::{ShardAnswer, ShardMachine};
 use inferadb_storage::io::CrashMode;
 use proptest::prelude::*;
 
@@ -21,6 +21,25 @@ enum Crash {
 
 fn crash() -> impl Strategy<Value = Crash> {
     prop_oneof![Just(Crash::LoseUnsynced), Just(Crash::VaultsAhead)]
+}
+
+/// What `crash` leaves of `member`'s `disk` (the machine is gone either way).
+fn crash_now(crash: Crash, member: ShardMachine, disk: &Disk) -> Disk {
+    match crash {
+        Crash::LoseUnsynced => {
+            let survived = disk.crash_copy(CrashMode::LoseUnsynced);
+            drop(member);
+            survived
+        }
+        Crash::VaultsAhead => {
+            let catalog = disk.crash_copy(CrashMode::LoseUnsynced).catalog;
+            drop(member); // closes cleanly: the vault files get everything
+            Disk {
+                catalog,
+                files: disk.files.clone(),
+            }
+        }
+    }
 }
 
 proptest! {
@@ -51,18 +70,7 @@ proptest! {
         let after = apply_in_cuts(&mut member, sync_at + 1, &entries[sync_at as usize..], &cuts);
         let answered: Vec<_> = before.into_iter().chain(after).collect();
         prop_assert_eq!(&answered, &expected);
-        let survived = match crash {
-            Crash::LoseUnsynced => {
-                let survived = disk.crash_copy(CrashMode::LoseUnsynced);
-                drop(member);
-                survived
-            }
-            Crash::VaultsAhead => {
-                let catalog = disk.crash_copy(CrashMode::LoseUnsynced).catalog;
-                drop(member);
-                Disk { catalog, files: disk.files.clone() }
-            }
-        };
+        let survived = crash_now(crash, member, &disk);
 
         let mut restarted = survived.open();
         let durable = restarted.applied_index();
@@ -101,18 +109,7 @@ proptest! {
         apply_entries(&mut member, 1, &entries[..sync_at as usize]);
         member.sync().unwrap();
         apply_entries(&mut member, sync_at + 1, &entries[sync_at as usize..]);
-        let survived = match crash {
-            Crash::LoseUnsynced => {
-                let survived = disk.crash_copy(CrashMode::LoseUnsynced);
-                drop(member);
-                survived
-            }
-            Crash::VaultsAhead => {
-                let catalog = disk.crash_copy(CrashMode::LoseUnsynced).catalog;
-                drop(member); // closes cleanly: the vault files get everything
-                Disk { catalog, files: disk.files.clone() }
-            }
-        };
+        let survived = crash_now(crash, member, &disk);
 
         let mut restarted = survived.open();
         let durable = restarted.applied_index();

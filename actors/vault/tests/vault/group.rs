@@ -34,6 +34,43 @@ fn kind(error: &WriteError) -> String {
         .to_string()
 }
 
+type Results = [Result<inferadb_vault::WriteOutcome, WriteError>];
+
+/// The group's results are the serial ones: the same outcomes, or errors of the same kind.
+fn same_results(together: &Results, one_by_one: &Results) -> Result<(), TestCaseError> {
+    prop_assert_eq!(together.len(), one_by_one.len());
+    for (group_result, serial_result) in together.iter().zip(one_by_one) {
+        match (group_result, serial_result) {
+            (Ok(group_outcome), Ok(serial_outcome)) => {
+                prop_assert_eq!(group_outcome, serial_outcome);
+            }
+            (Err(group_error), Err(serial_error)) => {
+                prop_assert_eq!(kind(group_error), kind(serial_error));
+            }
+            (group_result, serial_result) => {
+                prop_assert!(
+                    false,
+                    "group {:?} vs serial {:?}",
+                    group_result,
+                    serial_result
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The two vaults stand at the same revision, head and state root.
+fn same_state(
+    grouped: &inferadb_vault::Vault,
+    serial: &inferadb_vault::Vault,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(grouped.revision(), serial.revision());
+    prop_assert_eq!(grouped.head_hash(), serial.head_hash());
+    prop_assert_eq!(grouped.state_root(), serial.state_root());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -57,23 +94,8 @@ proptest! {
                 .map(|batch| serial.write(batch.clone(), now_ms))
                 .collect();
             let together = grouped.write_group(batches, now_ms);
-            prop_assert_eq!(together.len(), one_by_one.len());
-            for (group_result, serial_result) in together.iter().zip(&one_by_one) {
-                match (group_result, serial_result) {
-                    (Ok(group_outcome), Ok(serial_outcome)) => {
-                        prop_assert_eq!(group_outcome, serial_outcome);
-                    }
-                    (Err(group_error), Err(serial_error)) => {
-                        prop_assert_eq!(kind(group_error), kind(serial_error));
-                    }
-                    (group_result, serial_result) => {
-                        prop_assert!(false, "group {:?} vs serial {:?}", group_result, serial_result);
-                    }
-                }
-            }
-            prop_assert_eq!(grouped.revision(), serial.revision());
-            prop_assert_eq!(grouped.head_hash(), serial.head_hash());
-            prop_assert_eq!(grouped.state_root(), serial.state_root());
+            same_results(&together, &one_by_one)?;
+            same_state(&grouped, &serial)?;
         }
         let report = grouped.snapshot().unwrap().verify_ledger().unwrap();
         prop_assert!(report.holds, "{:?}", report.problems);
@@ -107,22 +129,7 @@ proptest! {
             .map(|(batch, now_ms)| serial.write(batch.clone(), *now_ms))
             .collect();
         let together = grouped.write_group_timed(timed);
-        prop_assert_eq!(together.len(), one_by_one.len());
-        for (group_result, serial_result) in together.iter().zip(&one_by_one) {
-            match (group_result, serial_result) {
-                (Ok(group_outcome), Ok(serial_outcome)) => {
-                    prop_assert_eq!(group_outcome, serial_outcome);
-                }
-                (Err(group_error), Err(serial_error)) => {
-                    prop_assert_eq!(kind(group_error), kind(serial_error));
-                }
-                (group_result, serial_result) => {
-                    prop_assert!(false, "group {:?} vs serial {:?}", group_result, serial_result);
-                }
-            }
-        }
-        prop_assert_eq!(grouped.revision(), serial.revision());
-        prop_assert_eq!(grouped.head_hash(), serial.head_hash());
-        prop_assert_eq!(grouped.state_root(), serial.state_root());
+        same_results(&together, &one_by_one)?;
+        same_state(&grouped, &serial)?;
     }
 }
