@@ -75,6 +75,31 @@ fn redb_insert(db: &redb::Database, keys: &[[u8; 16]], batch: usize, durability:
     }
 }
 
+/// Inserts into an existing table the way a vault applies replicated writes: batches that
+/// commit without fsync (`Deferred` here, `None` in redb) and a sync every `sync_every`
+/// commits (`Database::sync` here, an `Immediate` commit in redb).
+fn ours_grouped(db: &Database, keys: &[[u8; 16]], batch: usize, sync_every: usize) {
+    for (index, chunk) in keys.chunks(batch).enumerate() {
+        ours_insert(db, chunk, batch, Durability::Deferred);
+        if (index + 1) % sync_every == 0 {
+            db.sync().unwrap();
+        }
+    }
+    db.sync().unwrap();
+}
+
+fn redb_grouped(db: &redb::Database, keys: &[[u8; 16]], batch: usize, sync_every: usize) {
+    for (index, chunk) in keys.chunks(batch).enumerate() {
+        let last = (index + 1) % sync_every == 0 || (index + 1) * batch >= keys.len();
+        let durability = if last {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        };
+        redb_insert(db, chunk, batch, durability);
+    }
+}
+
 fn ours_reads(db: &Database, keys: &[[u8; 16]]) -> usize {
     let read = db.begin_read();
     let table = read.open_table("bench").unwrap();
@@ -123,12 +148,30 @@ fn parallel_reads(threads: usize, work: impl Fn(usize) -> usize + Sync) -> Durat
     start.elapsed()
 }
 
+fn profile_grouped(count: usize) {
+    let mut sorted = keys(count, 1);
+    sorted.sort();
+    let engines = new_engines();
+    ours_insert(&engines.ours, &sorted, count, Durability::Immediate);
+    let grown = keys(count / 5, 4242);
+    let (elapsed, _) = timed(|| ours_grouped(&engines.ours, &grown, 1000, 50));
+    println!(
+        "grouped inserts into {count} keys: {:.0} ops/s",
+        grown.len() as f64 / elapsed.as_secs_f64()
+    );
+}
+
 #[allow(clippy::too_many_lines)] // a linear script of workloads reads best in one place
 fn main() {
     let count: usize = std::env::args()
         .skip(1)
         .find_map(|argument| argument.parse().ok())
         .unwrap_or(1_000_000);
+    // `-- profile`: only the grouped-insert workload, only our engine, for a profiler.
+    if std::env::args().any(|argument| argument == "profile") {
+        profile_grouped(count);
+        return;
+    }
     println!("storage benchmark: {count} keys of 16 bytes, values of {VALUE_BYTES} bytes");
     println!(
         "| workload                                     |   ours ops/s |   redb ops/s | ratio |"
@@ -181,6 +224,16 @@ fn main() {
     });
     assert_eq!(scanned, count * VALUE_BYTES);
     row("full range scan", count, ours, redb);
+
+    let grown = keys(count / 5, 4242);
+    let (ours, _) = timed(|| ours_grouped(&engines.ours, &grown, 1000, 50));
+    let (redb, _) = timed(|| redb_grouped(&engines.redb, &grown, 1000, 50));
+    row(
+        "random inserts into the table, 1,000 per commit, sync every 50",
+        grown.len(),
+        ours,
+        redb,
+    );
 
     for (batch, total) in [(1usize, 20_000usize), (100, 200_000), (10_000, 1_000_000)] {
         let fresh = new_engines();

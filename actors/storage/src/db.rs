@@ -7,7 +7,7 @@
 //! leaves the previous meta intact, and recovery picks the newest valid slot.
 
 use crate::btree::{self, NodeSource, Range};
-use crate::btree_write::{Allocator, DirtyNode, WriteState};
+use crate::btree_write::{Allocator, DirtyNode, PageMap, WriteState};
 use crate::error::{IoError, OpenError, StorageError};
 use crate::freelist::{self, FreeState};
 use crate::io::{FileIo, PageIo, PageView};
@@ -298,8 +298,8 @@ impl Database {
             catalog_root: base.meta.catalog_root,
             write: WriteState {
                 pages: base.pages.clone(),
-                dirty: HashMap::new(),
-                dirty_overflow: HashMap::new(),
+                dirty: PageMap::default(),
+                dirty_overflow: PageMap::default(),
                 allocator: Allocator {
                     free: free.free,
                     high_water: base.meta.page_count,
@@ -779,7 +779,8 @@ impl WriteTransaction {
         // describes the old commit: poison, so that only a reopen continues.
         match self.persist(&mut pages, &meta, slot) {
             Ok(view) => {
-                self.publish(meta, free, chain, slot, view);
+                let written: Vec<PageId> = pages.iter().map(|(id, _)| *id).collect();
+                self.publish(meta, free, chain, slot, view, &written);
                 Ok(())
             }
             Err(error) => {
@@ -880,7 +881,7 @@ impl WriteTransaction {
             let (kind, entries) = match &node {
                 DirtyNode::Leaf(leaf) => {
                     leaf.encode(&mut page);
-                    (PageKind::Leaf, leaf.entries.len())
+                    (PageKind::Leaf, leaf.len())
                 }
                 DirtyNode::Branch(branch) => {
                     branch.encode(&mut page);
@@ -921,10 +922,16 @@ impl WriteTransaction {
         chain: Vec<PageId>,
         slot: u64,
         view: Arc<dyn PageView>,
+        written: &[PageId],
     ) {
         let mut verified = self.write.pages.verified.clone();
         if meta.page_count > verified.capacity_pages() {
             verified = Arc::new(verified.grown(meta.page_count * 2));
+        }
+        // This process sealed these pages from the bytes it wrote: hashing them again on
+        // their first read would check the page cache against itself.
+        for page in written {
+            verified.set(*page);
         }
         let committed = Arc::new(Committed {
             meta,

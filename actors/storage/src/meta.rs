@@ -11,7 +11,8 @@ use crate::page::{PageId, PageKind};
 
 const MAGIC: &[u8; 8] = b"INFERADB";
 /// On-disk format version this build reads and writes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Version 2: page checksums are XXH3-128 (version 1 used BLAKE3).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// A commit record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,15 +51,17 @@ impl Meta {
         if &page[32..40] != MAGIC {
             return Err("bad magic".into());
         }
+        // The version comes before the checksum: another format may checksum differently,
+        // and its files must be refused as such, not as damaged.
+        let version = read_u32(page, 40);
+        if version != FORMAT_VERSION {
+            return Err(format!("version {version}"));
+        }
         if !checksum_valid(slot, page) {
             return Err("meta checksum mismatch".into());
         }
         if page[16] != PageKind::Meta as u8 || read_u32(page, 44) as usize != page_size {
             return Err("meta page kind or page size mismatch".into());
-        }
-        let version = read_u32(page, 40);
-        if version != FORMAT_VERSION {
-            return Err(format!("version {version}"));
         }
         let optional = |at| Some(read_u64(page, at)).filter(|page| *page != 0);
         Ok(Meta {
@@ -85,6 +88,7 @@ pub(crate) fn choose(bytes: &[u8]) -> Result<(Meta, u64), OpenError> {
     let mut sizes: Vec<usize> = claimed_page_size(bytes).into_iter().collect();
     sizes.extend((9..=16).map(|shift| 1usize << shift));
     let mut errors = Vec::new();
+    let mut unsupported = None;
     let mut best: Option<(Meta, u64)> = None;
     for page_size in sizes {
         for slot in 0..2u64 {
@@ -93,12 +97,10 @@ pub(crate) fn choose(bytes: &[u8]) -> Result<(Meta, u64), OpenError> {
                     best = Some((meta, slot));
                 }
                 Ok(_) => {}
+                // Unverified: a damaged slot may claim any version, so the other slot
+                // still gets its chance.
                 Err(reason) if reason.starts_with("version") => {
-                    let found = reason[8..].parse().unwrap_or(0);
-                    return Err(OpenError::UnsupportedVersion {
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
+                    unsupported = Some(reason[8..].parse().unwrap_or(0));
                 }
                 Err(reason) => {
                     errors.push(format!("slot {slot} at page size {page_size}: {reason}"))
@@ -108,6 +110,12 @@ pub(crate) fn choose(bytes: &[u8]) -> Result<(Meta, u64), OpenError> {
         if best.is_some() {
             break;
         }
+    }
+    if let (None, Some(found)) = (best, unsupported) {
+        return Err(OpenError::UnsupportedVersion {
+            found,
+            supported: FORMAT_VERSION,
+        });
     }
     best.ok_or_else(|| {
         OpenError::NotADatabase(errors.into_iter().take(2).collect::<Vec<_>>().join("; "))

@@ -40,13 +40,6 @@ impl StoredValue {
             },
         }
     }
-
-    fn stored_bytes(&self) -> usize {
-        match self {
-            StoredValue::Inline(bytes) => bytes.len(),
-            StoredValue::Overflow { .. } => 8,
-        }
-    }
 }
 
 impl ValueRef<'_> {
@@ -56,11 +49,6 @@ impl ValueRef<'_> {
             ValueRef::Overflow { first, length } => StoredValue::Overflow { first, length },
         }
     }
-}
-
-/// Bytes a leaf entry takes in its page, slot included.
-pub(crate) fn leaf_entry_bytes(key: &[u8], value: &StoredValue) -> usize {
-    LEAF_ENTRY_OVERHEAD + key.len() + value.stored_bytes()
 }
 
 /// Bytes a branch separator takes in its page, slot and child included.
@@ -155,24 +143,39 @@ impl<'a> LeafRef<'a> {
     /// whose checksum still passes must fail here, not in a split.
     pub(crate) fn decode(&self) -> Result<DirtyLeaf, StorageError> {
         let page_size = self.bytes.len();
-        let mut leaf = DirtyLeaf::default();
+        let mut leaf = DirtyLeaf {
+            arena: self.bytes.to_vec(),
+            slots: Vec::with_capacity(self.len() + 1),
+            size: HEADER_BYTES,
+        };
         for index in 0..self.len() {
-            let key = self.key(index)?.to_vec();
-            let value = self.value(index)?.to_owned();
-            let inline_too_long = matches!(&value, StoredValue::Inline(bytes)
+            let key = self.key(index)?;
+            let value = self.value(index)?;
+            let inline_too_long = matches!(value, ValueRef::Inline(bytes)
                 if bytes.len() > crate::limits::inline_value_max(page_size));
             if key.len() > crate::limits::key_size_max(page_size) || inline_too_long {
                 return Err(self.corrupt("leaf entry exceeds the size limits"));
             }
-            if leaf
-                .entries
-                .last()
-                .is_some_and(|(previous, _)| *previous >= key)
-            {
+            if leaf.last_key().is_some_and(|previous| previous >= key) {
                 return Err(self.corrupt("leaf keys out of order"));
             }
-            leaf.size += leaf_entry_bytes(&key, &value);
-            leaf.entries.push((key, value));
+            // The arena starts as a copy of the page, so offsets into the page are
+            // offsets into the arena.
+            let offset =
+                |part: &[u8]| (part.as_ptr() as usize - self.bytes.as_ptr() as usize) as u32;
+            let value = match value {
+                ValueRef::Inline(bytes) => SlotValue::Inline {
+                    at: offset(bytes),
+                    length: bytes.len() as u32,
+                },
+                ValueRef::Overflow { first, length } => SlotValue::Overflow { first, length },
+            };
+            leaf.slots.push(LeafSlot {
+                key_at: offset(key),
+                key_length: key.len() as u16,
+                value,
+            });
+            leaf.size += leaf.entry_bytes(index);
         }
         if leaf.size > page_size {
             return Err(self.corrupt("leaf entries overflow the page"));
@@ -267,10 +270,31 @@ impl<'a> BranchRef<'a> {
     }
 }
 
+/// Where one entry of a [`DirtyLeaf`] lives in the leaf's arena.
+#[derive(Debug, Clone, Copy)]
+struct LeafSlot {
+    key_at: u32,
+    key_length: u16,
+    value: SlotValue,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SlotValue {
+    Inline { at: u32, length: u32 },
+    Overflow { first: PageId, length: u64 },
+}
+
 /// A leaf being modified by the write transaction.
+///
+/// Keys and inline values live in one byte arena (a decoded leaf starts as a copy of its
+/// page) and the ordered slots point into it, so decoding a leaf costs two allocations
+/// instead of two per entry: the write path touches about one leaf per insert, and
+/// per-entry allocations were a fifth of its time. Replaced and removed bytes stay in the
+/// arena as garbage until it is compacted (when the arena outgrows four times the leaf).
 #[derive(Debug, Clone)]
 pub(crate) struct DirtyLeaf {
-    pub(crate) entries: Vec<(Vec<u8>, StoredValue)>,
+    arena: Vec<u8>,
+    slots: Vec<LeafSlot>,
     /// Encoded size in bytes, header included.
     pub(crate) size: usize,
 }
@@ -278,25 +302,151 @@ pub(crate) struct DirtyLeaf {
 impl Default for DirtyLeaf {
     fn default() -> Self {
         DirtyLeaf {
-            entries: Vec::new(),
+            arena: Vec::new(),
+            slots: Vec::new(),
             size: HEADER_BYTES,
         }
     }
 }
 
 impl DirtyLeaf {
-    pub(crate) fn search(&self, key: &[u8]) -> Result<usize, usize> {
-        self.entries
-            .binary_search_by(|(probe, _)| probe.as_slice().cmp(key))
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
     }
 
-    pub(crate) fn from_entries(entries: Vec<(Vec<u8>, StoredValue)>) -> DirtyLeaf {
-        let size = HEADER_BYTES
-            + entries
-                .iter()
-                .map(|(key, value)| leaf_entry_bytes(key, value))
-                .sum::<usize>();
-        DirtyLeaf { entries, size }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub(crate) fn key(&self, index: usize) -> &[u8] {
+        self.slot_key(&self.slots[index])
+    }
+
+    fn slot_key(&self, slot: &LeafSlot) -> &[u8] {
+        let at = slot.key_at as usize;
+        &self.arena[at..at + slot.key_length as usize]
+    }
+
+    pub(crate) fn value(&self, index: usize) -> ValueRef<'_> {
+        match self.slots[index].value {
+            SlotValue::Inline { at, length } => {
+                ValueRef::Inline(&self.arena[at as usize..(at + length) as usize])
+            }
+            SlotValue::Overflow { first, length } => ValueRef::Overflow { first, length },
+        }
+    }
+
+    pub(crate) fn last_key(&self) -> Option<&[u8]> {
+        self.slots.last().map(|slot| self.slot_key(slot))
+    }
+
+    /// Bytes entry `index` takes in the page, slot included.
+    pub(crate) fn entry_bytes(&self, index: usize) -> usize {
+        let slot = &self.slots[index];
+        let value = match slot.value {
+            SlotValue::Inline { length, .. } => length as usize,
+            SlotValue::Overflow { .. } => 8,
+        };
+        LEAF_ENTRY_OVERHEAD + slot.key_length as usize + value
+    }
+
+    pub(crate) fn search(&self, key: &[u8]) -> Result<usize, usize> {
+        self.slots
+            .binary_search_by(|slot| self.slot_key(slot).cmp(key))
+    }
+
+    /// A leaf holding `entries` (in key order).
+    pub(crate) fn from_entries<'k>(
+        entries: impl IntoIterator<Item = (&'k [u8], ValueRef<'k>)>,
+    ) -> DirtyLeaf {
+        let mut leaf = DirtyLeaf::default();
+        for (key, value) in entries {
+            let slot = leaf.store(key, value);
+            leaf.slots.push(slot);
+            leaf.size += leaf.entry_bytes(leaf.slots.len() - 1);
+        }
+        leaf
+    }
+
+    /// Copies `key` and `value` into the arena.
+    fn store(&mut self, key: &[u8], value: ValueRef<'_>) -> LeafSlot {
+        let key_at = self.arena.len() as u32;
+        self.arena.extend_from_slice(key);
+        let value = match value {
+            ValueRef::Inline(bytes) => {
+                let at = self.arena.len() as u32;
+                self.arena.extend_from_slice(bytes);
+                SlotValue::Inline {
+                    at,
+                    length: bytes.len() as u32,
+                }
+            }
+            ValueRef::Overflow { first, length } => SlotValue::Overflow { first, length },
+        };
+        LeafSlot {
+            key_at,
+            key_length: key.len() as u16,
+            value,
+        }
+    }
+
+    /// Inserts or replaces `key`, keeping the size; returns the replaced value.
+    pub(crate) fn put(&mut self, key: &[u8], value: &StoredValue) -> Option<StoredValue> {
+        match self.search(key) {
+            Ok(index) => {
+                let old = self.value(index).to_owned();
+                self.size -= self.entry_bytes(index);
+                self.slots[index] = self.store(key, value.as_ref());
+                self.size += self.entry_bytes(index);
+                self.compact_if_sparse();
+                Some(old)
+            }
+            Err(index) => {
+                let slot = self.store(key, value.as_ref());
+                self.slots.insert(index, slot);
+                self.size += self.entry_bytes(index);
+                None
+            }
+        }
+    }
+
+    /// Removes entry `index`; returns its value.
+    pub(crate) fn remove(&mut self, index: usize) -> StoredValue {
+        let old = self.value(index).to_owned();
+        self.size -= self.entry_bytes(index);
+        self.slots.remove(index);
+        self.compact_if_sparse();
+        old
+    }
+
+    /// Moves entries `[at, len)` into a new leaf.
+    pub(crate) fn split_off(&mut self, at: usize) -> DirtyLeaf {
+        let right = DirtyLeaf::from_entries((at..self.len()).map(|i| (self.key(i), self.value(i))));
+        self.slots.truncate(at);
+        self.size = HEADER_BYTES + (0..at).map(|i| self.entry_bytes(i)).sum::<usize>();
+        self.compact_if_sparse();
+        right
+    }
+
+    /// Appends every entry of `right` (whose keys all sort after this leaf's).
+    pub(crate) fn append(&mut self, right: &DirtyLeaf) {
+        for index in 0..right.len() {
+            let slot = self.store(right.key(index), right.value(index));
+            self.slots.push(slot);
+            self.size += self.entry_bytes(self.slots.len() - 1);
+        }
+    }
+
+    /// Rebuilds the arena when garbage dominates it, so that a transaction
+    /// rewriting one key many times stays within a few pages per leaf.
+    fn compact_if_sparse(&mut self) {
+        if self.arena.len() <= 4 * self.size.max(1024) {
+            return;
+        }
+        let compacted =
+            DirtyLeaf::from_entries((0..self.len()).map(|i| (self.key(i), self.value(i))));
+        debug_assert_eq!(compacted.size, self.size, "leaf size accounting drifted");
+        *self = compacted;
     }
 
     /// Encodes into `page` (a zeroed page buffer); the caller seals the header.
@@ -306,26 +456,40 @@ impl DirtyLeaf {
             "leaf of {} bytes overflows its page",
             self.size
         );
-        write_u16(page, 18, self.entries.len() as u16);
-        let mut at = HEADER_BYTES + 2 * self.entries.len();
-        for (index, (key, value)) in self.entries.iter().enumerate() {
+        write_u16(page, 18, self.slots.len() as u16);
+        let mut at = HEADER_BYTES + 2 * self.slots.len();
+        for index in 0..self.slots.len() {
+            let key = self.key(index);
             write_u16(page, HEADER_BYTES + 2 * index, at as u16);
             write_u16(page, at, key.len() as u16);
-            let (flags, length) = match value {
-                StoredValue::Inline(bytes) => (0, bytes.len() as u32),
-                StoredValue::Overflow { length, .. } => (FLAG_OVERFLOW, *length as u32),
+            let (flags, length) = match self.slots[index].value {
+                SlotValue::Inline { length, .. } => (0, length),
+                SlotValue::Overflow { length, .. } => (FLAG_OVERFLOW, length as u32),
             };
             page[at + 2] = flags;
             write_u32(page, at + 3, length);
             page[at + 7..at + 7 + key.len()].copy_from_slice(key);
             at += 7 + key.len();
-            match value {
-                StoredValue::Inline(bytes) => page[at..at + bytes.len()].copy_from_slice(bytes),
-                StoredValue::Overflow { first, .. } => write_u64(page, at, *first),
+            match self.value(index) {
+                ValueRef::Inline(bytes) => {
+                    page[at..at + bytes.len()].copy_from_slice(bytes);
+                    at += bytes.len();
+                }
+                ValueRef::Overflow { first, .. } => {
+                    write_u64(page, at, first);
+                    at += 8;
+                }
             }
-            at += value.stored_bytes();
         }
         assert_eq!(at, self.size, "leaf size accounting drifted");
+    }
+
+    /// The entries as owned pairs, for tests.
+    #[cfg(test)]
+    pub(crate) fn to_entries(&self) -> Vec<(Vec<u8>, StoredValue)> {
+        (0..self.len())
+            .map(|i| (self.key(i).to_vec(), self.value(i).to_owned()))
+            .collect()
     }
 }
 
@@ -406,7 +570,7 @@ impl<'a> NodeRef<'a> {
         match self {
             NodeRef::Leaf(leaf) => leaf.len(),
             NodeRef::Branch(branch) => branch.len(),
-            NodeRef::DirtyLeaf(leaf) => leaf.entries.len(),
+            NodeRef::DirtyLeaf(leaf) => leaf.len(),
             NodeRef::DirtyBranch(branch) => branch.keys.len(),
         }
     }
@@ -415,7 +579,7 @@ impl<'a> NodeRef<'a> {
         match self {
             NodeRef::Leaf(leaf) => leaf.key(index),
             NodeRef::Branch(branch) => branch.key(index),
-            NodeRef::DirtyLeaf(leaf) => Ok(&leaf.entries[index].0),
+            NodeRef::DirtyLeaf(leaf) => Ok(leaf.key(index)),
             NodeRef::DirtyBranch(branch) => Ok(&branch.keys[index]),
         }
     }
@@ -423,7 +587,7 @@ impl<'a> NodeRef<'a> {
     pub(crate) fn value(&self, index: usize) -> Result<ValueRef<'a>, StorageError> {
         match self {
             NodeRef::Leaf(leaf) => leaf.value(index),
-            NodeRef::DirtyLeaf(leaf) => Ok(leaf.entries[index].1.as_ref()),
+            NodeRef::DirtyLeaf(leaf) => Ok(leaf.value(index)),
             NodeRef::Branch(_) | NodeRef::DirtyBranch(_) => {
                 unreachable!("invariant: values are only read from leaves")
             }
@@ -494,12 +658,7 @@ mod tests {
     use crate::page::{checksum_valid, seal, PageKind};
 
     fn leaf_with(entries: &[(&[u8], StoredValue)]) -> DirtyLeaf {
-        DirtyLeaf::from_entries(
-            entries
-                .iter()
-                .map(|(k, v)| (k.to_vec(), v.clone()))
-                .collect(),
-        )
+        DirtyLeaf::from_entries(entries.iter().map(|(key, value)| (*key, value.as_ref())))
     }
 
     #[test]
@@ -517,7 +676,7 @@ mod tests {
         ]);
         let mut page = vec![0u8; 512];
         leaf.encode(&mut page);
-        seal(9, &mut page, PageKind::Leaf, leaf.entries.len(), 1);
+        seal(9, &mut page, PageKind::Leaf, leaf.len(), 1);
         assert!(checksum_valid(9, &page));
         assert!(
             !checksum_valid(10, &page),
@@ -535,8 +694,38 @@ mod tests {
         ));
         assert_eq!(view.search(b"bb").unwrap(), Ok(1));
         assert_eq!(view.search(b"b").unwrap(), Err(1));
-        assert_eq!(view.decode().unwrap().entries, leaf.entries);
+        assert_eq!(view.decode().unwrap().to_entries(), leaf.to_entries());
         assert_eq!(view.decode().unwrap().size, leaf.size);
+    }
+
+    /// Rewriting entries many times in one transaction leaves garbage in the arena; it is
+    /// compacted, so the leaf stays a few pages large and its entries stay exact.
+    #[test]
+    fn a_leaf_rewritten_many_times_keeps_its_arena_bounded_and_its_entries_exact() {
+        let mut leaf = leaf_with(&[(b"a", StoredValue::Inline(vec![0; 8]))]);
+        let mut expected = std::collections::BTreeMap::new();
+        for round in 0..2000u32 {
+            let key = [b'k', (round % 7) as u8];
+            let value = StoredValue::Inline(vec![round as u8; (round % 40) as usize]);
+            leaf.put(&key, &value);
+            expected.insert(key.to_vec(), value);
+            if round % 5 == 0 {
+                let index = leaf.search(&key).unwrap();
+                assert_eq!(Some(leaf.remove(index)), expected.remove(&key[..]));
+            }
+            assert!(leaf.arena.len() <= 4 * leaf.size.max(1024) + 64, "round {round}");
+        }
+        expected.insert(b"a".to_vec(), StoredValue::Inline(vec![0; 8]));
+        let entries: Vec<_> = expected.into_iter().collect();
+        assert_eq!(leaf.to_entries(), entries);
+        let mut page = vec![0u8; 512];
+        leaf.encode(&mut page);
+        let decoded = LeafRef::new(3, &page).decode().unwrap();
+        assert_eq!(decoded.to_entries(), entries);
+        assert_eq!(decoded.size, leaf.size);
+        let mut kept = decoded.clone();
+        let moved = kept.split_off(0);
+        assert!(kept.is_empty() && moved.to_entries() == entries);
     }
 
     #[test]
