@@ -452,30 +452,72 @@ impl Shared {
         self.io.grow(target)
     }
 
-    /// Writes sealed pages, coalescing runs of consecutive ids into one write each.
-    fn write_pages(
-        &self,
-        pages: &mut [(PageId, Vec<u8>)],
-        page_size: usize,
-    ) -> Result<(), IoError> {
-        pages.sort_unstable_by_key(|(id, _)| *id);
-        let mut run: Vec<u8> = Vec::new();
-        let mut run_start = 0;
-        for (index, (id, bytes)) in pages.iter().enumerate() {
-            if run.is_empty() {
-                run_start = *id;
-            }
-            run.extend_from_slice(bytes);
-            let next_is_adjacent = pages
-                .get(index + 1)
-                .is_some_and(|(next, _)| *next == id + 1);
-            if !next_is_adjacent || run.len() >= 4 << 20 {
-                self.io.write(run_start * page_size as u64, &run)?;
-                run.clear();
-            }
+    /// Writes runs of sealed pages, one write each.
+    fn write_runs(&self, runs: &[PageRun], page_size: usize) -> Result<(), IoError> {
+        for run in runs {
+            self.io.write(run.first * page_size as u64, &run.bytes)?;
         }
         Ok(())
     }
+}
+
+/// Consecutive pages sealed into one buffer, written with one call.
+struct PageRun {
+    first: PageId,
+    bytes: Vec<u8>,
+}
+
+/// Largest run written with one call.
+const RUN_BYTES_MAX: usize = 4 << 20;
+
+/// What a commit writes to one page.
+enum PageSource {
+    Node(DirtyNode),
+    /// An overflow page image, unsealed.
+    Overflow(Vec<u8>),
+    /// Page `index` of the new free-list chain.
+    FreeList(usize),
+}
+
+/// Encodes one page of a commit into `page` (zeroed) and seals it.
+fn seal_page(
+    id: PageId,
+    source: PageSource,
+    page: &mut [u8],
+    words: &[u64],
+    chain: &[PageId],
+    txn: u64,
+) {
+    match source {
+        PageSource::Node(DirtyNode::Leaf(leaf)) => {
+            leaf.encode(page);
+            seal(id, page, PageKind::Leaf, leaf.len(), txn);
+        }
+        PageSource::Node(DirtyNode::Branch(branch)) => {
+            branch.encode(page);
+            seal(id, page, PageKind::Branch, branch.keys.len(), txn);
+        }
+        PageSource::Overflow(image) => {
+            page.copy_from_slice(&image);
+            seal(id, page, PageKind::Overflow, 0, txn);
+        }
+        PageSource::FreeList(index) => freelist::encode_page(words, chain, index, page, txn),
+    }
+}
+
+/// Groups `ids` (sorted) into runs of consecutive ids, each at most `pages_max` long.
+fn consecutive_runs(ids: &[PageId], pages_max: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for index in 1..=ids.len() {
+        let breaks =
+            index == ids.len() || ids[index] != ids[index - 1] + 1 || index - start >= pages_max;
+        if breaks {
+            runs.push(start..index);
+            start = index;
+        }
+    }
+    runs
 }
 
 /// A consistent, immutable view of the database as of one commit. Never blocks the writer
@@ -767,20 +809,13 @@ impl WriteTransaction {
             freelist_head: chain.first().copied(),
             page_count: self.write.allocator.high_water,
         };
-        let mut pages = self.seal_pages(txn);
-        pages.extend(chain.iter().copied().zip(freelist::encode(
-            &free,
-            &chain,
-            meta.page_size,
-            txn,
-        )));
+        let runs = self.seal_pages(txn, &free, &chain);
         let slot = 1 - self.shared.state.lock().durable_slot;
         // Any failure from here on may leave the new meta on disk while memory still
         // describes the old commit: poison, so that only a reopen continues.
-        match self.persist(&mut pages, &meta, slot) {
+        match self.persist(&runs, &meta, slot) {
             Ok(view) => {
-                let written: Vec<PageId> = pages.iter().map(|(id, _)| *id).collect();
-                self.publish(meta, free, chain, slot, view, &written);
+                self.publish(meta, free, chain, slot, view, &runs);
                 Ok(())
             }
             Err(error) => {
@@ -871,41 +906,63 @@ impl WriteTransaction {
         (free, chain)
     }
 
-    /// Encodes and seals every dirty node and overflow page.
-    fn seal_pages(&mut self, txn: u64) -> Vec<(PageId, Vec<u8>)> {
+    /// Encodes and seals every dirty node, overflow page and free-list page, straight
+    /// into runs of consecutive pages (no page is encoded and then copied again).
+    fn seal_pages(&mut self, txn: u64, free: &FreeState, chain: &[PageId]) -> Vec<PageRun> {
         let page_size = self.write.pages.page_size;
-        let mut pages =
-            Vec::with_capacity(self.write.dirty.len() + self.write.dirty_overflow.len());
-        for (id, node) in self.write.dirty.drain() {
-            let mut page = vec![0u8; page_size];
-            let (kind, entries) = match &node {
-                DirtyNode::Leaf(leaf) => {
-                    leaf.encode(&mut page);
-                    (PageKind::Leaf, leaf.len())
+        let mut sources: Vec<(PageId, PageSource)> = Vec::with_capacity(
+            self.write.dirty.len() + self.write.dirty_overflow.len() + chain.len(),
+        );
+        sources.extend(
+            self.write
+                .dirty
+                .drain()
+                .map(|(id, node)| (id, PageSource::Node(node))),
+        );
+        sources.extend(
+            self.write
+                .dirty_overflow
+                .drain()
+                .map(|(id, page)| (id, PageSource::Overflow(page))),
+        );
+        sources.extend(
+            chain
+                .iter()
+                .enumerate()
+                .map(|(index, id)| (*id, PageSource::FreeList(index))),
+        );
+        sources.sort_unstable_by_key(|(id, _)| *id);
+        let ids: Vec<PageId> = sources.iter().map(|(id, _)| *id).collect();
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "a commit writes each page once"
+        );
+        let words = freelist::words(free);
+        let mut sources = sources.into_iter();
+        consecutive_runs(&ids, RUN_BYTES_MAX / page_size)
+            .into_iter()
+            .map(|range| {
+                let mut bytes = vec![0u8; range.len() * page_size];
+                for (page, (id, source)) in bytes.chunks_exact_mut(page_size).zip(sources.by_ref())
+                {
+                    seal_page(id, source, page, &words, chain, txn);
                 }
-                DirtyNode::Branch(branch) => {
-                    branch.encode(&mut page);
-                    (PageKind::Branch, branch.keys.len())
+                PageRun {
+                    first: ids[range.start],
+                    bytes,
                 }
-            };
-            seal(id, &mut page, kind, entries, txn);
-            pages.push((id, page));
-        }
-        for (id, mut page) in self.write.dirty_overflow.drain() {
-            seal(id, &mut page, PageKind::Overflow, 0, txn);
-            pages.push((id, page));
-        }
-        pages
+            })
+            .collect()
     }
 
     fn persist(
         &self,
-        pages: &mut [(PageId, Vec<u8>)],
+        runs: &[PageRun],
         meta: &Meta,
         slot: u64,
     ) -> Result<Arc<dyn PageView>, IoError> {
         self.shared.ensure_pages(meta.page_count, meta.page_size)?;
-        self.shared.write_pages(pages, meta.page_size)?;
+        self.shared.write_runs(runs, meta.page_size)?;
         // Readers of the new snapshot need a view that includes the pages just written
         // (and, after growth, a mapping of the new length).
         let view = self.shared.io.view()?;
@@ -922,7 +979,7 @@ impl WriteTransaction {
         chain: Vec<PageId>,
         slot: u64,
         view: Arc<dyn PageView>,
-        written: &[PageId],
+        written: &[PageRun],
     ) {
         let mut verified = self.write.pages.verified.clone();
         if meta.page_count > verified.capacity_pages() {
@@ -930,8 +987,9 @@ impl WriteTransaction {
         }
         // This process sealed these pages from the bytes it wrote: hashing them again on
         // their first read would check the page cache against itself.
-        for page in written {
-            verified.set(*page);
+        for run in written {
+            let pages = (run.bytes.len() / meta.page_size) as u64;
+            (run.first..run.first + pages).for_each(|page| verified.set(page));
         }
         let committed = Arc::new(Committed {
             meta,
@@ -968,5 +1026,24 @@ pub(crate) fn check_key(shared_page_size: usize, key: &[u8]) -> Result<(), Stora
 impl WriteTransaction {
     pub(crate) fn limits(&self) -> &StorageLimits {
         &self.shared.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consecutive_runs;
+
+    #[test]
+    fn runs_break_at_gaps_and_at_the_size_limit() {
+        assert_eq!(consecutive_runs(&[], 4), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(consecutive_runs(&[7], 4), vec![0..1]);
+        assert_eq!(
+            consecutive_runs(&[2, 3, 4, 9, 10, 12], 4),
+            vec![0..3, 3..5, 5..6]
+        );
+        assert_eq!(
+            consecutive_runs(&[1, 2, 3, 4, 5, 6, 7, 8, 9], 4),
+            vec![0..4, 4..8, 8..9]
+        );
     }
 }

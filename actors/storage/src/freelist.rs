@@ -111,6 +111,7 @@ pub(crate) fn pages_needed(state: &FreeState, page_size: usize) -> usize {
 
 /// Encodes `state` into the (sealed) pages of `chain`. The chain may be longer than
 /// needed; trailing pages then hold no words.
+#[cfg(test)]
 pub(crate) fn encode(
     state: &FreeState,
     chain: &[PageId],
@@ -118,29 +119,42 @@ pub(crate) fn encode(
     txn: u64,
 ) -> Vec<Vec<u8>> {
     let words = state.words();
-    let per_page = words_per_page(page_size);
+    (0..chain.len())
+        .map(|index| {
+            let mut page = vec![0u8; page_size];
+            encode_page(&words, chain, index, &mut page, txn);
+            page
+        })
+        .collect()
+}
+
+/// The words of `state`, as [`encode_page`] stores them.
+pub(crate) fn words(state: &FreeState) -> Vec<u64> {
+    state.words()
+}
+
+/// Encodes page `index` of `chain` (holding its share of `words`) into `page`, a zeroed
+/// page buffer, and seals it.
+pub(crate) fn encode_page(
+    words: &[u64],
+    chain: &[PageId],
+    index: usize,
+    page: &mut [u8],
+    txn: u64,
+) {
+    let per_page = words_per_page(page.len());
     assert!(
         words.len() <= per_page * chain.len(),
         "free-list chain too short"
     );
-    let mut pages = Vec::with_capacity(chain.len());
-    for (index, page_id) in chain.iter().enumerate() {
-        let mut page = vec![0u8; page_size];
-        let start = (index * per_page).min(words.len());
-        let end = ((index + 1) * per_page).min(words.len());
-        write_u32(&mut page, 20, (end - start) as u32);
-        write_u64(
-            &mut page,
-            NEXT_AT,
-            chain.get(index + 1).copied().unwrap_or(0),
-        );
-        for (slot, word) in words[start..end].iter().enumerate() {
-            write_u64(&mut page, WORDS_AT + 8 * slot, *word);
-        }
-        seal(*page_id, &mut page, PageKind::FreeList, 0, txn);
-        pages.push(page);
+    let start = (index * per_page).min(words.len());
+    let end = ((index + 1) * per_page).min(words.len());
+    write_u32(page, 20, (end - start) as u32);
+    write_u64(page, NEXT_AT, chain.get(index + 1).copied().unwrap_or(0));
+    for (slot, word) in words[start..end].iter().enumerate() {
+        write_u64(page, WORDS_AT + 8 * slot, *word);
     }
-    pages
+    seal(chain[index], page, PageKind::FreeList, 0, txn);
 }
 
 /// Reads the chain starting at `head`; returns the state and the chain's pages.

@@ -713,7 +713,10 @@ mod tests {
                 let index = leaf.search(&key).unwrap();
                 assert_eq!(Some(leaf.remove(index)), expected.remove(&key[..]));
             }
-            assert!(leaf.arena.len() <= 4 * leaf.size.max(1024) + 64, "round {round}");
+            assert!(
+                leaf.arena.len() <= 4 * leaf.size.max(1024) + 64,
+                "round {round}"
+            );
         }
         expected.insert(b"a".to_vec(), StoredValue::Inline(vec![0; 8]));
         let entries: Vec<_> = expected.into_iter().collect();
