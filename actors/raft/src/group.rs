@@ -144,6 +144,8 @@ pub struct Outputs {
     pub role_change: Option<RoleChange>,
     /// Entries applied by this drain.
     pub applied_entries: u64,
+    /// Messages this drain produced (those handed to a `send` included).
+    pub messages_sent: u64,
 }
 
 /// A raft group member: consensus core, state machine and the clients waiting on them.
@@ -254,6 +256,22 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     /// shell can let ticks and heartbeats through between cycles of a long catch-up; check
     /// [`Self::has_ready`] for what is left.
     pub fn drain_at_most(&mut self, cycles_max: usize) -> Result<Outputs, CoreError> {
+        let mut sent = Vec::new();
+        let mut outputs = self.drain_sending(cycles_max, &mut |messages| sent.extend(messages))?;
+        outputs.messages = sent;
+        Ok(outputs)
+    }
+
+    /// Like [`Self::drain_at_most`], but hands each cycle's messages to `send` as soon as
+    /// the cycle has persisted what must precede them, before the cycle's committed entries
+    /// are applied: replication (a leader's appends, a follower's acknowledgements) then
+    /// never waits for the state machine, which would put every apply on the commit path
+    /// of the next entries. `Outputs::messages` stays empty.
+    pub fn drain_sending(
+        &mut self,
+        cycles_max: usize,
+        send: &mut dyn FnMut(Vec<Message>),
+    ) -> Result<Outputs, CoreError> {
         let mut outputs = Outputs {
             completions: std::mem::take(&mut self.premature),
             ..Outputs::default()
@@ -266,7 +284,7 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
                 break;
             };
             cycles += 1;
-            self.absorb(effects, &mut outputs);
+            self.absorb(effects, &mut outputs, send);
             self.check_machine()?;
         }
         if self.applied != applied_before {
@@ -368,7 +386,12 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
         }
     }
 
-    fn absorb(&mut self, effects: Effects, outputs: &mut Outputs) {
+    fn absorb(
+        &mut self,
+        effects: Effects,
+        outputs: &mut Outputs,
+        send: &mut dyn FnMut(Vec<Message>),
+    ) {
         let Effects {
             messages_first,
             messages_after_persist,
@@ -378,8 +401,12 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
             role_change,
             ..
         } = effects;
-        outputs.messages.extend(messages_first);
-        outputs.messages.extend(messages_after_persist);
+        let mut messages = messages_first;
+        messages.extend(messages_after_persist);
+        if !messages.is_empty() {
+            outputs.messages_sent += messages.len() as u64;
+            send(messages);
+        }
         if let Some(snapshot) = snapshot {
             let index = snapshot.get_metadata().index;
             if index > self.applied {
@@ -824,5 +851,76 @@ mod tests {
         assert!(error.to_string().contains("disk gone"), "{error}");
         assert!(group.compact().is_err());
         assert!(group.drain().is_err(), "it stays stopped");
+    }
+
+    /// Records the order of sends and applies, shared with the `send` of a drain.
+    struct Ordered {
+        journal: Journal,
+        events: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+    }
+
+    impl StateMachine for Ordered {
+        fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8> {
+            self.events.lock().unwrap().push("apply");
+            self.journal.apply(index, data)
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            self.journal.snapshot()
+        }
+        fn restore(&mut self, data: &[u8]) {
+            self.journal.restore(data);
+        }
+    }
+
+    /// A follower acknowledges new entries before it applies the committed ones in the same
+    /// cycle, so an apply never delays the commit of what comes next.
+    #[test]
+    fn a_cycle_hands_its_messages_over_before_applying() {
+        let mut groups: Vec<_> = (1..=3).map(|id| group(id, &[1, 2, 3])).collect();
+        groups[0].core_mut().campaign().unwrap();
+        settle(&mut groups);
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = groups[1].core().store().clone();
+        let core = RaftCore::new(&RaftConfig::new(2, 7), store, &raft_logger("test")).unwrap();
+        let applied = groups[1].applied();
+        let mut follower = RaftGroup::new(
+            core,
+            Ordered {
+                journal: groups[1].machine().clone(),
+                events: events.clone(),
+            },
+            applied,
+        );
+        // "a" commits on the leader; the append that tells the follower so carries "b".
+        groups[0].propose(b"a".to_vec()).unwrap();
+        let appends = groups[0].drain().unwrap().messages;
+        let mut acks = Vec::new();
+        for message in appends {
+            if message.to == 2 {
+                follower.step(message).unwrap();
+            }
+        }
+        follower
+            .drain_sending(usize::MAX, &mut |messages| acks.extend(messages))
+            .unwrap();
+        for message in acks {
+            groups[0].step(message).unwrap();
+        }
+        groups[0].propose(b"b".to_vec()).unwrap();
+        for message in groups[0].drain().unwrap().messages {
+            if message.to == 2 {
+                follower.step(message).unwrap();
+            }
+        }
+        events.lock().unwrap().clear();
+        let log = events.clone();
+        let outputs = follower
+            .drain_sending(usize::MAX, &mut |_| log.lock().unwrap().push("send"))
+            .unwrap();
+        assert!(outputs.messages.is_empty() && outputs.messages_sent > 0);
+        assert_eq!(outputs.applied_entries, 1, "\"a\" is applied in this drain");
+        let events = events.lock().unwrap().clone();
+        assert_eq!(events.first(), Some(&"send"), "{events:?}");
+        assert!(events.contains(&"apply"), "{events:?}");
     }
 }

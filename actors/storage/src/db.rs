@@ -1035,7 +1035,10 @@ mod tests {
 
     #[test]
     fn runs_break_at_gaps_and_at_the_size_limit() {
-        assert_eq!(consecutive_runs(&[], 4), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(
+            consecutive_runs(&[], 4),
+            Vec::<std::ops::Range<usize>>::new()
+        );
         assert_eq!(consecutive_runs(&[7], 4), vec![0..1]);
         assert_eq!(
             consecutive_runs(&[2, 3, 4, 9, 10, 12], 4),

@@ -18,7 +18,7 @@ use inferadb_raft::group::{Completion, Outputs, RaftGroup, StateMachine};
 use inferadb_raft::store::LogStore;
 use inferadb_raft::transport::{PeerEnvelope, Transport};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, MessageType};
+use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Message, MessageType};
 use raft::{ProgressState, SnapshotStatus};
 
 type ProposeReply = RpcReplyPort<Result<Applied, ProposeError>>;
@@ -195,7 +195,25 @@ fn drain<S: LogStore, M: StateMachine>(
     issue_reads(state);
     // A bounded number of cycles per Drain: a long catch-up yields to the mailbox between
     // them, so ticks and heartbeats keep flowing and no election is caused by an apply.
-    let outputs = tokio::task::block_in_place(|| state.group.drain_at_most(READY_CYCLES_PER_DRAIN));
+    let RaftState {
+        group,
+        group_id,
+        transport,
+        ticks,
+        snapshots_sent,
+        ..
+    } = state;
+    let mut send = |messages: Vec<Message>| {
+        send_messages(
+            *group_id,
+            transport.as_ref(),
+            snapshots_sent,
+            *ticks,
+            &messages,
+        );
+    };
+    let outputs =
+        tokio::task::block_in_place(|| group.drain_sending(READY_CYCLES_PER_DRAIN, &mut send));
     match outputs {
         Ok(outputs) => {
             record_metrics(state, &outputs, started.elapsed().as_secs_f64());
@@ -238,7 +256,7 @@ fn record_metrics<S: LogStore, M: StateMachine>(
     metrics::counter!("inferadb_raft_entries_applied_total", "group" => group.clone())
         .increment(outputs.applied_entries);
     // A cycle that sent or applied something persisted first (append + fsync).
-    if !outputs.messages.is_empty() || outputs.applied_entries > 0 {
+    if outputs.messages_sent > 0 || outputs.applied_entries > 0 {
         metrics::histogram!("inferadb_raft_ready_cycle_seconds", "group" => group.clone())
             .record(cycle_s);
     }
@@ -495,16 +513,33 @@ fn answer_reads(waiting: Vec<ReadReply>, answer: &Result<u64, ProposeError>) {
 }
 
 /// Sends the messages, answers finished proposals and served reads.
-fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: Outputs) {
-    for message in &outputs.messages {
+/// Seals and sends `messages`, noting when each snapshot went out.
+fn send_messages(
+    group_id: u64,
+    transport: &dyn Transport,
+    snapshots_sent: &mut BTreeMap<u64, u64>,
+    ticks: u64,
+    messages: &[Message],
+) {
+    for message in messages {
         if message.get_msg_type() == MessageType::MsgSnapshot {
-            state.snapshots_sent.insert(message.to, state.ticks);
+            snapshots_sent.insert(message.to, ticks);
         }
-        match PeerEnvelope::seal(state.group_id, message) {
-            Ok(envelope) => state.transport.send(envelope),
+        match PeerEnvelope::seal(group_id, message) {
+            Ok(envelope) => transport.send(envelope),
             Err(error) => tracing::error!(%error, "raft message could not be sealed"),
         }
     }
+}
+
+fn perform<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, outputs: Outputs) {
+    send_messages(
+        state.group_id,
+        state.transport.as_ref(),
+        &mut state.snapshots_sent,
+        state.ticks,
+        &outputs.messages,
+    );
     for completion in outputs.completions {
         let (ticket, answer) = match completion {
             Completion::Applied { ticket, output } => (
