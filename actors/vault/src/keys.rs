@@ -88,6 +88,20 @@ pub fn reverse_key(relationship: &Relationship) -> Vec<u8> {
     key
 }
 
+/// The expiry-index key of a relationship stored under `forward_key` with `expires_at_ms`.
+pub fn expiry_key(expires_at_ms: u64, forward_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + forward_key.len());
+    key.extend_from_slice(&expires_at_ms.to_be_bytes());
+    key.extend_from_slice(forward_key);
+    key
+}
+
+/// Splits an expiry-index key into the expiry and the forward key.
+pub fn decode_expiry_key(key: &[u8]) -> Option<(u64, &[u8])> {
+    let (expiry, forward) = key.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*expiry), forward))
+}
+
 /// The stored value for an expiry.
 pub fn encode_expiry(expires_at_ms: Option<u64>) -> Vec<u8> {
     expires_at_ms.map_or_else(Vec::new, |expiry| expiry.to_le_bytes().to_vec())

@@ -8,16 +8,16 @@ use crate::error::WriteError;
 use crate::vault::{Staging, Vault, WriteOutcome};
 
 impl Vault {
-    /// Removes up to `limit` stored relationships whose `expires_at_ms <= now_ms`, in
-    /// forward-key order, as ONE block of `Remove` operations (each carrying the expiry it
+    /// Removes up to `limit` stored relationships whose `expires_at_ms <= now_ms`, soonest
+    /// expiry first (then in forward-key order), as ONE block of `Remove` operations (each carrying the expiry it
     /// had), in one transaction; the block's timestamp is `now_ms`. Expired relationships
     /// are already invisible to reads and checks; purging reclaims their space and keeps
     /// later scans short. When nothing is expired (or `limit` is 0) nothing is recorded and
     /// the outcome is the current revision with zero counts.
     ///
-    /// The scan walks the forward index from its start: there is no expiry index, and a
-    /// caller that purges regularly keeps each pass's removals (and block) small with
-    /// `limit`. A `limit` whose block would exceed the storage value limit is refused as
+    /// The walk reads only the expired prefix of the expiry index, so a purge costs what it
+    /// removes, whatever the number of relationships that do not expire; `limit` keeps each
+    /// pass's removals (and block) small. A `limit` whose block would exceed the storage value limit is refused as
     /// [`WriteError::BlockTooLarge`], changing nothing.
     pub fn purge_expired(&mut self, now_ms: u64, limit: usize) -> Result<WriteOutcome, WriteError> {
         let unchanged = WriteOutcome {

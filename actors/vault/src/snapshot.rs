@@ -42,6 +42,7 @@ pub struct VaultSnapshot {
     pub(crate) txn: ReadTransaction,
     pub(crate) forward: TableHandle,
     pub(crate) reverse: TableHandle,
+    pub(crate) expiry: TableHandle,
     pub(crate) blocks: TableHandle,
     pub(crate) state: TableHandle,
 }
@@ -169,6 +170,10 @@ impl VaultSnapshot {
 
     pub(crate) fn reverse_table(&self) -> ReadTable<'_> {
         self.txn.open_handle(&self.reverse)
+    }
+
+    pub(crate) fn expiry_table(&self) -> ReadTable<'_> {
+        self.txn.open_handle(&self.expiry)
     }
 
     pub(crate) fn blocks_table(&self) -> ReadTable<'_> {

@@ -1,4 +1,4 @@
-//! Table names. Node-level tables are `vaults` and `node`; each vault has five tables under
+//! Table names. Node-level tables are `vaults` and `node`; each vault has six tables under
 //! `v/<16 hex digits of its id>/`.
 
 use inferadb_protocols::VaultId;
@@ -20,6 +20,13 @@ pub fn reverse(id: VaultId) -> String {
     format!("v/{id}/rev")
 }
 
+/// The expiry index of a vault: `expires_at_ms` (u64 big-endian) ‖ forward key → empty, one
+/// entry per stored relationship that has an expiry, so the expired ones are a prefix of
+/// it and purging them never walks the relationships that do not expire.
+pub fn expiry(id: VaultId) -> String {
+    format!("v/{id}/exp")
+}
+
 /// The blocks of a vault (height u64 big-endian → encoded block).
 pub fn blocks(id: VaultId) -> String {
     format!("v/{id}/blocks")
@@ -36,8 +43,15 @@ pub fn state(id: VaultId) -> String {
 }
 
 /// Every table of a vault.
-pub fn all(id: VaultId) -> [String; 5] {
-    [forward(id), reverse(id), blocks(id), schemas(id), state(id)]
+pub fn all(id: VaultId) -> [String; 6] {
+    [
+        forward(id),
+        reverse(id),
+        expiry(id),
+        blocks(id),
+        schemas(id),
+        state(id),
+    ]
 }
 
 /// The key of the head (height u64 big-endian ‖ last block hash) in the state table.

@@ -11,7 +11,8 @@ use inferadb_storage::{Database, Durability, WriteTransaction};
 
 use crate::error::{VaultError, WriteError};
 use crate::filter::{scan_matching, IndexKind, RelationshipFilter, ScanError};
-use crate::keys::{decode_expiry, encode_expiry, forward_key, reverse_key};
+use crate::keys::{decode_expiry, decode_expiry_key, decode_forward, encode_expiry, expiry_key};
+use crate::keys::{forward_key, reverse_key};
 use crate::ledger::{decode_bucket, Hash32, Operation, Reader, StateBuckets};
 use crate::limits::VaultLimits;
 use crate::snapshot::{ActiveSchema, VaultSnapshot};
@@ -290,6 +291,7 @@ impl Vault {
         let txn = self.db.begin_read();
         let forward = txn.table_handle(&tables::forward(self.id))?;
         let reverse = txn.table_handle(&tables::reverse(self.id))?;
+        let expiry = txn.table_handle(&tables::expiry(self.id))?;
         let blocks = txn.table_handle(&tables::blocks(self.id))?;
         let state = txn.table_handle(&tables::state(self.id))?;
         Ok(Arc::new(VaultSnapshot {
@@ -301,6 +303,7 @@ impl Vault {
             txn,
             forward,
             reverse,
+            expiry,
             blocks,
             state,
         }))
@@ -373,6 +376,7 @@ pub(crate) struct Staging<'a> {
     txn: &'a mut WriteTransaction,
     forward: String,
     reverse: String,
+    expiry: String,
     pub(crate) buckets: StateBuckets,
     pub(crate) changed: BTreeSet<u8>,
     pub(crate) operations: Vec<Operation>,
@@ -386,6 +390,7 @@ impl<'a> Staging<'a> {
             txn,
             forward: tables::forward(id),
             reverse: tables::reverse(id),
+            expiry: tables::expiry(id),
             buckets,
             changed: BTreeSet::new(),
             operations: Vec::new(),
@@ -412,12 +417,18 @@ impl<'a> Staging<'a> {
 
     pub(crate) fn insert(&mut self, relationship: Relationship) -> Result<(), WriteError> {
         let value = encode_expiry(relationship.expires_at_ms);
+        let forward = forward_key(&relationship);
         self.txn
             .open_table(&self.forward)?
-            .insert(&forward_key(&relationship), &value)?;
+            .insert(&forward, &value)?;
         self.txn
             .open_table(&self.reverse)?
             .insert(&reverse_key(&relationship), &value)?;
+        if let Some(expires_at_ms) = relationship.expires_at_ms {
+            self.txn
+                .open_table(&self.expiry)?
+                .insert(&expiry_key(expires_at_ms, &forward), &[])?;
+        }
         self.changed.insert(self.buckets.insert(&relationship));
         self.inserted += 1;
         self.operations.push(Operation::Insert(relationship));
@@ -431,9 +442,13 @@ impl<'a> Staging<'a> {
         expires_at_ms: Option<u64>,
     ) -> Result<(), WriteError> {
         relationship.expires_at_ms = expires_at_ms;
-        self.txn
-            .open_table(&self.forward)?
-            .remove(&forward_key(&relationship))?;
+        let forward = forward_key(&relationship);
+        self.txn.open_table(&self.forward)?.remove(&forward)?;
+        if let Some(expires_at_ms) = expires_at_ms {
+            self.txn
+                .open_table(&self.expiry)?
+                .remove(&expiry_key(expires_at_ms, &forward))?;
+        }
         self.txn
             .open_table(&self.reverse)?
             .remove(&reverse_key(&relationship))?;
@@ -524,31 +539,30 @@ impl<'a> Staging<'a> {
         Ok(found)
     }
 
-    /// The first `limit` stored relationships, in forward-key order, that are expired at
-    /// `now_ms`, each with its expiry.
+    /// The first `limit` stored relationships that are expired at `now_ms`, each with its
+    /// expiry, soonest expiry first (then in forward-key order): a walk of the expiry
+    /// index's expired prefix only.
     pub(crate) fn expired(
         &mut self,
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<Relationship>, WriteError> {
-        let table = self.txn.open_table(&self.forward)?;
+        let table = self.txn.open_table(&self.expiry)?;
         let mut found = Vec::new();
-        scan_matching(
-            table.prefix(b"")?,
-            IndexKind::Forward,
-            &RelationshipFilter::default(),
-            &mut |_, relationship| {
-                if !relationship.is_live_at(now_ms) {
-                    found.push(relationship);
-                }
-                if found.len() >= limit {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        )
-        .map_err(scan_to_write)?;
+        for entry in table.prefix(b"")? {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, _) = entry?;
+            let corrupt = || WriteError::Corrupt {
+                what: "expiry index key".into(),
+            };
+            let (expires_at_ms, forward) = decode_expiry_key(key).ok_or_else(corrupt)?;
+            if expires_at_ms > now_ms {
+                break;
+            }
+            found.push(decode_forward(forward, Some(expires_at_ms)).ok_or_else(corrupt)?);
+        }
         Ok(found)
     }
 

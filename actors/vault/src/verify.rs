@@ -4,7 +4,7 @@
 use inferadb_protocols::Relationship;
 
 use crate::error::VaultError;
-use crate::keys::{decode_expiry, decode_forward, reverse_key};
+use crate::keys::{decode_expiry, decode_forward, expiry_key, reverse_key};
 use crate::ledger::{
     block_hash, decode_bucket, hex, operations_root, sha256, Block, Hash32, Operation, StateBuckets,
 };
@@ -232,8 +232,10 @@ impl VaultSnapshot {
     fn check_indexes(&self, problems: &mut Problems) -> Result<(StateBuckets, u64), VaultError> {
         let forward = self.forward_table();
         let reverse = self.reverse_table();
+        let expiry = self.expiry_table();
         let mut buckets = StateBuckets::default();
         let mut count = 0u64;
+        let mut expiring = 0u64;
         for entry in forward.iter()? {
             let (key, value) = entry?;
             count += 1;
@@ -245,6 +247,18 @@ impl VaultSnapshot {
             };
             buckets.insert(&relationship);
             check_mirror(&reverse, &relationship, &value, problems)?;
+            if let Some(expires_at_ms) = relationship.expires_at_ms {
+                expiring += 1;
+                if expiry.get(&expiry_key(expires_at_ms, key))?.is_none() {
+                    problems.push(format!("expiry entry of {relationship}: missing"));
+                }
+            }
+        }
+        if expiry.len() != expiring {
+            problems.push(format!(
+                "the expiry index has {} entries, the forward index {expiring} with an expiry",
+                expiry.len()
+            ));
         }
         if reverse.len() != count {
             problems.push(format!(

@@ -273,6 +273,25 @@ fn reads_match(snapshot: &VaultSnapshot, model: &Model, filter: &RelationshipFil
     assert_eq!(found_set, wanted, "read_relationships {filter:?}");
 }
 
+/// Purges the model as `Vault::purge_expired` does: up to `limit` relationships expired at
+/// `now_ms`, soonest expiry first, then in forward-key order; returns how many went.
+fn purge_model(model: &mut Model, now_ms: u64, limit: usize) -> usize {
+    let mut expired: Vec<(u64, Vec<u8>)> = model
+        .iter()
+        .filter_map(|(key, r)| {
+            r.expires_at_ms
+                .filter(|at| *at <= now_ms)
+                .map(|at| (at, key.clone()))
+        })
+        .collect();
+    expired.sort();
+    expired.truncate(limit);
+    for (_, key) in &expired {
+        model.remove(key);
+    }
+    expired.len()
+}
+
 pub(crate) fn absolute(mut mutations: Vec<Mutation>, now_ms: u64) -> Vec<Mutation> {
     for mutation in &mut mutations {
         if let Mutation::Create(r) | Mutation::Touch(r) = mutation {
@@ -289,6 +308,7 @@ proptest! {
     fn vault_agrees_with_the_model(
         batches in proptest::collection::vec(proptest::collection::vec(mutation(), 0..8), 1..7),
         filters in proptest::collection::vec(filter(), 3),
+        purges in proptest::collection::vec(proptest::option::of(0usize..4), 7),
     ) {
         let (db, mut vault) = vault_with_schema();
         let mut model = Model::new();
@@ -306,6 +326,12 @@ proptest! {
                     prop_assert_eq!(outcome.operations_applied > 0, changed);
                     model = next;
                 }
+            }
+            if let Some(limit) = purges[step] {
+                let purge_ms = now_ms + 5;
+                let removed = purge_model(&mut model, purge_ms, limit);
+                let outcome = vault.purge_expired(purge_ms, limit).unwrap();
+                prop_assert_eq!(outcome.removed, removed);
             }
             let snapshot = vault.snapshot().unwrap();
             // Read a little later too, so expiries between batches are exercised.

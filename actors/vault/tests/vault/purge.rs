@@ -50,7 +50,7 @@ fn live(snapshot: &VaultSnapshot, now_ms: u64) -> Vec<String> {
 }
 
 #[test]
-fn purging_removes_expired_relationships_in_key_order_as_one_block() {
+fn purging_removes_expired_relationships_soonest_expiry_first_as_one_block() {
     let (_db, mut vault) = vault_with_schema();
     vault
         .write(
@@ -79,8 +79,8 @@ fn purging_removes_expired_relationships_in_key_order_as_one_block() {
     );
     assert_eq!(vault.revision(), Revision(2));
 
-    // Three have expired at 150 (the expiry itself counts); a limit of 2 takes the first
-    // two in forward-key order: doc:a, then doc:b.
+    // Three have expired at 150 (the expiry itself counts); a limit of 2 takes the two
+    // that expired first: doc:b (100), then group:g (120).
     let first = vault.purge_expired(150, 2).unwrap();
     assert_eq!(
         (first.revision, first.inserted, first.removed),
@@ -92,14 +92,14 @@ fn purging_removes_expired_relationships_in_key_order_as_one_block() {
     assert_eq!(
         block.operations,
         [
-            Operation::Remove(rel("doc:a#viewer@user:x[expires_at_ms:150]")),
             Operation::Remove(rel("doc:b#viewer@user:x[expires_at_ms:100]")),
+            Operation::Remove(rel("group:g#member@user:y[expires_at_ms:120]")),
         ]
     );
     let remaining = [
         "doc:a#owner@user:x",
+        "doc:a#viewer@user:x[expires_at_ms:150]",
         "doc:c#viewer@user:x[expires_at_ms:300]",
-        "group:g#member@user:y[expires_at_ms:120]",
     ];
     assert_eq!(stored(&snapshot, false), remaining);
     assert_eq!(stored(&snapshot, true), remaining);
