@@ -599,8 +599,12 @@ fn persist_when_due<S: LogStore, M: StateMachine>(
         return Ok(());
     }
     state.persisted_at = state.ticks;
+    #[allow(clippy::disallowed_methods)] // a latency metric of the shell, never a decision
+    let started = std::time::Instant::now();
     tokio::task::block_in_place(|| state.group.persist())
         .map_err(|error| format!("raft group {}: persisting failed: {error}", state.group_id))?;
+    metrics::histogram!("inferadb_raft_persist_seconds", "group" => state.group_id.to_string())
+        .record(started.elapsed().as_secs_f64());
     Ok(())
 }
 
