@@ -56,6 +56,15 @@ pub trait StateMachine {
     /// failure must show in [`StateMachine::failure`], which then refuses the compaction.
     fn persist(&mut self) {}
 
+    /// A [`Self::persist`] whose slow part (the fsyncs) runs off the member's thread: the
+    /// cheap part (noting what to make durable) runs now, the returned job makes it durable
+    /// while the member goes on applying. For the periodic persist, whose stall would
+    /// otherwise hold up every write of the group. `None`, the default, has the caller
+    /// persist at once.
+    fn persist_in_background(&mut self) -> Option<PersistJob> {
+        None
+    }
+
     /// Why no snapshot can be taken now, if so (part of the state is unavailable on this
     /// replica): compaction is refused and the log kept, rather than snapshotting a part.
     fn snapshot_blocked(&self) -> Option<String> {
@@ -86,6 +95,10 @@ pub trait StateMachine {
 /// Produces a snapshot's bytes, or says why it could not (see
 /// [`StateMachine::snapshot_builder`]).
 pub type SnapshotBuilder = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
+/// Makes noted state durable off the member's thread, or says why it could not (see
+/// [`StateMachine::persist_in_background`]).
+pub type PersistJob = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
 /// A compaction under way (see [`RaftGroup::begin_compaction`]): build the bytes anywhere,
 /// then hand them to [`RaftGroup::finish_compaction`] with `index`.
@@ -306,6 +319,14 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     pub fn persist(&mut self) -> Result<(), CoreError> {
         self.machine.persist();
         self.check_machine()
+    }
+
+    /// Starts a persist whose fsyncs run off the member's thread (see
+    /// [`StateMachine::persist_in_background`]); `None` when the machine cannot, and the
+    /// caller then calls [`Self::persist`].
+    pub fn begin_persist(&mut self) -> Result<Option<PersistJob>, CoreError> {
+        self.check_machine()?;
+        Ok(self.machine.persist_in_background())
     }
 
     /// Takes a snapshot of the state machine at the applied index and compacts the log

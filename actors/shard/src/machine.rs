@@ -107,10 +107,11 @@
 //! without a sync), the shell restores from it before starting.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use inferadb_protocols::VaultId;
-use inferadb_raft::group::{MembershipTarget, SnapshotBuilder, StateMachine};
+use inferadb_raft::group::{MembershipTarget, PersistJob, SnapshotBuilder, StateMachine};
 use inferadb_storage::{Database, Durability, WriteTransaction};
 use inferadb_vault::{
     CatalogError, NodeCatalog, Vault, VaultOptions, VaultRecord, WriteBatch, WriteError,
@@ -203,6 +204,9 @@ pub struct ShardMachine {
     fence_epochs: BTreeMap<String, u64>,
     applied_index: u64,
     fatal: OnceLock<String>,
+    /// Bumped whenever vault files are created, deleted or rebuilt, before the catalog
+    /// changes their watermarks: a background persist begun earlier then records none.
+    files_epoch: Arc<AtomicU64>,
     /// Who hears about changed vaults ([`Self::publish`]).
     observer: Box<dyn ShardObserver>,
     /// Vaults changed since the last [`Self::publish`].
@@ -274,6 +278,7 @@ impl ShardMachine {
             fence_epochs,
             applied_index,
             fatal: OnceLock::new(),
+            files_epoch: Arc::new(AtomicU64::new(0)),
             observer: Box::new(NoObserver),
             touched,
             membership_changed: true,
@@ -563,6 +568,7 @@ impl ShardMachine {
         name: &str,
         now_ms: u64,
     ) -> Result<ShardAnswer, ShardError> {
+        self.files_epoch.fetch_add(1, Ordering::SeqCst);
         let mut txn = self.catalog.database().begin_write()?;
         let record = match self.catalog.create_vault_in(&mut txn, id, name, now_ms) {
             Ok(record) => record,
@@ -593,6 +599,7 @@ impl ShardMachine {
     }
 
     fn delete_vault(&mut self, index: u64, id: VaultId) -> Result<ShardAnswer, ShardError> {
+        self.files_epoch.fetch_add(1, Ordering::SeqCst);
         if !self.vaults.contains_key(&id) && !self.quarantined.contains_key(&id) {
             self.record_applied(index)?;
             return Ok(not_found(id));
@@ -720,6 +727,21 @@ impl StateMachine for ShardMachine {
             let _ = self
                 .fatal
                 .set(format!("syncing the vaults failed: {error}"));
+        }
+    }
+
+    fn persist_in_background(&mut self) -> Option<PersistJob> {
+        if self.fatal.get().is_some() {
+            return None;
+        }
+        match synced::begin_background_sync(self) {
+            Ok(job) => Some(job),
+            Err(error) => {
+                let _ = self
+                    .fatal
+                    .set(format!("syncing the vaults failed: {error}"));
+                None
+            }
         }
     }
 

@@ -66,6 +66,9 @@ struct State {
     durable_txn: u64,
     /// Slot holding that meta page.
     durable_slot: u64,
+    /// The commit a sync in flight makes durable ([`Database::begin_sync`]): writers
+    /// that begin meanwhile treat the pages it reaches as reachable from the disk.
+    syncing_txn: Option<u64>,
     poisoned: bool,
 }
 
@@ -75,6 +78,13 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     writer_active: Mutex<bool>,
     writer_released: Condvar,
+    /// Whether a sync is between [`Database::begin_sync`] and the end of its
+    /// [`PendingSync`]: one runs at a time.
+    sync_active: Mutex<bool>,
+    sync_released: Condvar,
+    /// Orders meta-page writes (a sync's and an `Immediate` commit's): each picks the slot
+    /// the newest durable meta is not in, writes, syncs and records it, alone.
+    meta_lock: Mutex<()>,
 }
 
 /// An embedded, single-file, copy-on-write B+tree key-value store with named tables.
@@ -193,10 +203,14 @@ impl Builder {
                     readers: BTreeMap::new(),
                     durable_txn: meta.txn,
                     durable_slot: slot,
+                    syncing_txn: None,
                     poisoned: false,
                 }),
                 writer_active: Mutex::new(false),
                 writer_released: Condvar::new(),
+                sync_active: Mutex::new(false),
+                sync_released: Condvar::new(),
+                meta_lock: Mutex::new(()),
             }),
         })
     }
@@ -289,6 +303,8 @@ impl Database {
         let base = state.current.clone();
         let oldest_reader = state.readers.keys().next().copied().unwrap_or(u64::MAX);
         let durable_txn = state.durable_txn;
+        // Pages a sync in flight will make reachable from the disk are not young any more.
+        let disk_reaches_txn = durable_txn.max(state.syncing_txn.unwrap_or(0));
         drop(state);
         let mut free = base.free.clone();
         free.release_up_to(durable_txn.min(oldest_reader), oldest_reader);
@@ -306,7 +322,7 @@ impl Database {
                 },
                 released: Vec::new(),
                 released_young: Vec::new(),
-                durable_txn,
+                durable_txn: disk_reaches_txn,
             },
             pending: free.pending,
             pending_young: free.pending_young,
@@ -320,25 +336,31 @@ impl Database {
     /// Makes every deferred commit durable: syncs the data, writes the newest meta page,
     /// syncs again. Waits for an open write transaction to finish.
     pub fn sync(&self) -> Result<(), StorageError> {
-        let _writer = WriterGuard::acquire(&self.shared);
-        let (current, durable_txn, slot) = {
-            let state = self.shared.state.lock();
-            if state.poisoned {
-                return Err(StorageError::Poisoned);
-            }
-            (
-                state.current.clone(),
-                state.durable_txn,
-                1 - state.durable_slot,
-            )
-        };
-        if current.meta.txn == durable_txn {
-            return Ok(());
-        }
-        let result = self.shared.write_meta(&current.meta, slot, true);
-        self.shared.finish_durable(result, current.meta.txn, slot)
+        self.begin_sync()?.finish()
     }
 
+    /// Starts making the newest commit durable, as [`Database::sync`] does, in two steps so
+    /// that writers need not wait for the fsyncs: this one waits only for an open write
+    /// transaction to end and notes the newest commit; [`PendingSync::finish`] (on any
+    /// thread, while write transactions come and go) syncs the data, writes that commit's
+    /// meta page and syncs again. Writers that begin meanwhile keep the pages of the noted
+    /// commit (they will be reachable from the disk) instead of reusing them early. One
+    /// sync runs at a time: a second `begin_sync` waits for the first to finish.
+    pub fn begin_sync(&self) -> Result<PendingSync, StorageError> {
+        let mut pending = PendingSync::acquire(&self.shared);
+        let _writer = WriterGuard::acquire(&self.shared);
+        let mut state = self.shared.state.lock();
+        if state.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        let current = state.current.clone();
+        if current.meta.txn == state.durable_txn {
+            return Ok(pending);
+        }
+        state.syncing_txn = Some(current.meta.txn);
+        pending.meta = Some(current.meta);
+        Ok(pending)
+    }
     /// File and reader counters.
     pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
         let state = self.shared.state.lock();
@@ -396,6 +418,69 @@ impl<'a> WriterGuard<'a> {
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         self.shared.release_writer();
+    }
+}
+
+/// A sync begun by [`Database::begin_sync`]; [`PendingSync::finish`] completes it.
+/// Dropping it unfinished leaves the noted commit as durable as it was.
+#[must_use = "a begun sync does nothing until finished"]
+pub struct PendingSync {
+    shared: Arc<Shared>,
+    /// The commit to make durable; `None` when the newest commit already was.
+    meta: Option<Meta>,
+}
+
+impl PendingSync {
+    /// Waits for the sync in flight, if any, then holds the sync slot.
+    fn acquire(shared: &Arc<Shared>) -> PendingSync {
+        let mut active = shared.sync_active.lock();
+        while *active {
+            shared.sync_released.wait(&mut active);
+        }
+        *active = true;
+        PendingSync {
+            shared: Arc::clone(shared),
+            meta: None,
+        }
+    }
+
+    /// Syncs the data, then writes the noted commit's meta page and syncs again: the
+    /// commit (and every one before it) is durable when this returns `Ok`. A failure
+    /// poisons the database, as a failed commit does.
+    pub fn finish(mut self) -> Result<(), StorageError> {
+        let Some(meta) = self.meta.take() else {
+            return Ok(());
+        };
+        let shared = &self.shared;
+        // The long fsync runs without the meta lock, so `Immediate` commits go on.
+        if let Err(error) = shared.io.sync() {
+            shared.state.lock().poisoned = true;
+            return Err(error.into());
+        }
+        let _meta = shared.meta_lock.lock();
+        let (durable_txn, slot) = {
+            let state = shared.state.lock();
+            if state.poisoned {
+                return Err(StorageError::Poisoned);
+            }
+            (state.durable_txn, 1 - state.durable_slot)
+        };
+        if durable_txn >= meta.txn {
+            // An `Immediate` commit made a newer state durable meanwhile.
+            return Ok(());
+        }
+        let result = shared
+            .write_meta(&meta, slot, false)
+            .and_then(|()| shared.io.sync());
+        shared.finish_durable(result, meta.txn, slot)
+    }
+}
+
+impl Drop for PendingSync {
+    fn drop(&mut self) {
+        self.shared.state.lock().syncing_txn = None;
+        *self.shared.sync_active.lock() = false;
+        self.shared.sync_released.notify_all();
     }
 }
 
@@ -810,6 +895,8 @@ impl WriteTransaction {
             page_count: self.write.allocator.high_water,
         };
         let runs = self.seal_pages(txn, &free, &chain);
+        let shared = Arc::clone(&self.shared);
+        let _meta = (self.durability == Durability::Immediate).then(|| shared.meta_lock.lock());
         let slot = 1 - self.shared.state.lock().durable_slot;
         // Any failure from here on may leave the new meta on disk while memory still
         // describes the old commit: poison, so that only a reopen continues.
@@ -828,6 +915,7 @@ impl WriteTransaction {
     /// A transaction without changes writes no new commit, but an `Immediate` one still
     /// promises that the state it saw is durable: sync earlier deferred commits.
     fn commit_unchanged(self) -> Result<(), StorageError> {
+        let _meta = self.shared.meta_lock.lock();
         let (durable_txn, slot) = {
             let state = self.shared.state.lock();
             (state.durable_txn, 1 - state.durable_slot)

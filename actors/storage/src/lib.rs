@@ -27,7 +27,8 @@ mod verify;
 
 pub use btree::{Range, Value};
 pub use db::{
-    Builder, Database, DatabaseStats, Durability, ReadTransaction, TableHandle, WriteTransaction,
+    Builder, Database, DatabaseStats, Durability, PendingSync, ReadTransaction, TableHandle,
+    WriteTransaction,
 };
 pub use error::{IoError, OpenError, StorageError};
 pub use io::PageIo;

@@ -82,6 +82,8 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     persist_every_ticks: u64,
     /// The tick of the last persist.
     persisted_at: u64,
+    /// Whether a periodic persist is running off the actor.
+    persist_running: bool,
     /// Snapshots sent, by receiver, with the tick they left at: raft-rs waits for a
     /// delivery report before it sends another, and a lost one is never reported by the
     /// transport.
@@ -132,6 +134,7 @@ where
             snapshots_sent: BTreeMap::new(),
             persist_every_ticks: arguments.persist_every_ticks.max(1),
             persisted_at: 0,
+            persist_running: false,
         })
     }
 
@@ -146,7 +149,7 @@ where
                 state.ticks += 1;
                 expire_requests(state);
                 expire_snapshots(state);
-                persist_when_due(state)?;
+                persist_when_due(&myself, state)?;
                 state.group.tick()?;
             }
             RaftMsg::Peer(envelope) => step(state, &envelope),
@@ -156,6 +159,12 @@ where
             RaftMsg::Campaign => state.group.core_mut().campaign()?,
             RaftMsg::TransferLeader { to } => transfer_leader(state, to),
             RaftMsg::SnapshotBuilt { index, data } => finish_compaction(state, index, data),
+            RaftMsg::Persisted { result } => {
+                state.persist_running = false;
+                result.map_err(|error| {
+                    format!("raft group {}: persisting failed: {error}", state.group_id)
+                })?;
+            }
             RaftMsg::Status { reply } => {
                 let _ = reply.send(status(&state.group));
                 return Ok(());
@@ -591,20 +600,36 @@ fn fail_all<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, error: &C
 }
 
 /// Makes the state machine durable every `persist_every_ticks` ticks (vault files, then
-/// the catalog), so a restart after a crash replays only the entries since.
+/// the catalog), so a restart after a crash replays only the entries since. The fsyncs run
+/// off the actor when the machine can (they take tens of milliseconds under load, and every
+/// write of the group would wait for them); one persist runs at a time.
 fn persist_when_due<S: LogStore, M: StateMachine>(
+    myself: &ActorRef<RaftMsg>,
     state: &mut RaftState<S, M>,
 ) -> Result<(), ActorProcessingErr> {
-    if state.ticks.saturating_sub(state.persisted_at) < state.persist_every_ticks {
+    let due = state.ticks.saturating_sub(state.persisted_at) >= state.persist_every_ticks;
+    if !due || state.persist_running {
         return Ok(());
     }
     state.persisted_at = state.ticks;
-    #[allow(clippy::disallowed_methods)] // a latency metric of the shell, never a decision
-    let started = std::time::Instant::now();
-    tokio::task::block_in_place(|| state.group.persist())
-        .map_err(|error| format!("raft group {}: persisting failed: {error}", state.group_id))?;
-    metrics::histogram!("inferadb_raft_persist_seconds", "group" => state.group_id.to_string())
-        .record(started.elapsed().as_secs_f64());
+    let failed = |error| format!("raft group {}: persisting failed: {error}", state.group_id);
+    let Some(job) = tokio::task::block_in_place(|| state.group.begin_persist()).map_err(failed)?
+    else {
+        tokio::task::block_in_place(|| state.group.persist()).map_err(failed)?;
+        return Ok(());
+    };
+    state.persist_running = true;
+    let myself = myself.clone();
+    let group = state.group_id.to_string();
+    tokio::task::spawn_blocking(move || {
+        #[allow(clippy::disallowed_methods)] // a latency metric of the shell, never a decision
+        let started = std::time::Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+            .unwrap_or_else(|_| Err("the persist panicked".to_string()));
+        metrics::histogram!("inferadb_raft_persist_seconds", "group" => group)
+            .record(started.elapsed().as_secs_f64());
+        let _ = myself.send_message(RaftMsg::Persisted { result });
+    });
     Ok(())
 }
 

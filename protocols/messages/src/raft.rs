@@ -114,6 +114,12 @@ pub enum RaftMsg {
         /// The snapshot's bytes, or why it could not be built.
         data: Result<Vec<u8>, String>,
     },
+    /// A periodic persist, run off the actor (sent by the actor's own persist task): done,
+    /// or why the state machine could not be made durable.
+    Persisted {
+        /// `Ok` once the state noted at the persist's start is durable.
+        result: Result<(), String>,
+    },
     /// This member's view of the group.
     Status {
         /// The status.

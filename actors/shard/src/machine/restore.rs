@@ -122,6 +122,9 @@ pub(super) fn restore(machine: &mut ShardMachine, data: &[u8]) -> Result<(), Sha
                 what: format!("snapshot leases: {message}"),
             }
         })?;
+    machine
+        .files_epoch
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     machine.vaults.clear();
     let records = machine.catalog.list_vaults()?;
     let mut txn = machine.catalog.database().begin_write()?;

@@ -13,6 +13,10 @@
 //! snapshots, and a restore, a creation or a deletion forgets the vault's entry.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use inferadb_raft::group::PersistJob;
 
 use inferadb_protocols::VaultId;
 use inferadb_storage::{Database, Durability, WriteTransaction};
@@ -56,18 +60,70 @@ impl ShardMachine {
     /// Records every open vault's stored commit index as its watermark (call only once the
     /// vault files are synced), in one catalog commit the caller then syncs.
     pub(super) fn record_synced(&self) -> Result<(), ShardError> {
-        let mut txn = self.catalog.database().begin_write()?;
-        {
-            let mut table = txn.open_table(SYNCED_TABLE)?;
-            for (id, member) in &self.vaults {
-                let stored = member.vault.stored_commit_index()?;
-                table.insert(&id.0.to_be_bytes(), &stored.to_be_bytes())?;
-            }
-        }
-        txn.set_durability(Durability::Deferred);
-        txn.commit()?;
-        Ok(())
+        let marks = self
+            .vaults
+            .iter()
+            .map(|(id, member)| Ok((*id, member.vault.stored_commit_index()?)))
+            .collect::<Result<Vec<_>, ShardError>>()?;
+        record(self.catalog.database(), &marks, || true)
     }
+}
+
+/// Writes `marks` as watermarks in one deferred catalog commit, if `still_current()` holds
+/// once the catalog's writer slot is taken (so no change of the vault files can slip in
+/// between the check and the commit).
+fn record(
+    catalog: &Database,
+    marks: &[(VaultId, u64)],
+    still_current: impl FnOnce() -> bool,
+) -> Result<(), ShardError> {
+    let mut txn = catalog.begin_write()?;
+    if !still_current() {
+        return Ok(());
+    }
+    {
+        let mut table = txn.open_table(SYNCED_TABLE)?;
+        for (id, stored) in marks {
+            table.insert(&id.0.to_be_bytes(), &stored.to_be_bytes())?;
+        }
+    }
+    txn.set_durability(Durability::Deferred);
+    txn.commit()?;
+    Ok(())
+}
+
+/// The periodic persist, with its fsyncs off the member's thread. Now, while no apply
+/// runs: notes every vault file's newest commit and its commit index, then the catalog's
+/// newest commit (no later than any vault's, so the catalog never claims an entry applied
+/// that a vault file may lack). The job then makes the vault files durable, records their
+/// watermarks (durable with the next persist: a lower watermark on disk only weakens the
+/// check, never misfires) and makes the noted catalog commit durable.
+pub(super) fn begin_background_sync(machine: &ShardMachine) -> Result<PersistJob, ShardError> {
+    let mut vaults = Vec::with_capacity(machine.vaults.len());
+    for (id, member) in &machine.vaults {
+        let pending = member.db.begin_sync()?;
+        vaults.push((*id, pending, member.vault.stored_commit_index()?));
+    }
+    let catalog = machine.catalog.database().clone();
+    let catalog_pending = catalog.begin_sync()?;
+    let epoch = Arc::clone(&machine.files_epoch);
+    let noted_epoch = epoch.load(Ordering::SeqCst);
+    Ok(Box::new(move || {
+        let mut marks = Vec::with_capacity(vaults.len());
+        for (id, pending, stored) in vaults {
+            pending
+                .finish()
+                .map_err(|error| format!("syncing vault {id}: {error}"))?;
+            marks.push((id, stored));
+        }
+        record(&catalog, &marks, || {
+            epoch.load(Ordering::SeqCst) == noted_epoch
+        })
+        .map_err(|error| format!("recording the synced watermarks: {error}"))?;
+        catalog_pending
+            .finish()
+            .map_err(|error| format!("syncing the catalog: {error}"))
+    }))
 }
 
 fn decode(bytes: &[u8]) -> Result<u64, ShardError> {

@@ -1,6 +1,7 @@
 //! Crash and restart: reopening from what reached the disk and re-applying the entries after
 //! the durable applied index (and a few before it) ends in the uncrashed state.
 
+use inferadb_raft::group::StateMachine;
 use inferadb_shard::{ShardAnswer, ShardMachine};
 use inferadb_storage::io::CrashMode;
 use proptest::prelude::*;
@@ -81,6 +82,49 @@ proptest! {
             &entries[durable as usize..],
             &replay_cuts,
         );
+        for (offset, answer) in answers.iter().enumerate() {
+            let index = durable + 1 + offset as u64;
+            if answer != &ShardAnswer::AlreadyApplied {
+                prop_assert_eq!(answer, &expected[index as usize - 1]);
+            }
+        }
+        prop_assert_eq!(fingerprint(&restarted), fingerprint(&reference));
+    }
+
+    /// The periodic persist runs its fsyncs off the member's thread while entries go on
+    /// being applied (the interleaving is up to the scheduler): a crash after it recovers at
+    /// least what it noted, and re-applying the rest ends in the uncrashed state.
+    #[test]
+    fn a_background_persist_during_applies_recovers_what_it_noted(
+        random in specs(40),
+        sync_percent in 0u64..100,
+        during_percent in 0u64..100,
+        crash in crash(),
+    ) {
+        let all: Vec<Spec> = prologue_with_lease().into_iter().chain(random).collect();
+        let entries = encoded(&all, 1);
+        let total = entries.len() as u64;
+        let sync_at = total * sync_percent / 100;
+        let job_done_at = sync_at + (total - sync_at) * during_percent / 100;
+
+        let (mut reference, _) = machine();
+        let expected = apply_entries(&mut reference, 1, &entries);
+
+        let (mut member, disk) = machine();
+        apply_entries(&mut member, 1, &entries[..sync_at as usize]);
+        let job = member.persist_in_background().expect("the shard persists in the background");
+        // On its own thread, as the node runs it: an apply that must sync (a vault created
+        // or deleted) waits for it.
+        let running = std::thread::spawn(job);
+        apply_entries(&mut member, sync_at + 1, &entries[sync_at as usize..job_done_at as usize]);
+        running.join().expect("the persist job does not panic").unwrap();
+        apply_entries(&mut member, job_done_at + 1, &entries[job_done_at as usize..]);
+        let survived = crash_now(crash, member, &disk);
+
+        let mut restarted = survived.open();
+        let durable = restarted.applied_index();
+        prop_assert!(durable >= sync_at && durable <= total, "{durable} vs {sync_at}..{total}");
+        let answers = apply_entries(&mut restarted, durable + 1, &entries[durable as usize..]);
         for (offset, answer) in answers.iter().enumerate() {
             let index = durable + 1 + offset as u64;
             if answer != &ShardAnswer::AlreadyApplied {

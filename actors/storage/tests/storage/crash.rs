@@ -286,3 +286,52 @@ fn an_unchanged_immediate_commit_makes_earlier_deferred_commits_durable() {
         "empty immediate commit",
     );
 }
+
+/// A sync runs in two steps so writers need not wait for its fsyncs: commits between
+/// `begin_sync` and `finish` overwrite and remove what the noted commit holds, releasing
+/// its pages. Those pages must not be reused before the noted commit's meta is on disk:
+/// whatever happens to the later (unsynced) writes, a crash recovers the noted commit
+/// exactly, or a later one a second sync made durable.
+#[test]
+fn commits_during_a_sync_never_damage_the_commit_it_makes_durable() {
+    for seed in 0..12u64 {
+        let transactions = workload(seed, 30);
+        let (before, during) = transactions.split_at(12);
+        let io = Arc::new(MemoryIo::default());
+        let db = open_memory(&io, small_limits());
+        let mut noted = Model::new();
+        for changes in before {
+            try_apply(&db, changes, Durability::Deferred).expect("commit");
+            noted = apply_to_model(&noted, changes);
+        }
+        let pending = db.begin_sync().expect("begin sync");
+        let mut latest = noted.clone();
+        for changes in during {
+            try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
+            latest = apply_to_model(&latest, changes);
+        }
+        pending.finish().expect("finish the sync");
+        let outcome = Outcome {
+            acknowledged: noted.clone(),
+            in_flight: None,
+        };
+        for mode in MODES {
+            check_recovery(
+                io.crash_image(mode),
+                &outcome,
+                &format!("seed {seed}, {mode:?}"),
+            );
+        }
+        // A second sync makes the later commits durable too.
+        db.sync().expect("second sync");
+        let outcome = Outcome {
+            acknowledged: latest,
+            in_flight: None,
+        };
+        check_recovery(
+            io.crash_image(CrashMode::LoseUnsynced),
+            &outcome,
+            &format!("seed {seed}, after the second sync"),
+        );
+    }
+}
