@@ -229,7 +229,7 @@ fn main() {
     let (ours, _) = timed(|| ours_grouped(&engines.ours, &grown, 1000, 50));
     let (redb, _) = timed(|| redb_grouped(&engines.redb, &grown, 1000, 50));
     row(
-        "random inserts into the table, 1,000 per commit, sync every 50",
+        "inserts into the 1M table, 1,000 per commit",
         grown.len(),
         ours,
         redb,
