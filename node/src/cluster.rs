@@ -26,7 +26,8 @@ pub fn token_secret(cookie: &str) -> [u8; 32] {
 /// What decides a replicated command's outcome besides the log, as a short hex digest: the
 /// vault limits that make a write, a deploy or a group refused (`vault.write_batch_max`,
 /// `preconditions_max`, `delete_by_filter_max`, `schema_text_max`,
-/// `group_commit_batches_max`) and the lease limits. Every member must apply with the same,
+/// `group_commit_batches_max`), the lease limits and the build's apply rules
+/// ([`inferadb_shard::APPLY_RULES_VERSION`]). Every member must apply with the same,
 /// or one replica could refuse a write that another applies and the replicas would
 /// diverge; so the links are authenticated with [`link_cookie`], and a member configured
 /// differently is refused at the handshake instead. Limits of reads and of diagnostics do
@@ -35,8 +36,9 @@ pub fn token_secret(cookie: &str) -> [u8; 32] {
 pub fn rules_fingerprint(config: &NodeConfig) -> String {
     let vault = &config.vault;
     let rules = format!(
-        "rules v1\nwrite_batch_max {}\npreconditions_max {}\ndelete_by_filter_max {}\n\
-         schema_text_max {}\ngroup_commit_batches_max {}\nlease {:?}",
+        "rules v1\napply_rules {}\nwrite_batch_max {}\npreconditions_max {}\n\
+         delete_by_filter_max {}\nschema_text_max {}\ngroup_commit_batches_max {}\nlease {:?}",
+        inferadb_shard::APPLY_RULES_VERSION,
         vault.write_batch_max,
         vault.preconditions_max,
         vault.delete_by_filter_max,

@@ -326,7 +326,10 @@ impl<S: LogStore, M: StateMachine> RaftGroup<S, M> {
     /// caller then calls [`Self::persist`].
     pub fn begin_persist(&mut self) -> Result<Option<PersistJob>, CoreError> {
         self.check_machine()?;
-        Ok(self.machine.persist_in_background())
+        let job = self.machine.persist_in_background();
+        // Noting what to persist may itself have stopped the machine.
+        self.check_machine()?;
+        Ok(job)
     }
 
     /// Takes a snapshot of the state machine at the applied index and compacts the log

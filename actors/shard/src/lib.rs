@@ -44,6 +44,13 @@ pub mod snapshot;
 mod wire;
 
 pub use answer::{GroupItem, ShardAnswer};
+
+/// The version of the rules that turn a command into its outcome. Bumped whenever applying
+/// the same command could give a different result, so that members applying different
+/// rules refuse to link (it is part of the cluster's rules fingerprint) instead of
+/// diverging. 2: a purge of expired relationships removes the soonest expiries first
+/// (version 1 went in forward-key order).
+pub const APPLY_RULES_VERSION: u32 = 2;
 pub use command::ShardCommand;
 pub use error::ShardError;
 pub use files::{DirVaultFiles, MemoryVaultFiles, VaultFiles};

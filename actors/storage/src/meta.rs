@@ -74,6 +74,12 @@ impl Meta {
     }
 }
 
+/// The transaction id a slot claims (unverified: only to compare with a valid slot's).
+fn claimed_txn(bytes: &[u8], slot: u64, page_size: usize) -> Option<u64> {
+    let at = slot as usize * page_size + 48;
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
 /// The page size slot 0 claims, if its magic is present and the size is one we support.
 /// The slot's checksum is not known yet, so the value is only a hint.
 fn claimed_page_size(bytes: &[u8]) -> Option<usize> {
@@ -89,6 +95,9 @@ pub(crate) fn choose(bytes: &[u8]) -> Result<(Meta, u64), OpenError> {
     sizes.extend((9..=16).map(|shift| 1usize << shift));
     let mut errors = Vec::new();
     let mut unsupported = None;
+    // A slot of a newer format claiming a newer commit: opening the older slot would drop
+    // that commit (and the next meta write would overwrite it), so the file is refused.
+    let mut newer: Option<(u32, u64)> = None;
     let mut best: Option<(Meta, u64)> = None;
     for page_size in sizes {
         for slot in 0..2u64 {
@@ -100,7 +109,12 @@ pub(crate) fn choose(bytes: &[u8]) -> Result<(Meta, u64), OpenError> {
                 // Unverified: a damaged slot may claim any version, so the other slot
                 // still gets its chance.
                 Err(reason) if reason.starts_with("version") => {
-                    unsupported = Some(reason[8..].parse().unwrap_or(0));
+                    let found: u32 = reason[8..].parse().unwrap_or(0);
+                    unsupported = Some(found);
+                    if found > FORMAT_VERSION {
+                        let claimed_txn = claimed_txn(bytes, slot, page_size).unwrap_or(0);
+                        newer = newer.max(Some((found, claimed_txn)));
+                    }
                 }
                 Err(reason) => {
                     errors.push(format!("slot {slot} at page size {page_size}: {reason}"))
@@ -109,6 +123,14 @@ pub(crate) fn choose(bytes: &[u8]) -> Result<(Meta, u64), OpenError> {
         }
         if best.is_some() {
             break;
+        }
+    }
+    if let Some((found, claimed_txn)) = newer {
+        if best.is_none_or(|(meta, _)| claimed_txn > meta.txn) {
+            return Err(OpenError::UnsupportedVersion {
+                found,
+                supported: FORMAT_VERSION,
+            });
         }
     }
     if let (None, Some(found)) = (best, unsupported) {

@@ -106,8 +106,10 @@ pub(super) fn begin_background_sync(machine: &ShardMachine) -> Result<PersistJob
     }
     let catalog = machine.catalog.database().clone();
     let catalog_pending = catalog.begin_sync()?;
-    let epoch = Arc::clone(&machine.files_epoch);
-    let noted_epoch = epoch.load(Ordering::SeqCst);
+    // Weak: a job that outlives its machine (the member restarted meanwhile) records
+    // nothing, since the new machine's changes to the files would not show in this epoch.
+    let epoch = Arc::downgrade(&machine.files_epoch);
+    let noted_epoch = machine.files_epoch.load(Ordering::SeqCst);
     Ok(Box::new(move || {
         let mut marks = Vec::with_capacity(vaults.len());
         for (id, pending, stored) in vaults {
@@ -116,10 +118,13 @@ pub(super) fn begin_background_sync(machine: &ShardMachine) -> Result<PersistJob
                 .map_err(|error| format!("syncing vault {id}: {error}"))?;
             marks.push((id, stored));
         }
-        record(&catalog, &marks, || {
-            epoch.load(Ordering::SeqCst) == noted_epoch
-        })
-        .map_err(|error| format!("recording the synced watermarks: {error}"))?;
+        let still_current = || {
+            epoch
+                .upgrade()
+                .is_some_and(|epoch| epoch.load(Ordering::SeqCst) == noted_epoch)
+        };
+        record(&catalog, &marks, still_current)
+            .map_err(|error| format!("recording the synced watermarks: {error}"))?;
         catalog_pending
             .finish()
             .map_err(|error| format!("syncing the catalog: {error}"))
