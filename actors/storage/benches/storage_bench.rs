@@ -82,6 +82,9 @@ fn ours_grouped(db: &Database, keys: &[[u8; 16]], batch: usize, sync_every: usiz
     for (index, chunk) in keys.chunks(batch).enumerate() {
         ours_insert(db, chunk, batch, Durability::Deferred);
         if (index + 1) % sync_every == 0 {
+            if std::env::var_os("STORAGE_BENCH_STATS").is_some() {
+                eprintln!("before sync: {:?}", db.stats().unwrap());
+            }
             db.sync().unwrap();
         }
     }

@@ -154,7 +154,8 @@ impl WriteState {
             return Ok(page);
         }
         let node = match self.pages.node(page)? {
-            NodeRef::Leaf(leaf) => DirtyNode::Leaf(leaf.decode()?),
+            // Read in place: the page's bytes stay put while this transaction lives.
+            NodeRef::Leaf(leaf) => DirtyNode::Leaf(leaf.decode_over(self.pages.base(page))?),
             NodeRef::Branch(branch) => DirtyNode::Branch(branch.decode()?),
             NodeRef::DirtyLeaf(_) | NodeRef::DirtyBranch(_) => {
                 unreachable!("invariant: committed pages decode to committed nodes")

@@ -8,9 +8,11 @@
 //! entries `key_len u16, key`. Child `i` holds keys `k` with `key[i-1] <= k < key[i]`.
 
 use crate::error::StorageError;
+use crate::io::PageView;
 use crate::page::{count, read_u16, read_u32, read_u64, write_u16, write_u32, write_u64};
 use crate::page::{PageId, HEADER_BYTES};
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 const LEAF_ENTRY_OVERHEAD: usize = 2 + 7;
 const BRANCH_ENTRY_OVERHEAD: usize = 2 + 2 + 8;
@@ -138,13 +140,29 @@ impl<'a> LeafRef<'a> {
         Ok(Err(low))
     }
 
+    /// [`Self::decode_over`] a copy of the page (tests decode plain buffers).
+    #[cfg(test)]
+    pub(crate) fn decode(&self) -> Result<DirtyLeaf, StorageError> {
+        let copy = Arc::new(OwnedPage(self.bytes.to_vec()));
+        let view: Arc<dyn PageView> = copy.clone();
+        LeafRef::new(self.page, &copy.0).decode_over(BasePage::new(view, 0, self.bytes.len()))
+    }
+
     /// Decodes for modification, checking what the write path relies on (entries within
     /// the size limits, keys strictly increasing, the node fits its page): a damaged page
-    /// whose checksum still passes must fail here, not in a split.
-    pub(crate) fn decode(&self) -> Result<DirtyLeaf, StorageError> {
+    /// whose checksum still passes must fail here, not in a split. The entries stay where
+    /// they are, in `base`, which must hold this leaf's bytes (its committed page in the
+    /// transaction's view).
+    pub(crate) fn decode_over(&self, base: BasePage) -> Result<DirtyLeaf, StorageError> {
+        assert_eq!(
+            base.bytes().as_ptr(),
+            self.bytes.as_ptr(),
+            "invariant: a leaf decodes over its own page"
+        );
         let page_size = self.bytes.len();
         let mut leaf = DirtyLeaf {
-            arena: self.bytes.to_vec(),
+            base: None,
+            arena: Vec::new(),
             slots: Vec::with_capacity(self.len() + 1),
             size: HEADER_BYTES,
         };
@@ -156,11 +174,9 @@ impl<'a> LeafRef<'a> {
             if key.len() > crate::limits::key_size_max(page_size) || inline_too_long {
                 return Err(self.corrupt("leaf entry exceeds the size limits"));
             }
-            if leaf.last_key().is_some_and(|previous| previous >= key) {
+            if index > 0 && self.key(index - 1)? >= key {
                 return Err(self.corrupt("leaf keys out of order"));
             }
-            // The arena starts as a copy of the page, so offsets into the page are
-            // offsets into the arena.
             let offset =
                 |part: &[u8]| (part.as_ptr() as usize - self.bytes.as_ptr() as usize) as u32;
             let value = match value {
@@ -171,16 +187,29 @@ impl<'a> LeafRef<'a> {
                 ValueRef::Overflow { first, length } => SlotValue::Overflow { first, length },
             };
             leaf.slots.push(LeafSlot {
+                in_base: true,
                 key_at: offset(key),
                 key_length: key.len() as u16,
                 value,
             });
-            leaf.size += leaf.entry_bytes(index);
+            leaf.size += leaf.entry_bytes_of(&leaf.slots[index]);
         }
         if leaf.size > page_size {
             return Err(self.corrupt("leaf entries overflow the page"));
         }
+        leaf.base = Some(base);
         Ok(leaf)
+    }
+}
+
+/// A page's bytes owned in memory (a leaf decoded from a buffer rather than a view).
+#[cfg(test)]
+struct OwnedPage(Vec<u8>);
+
+#[cfg(test)]
+impl PageView for OwnedPage {
+    fn bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -270,12 +299,44 @@ impl<'a> BranchRef<'a> {
     }
 }
 
-/// Where one entry of a [`DirtyLeaf`] lives in the leaf's arena.
+/// Where one entry of a [`DirtyLeaf`] lives: in the committed page it was decoded from
+/// (`in_base`) or in the leaf's arena.
 #[derive(Debug, Clone, Copy)]
 struct LeafSlot {
+    in_base: bool,
     key_at: u32,
     key_length: u16,
     value: SlotValue,
+}
+
+/// The committed page a dirty leaf was decoded from, read in place. Its bytes cannot change
+/// while the write transaction lives: the transaction released the page, and a released
+/// committed page is reused only by a later transaction.
+#[derive(Clone)]
+pub(crate) struct BasePage {
+    view: Arc<dyn PageView>,
+    start: usize,
+    length: usize,
+}
+
+impl BasePage {
+    pub(crate) fn new(view: Arc<dyn PageView>, start: usize, length: usize) -> BasePage {
+        BasePage {
+            view,
+            start,
+            length,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.view.bytes()[self.start..self.start + self.length]
+    }
+}
+
+impl std::fmt::Debug for BasePage {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "BasePage({}..+{})", self.start, self.length)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -286,13 +347,15 @@ enum SlotValue {
 
 /// A leaf being modified by the write transaction.
 ///
-/// Keys and inline values live in one byte arena (a decoded leaf starts as a copy of its
-/// page) and the ordered slots point into it, so decoding a leaf costs two allocations
-/// instead of two per entry: the write path touches about one leaf per insert, and
-/// per-entry allocations were a fifth of its time. Replaced and removed bytes stay in the
-/// arena as garbage until it is compacted (when the arena outgrows four times the leaf).
+/// The ordered slots point at keys and inline values in the committed page the leaf was
+/// decoded from (read in place, not copied) or in one byte arena that holds what this
+/// transaction stored. Decoding a leaf therefore costs one allocation (the slots) instead
+/// of two per entry, or a page copy: the write path touches about one leaf per insert.
+/// Replaced and removed bytes stay in the arena as garbage until it is compacted (when the
+/// arena outgrows four times the leaf).
 #[derive(Debug, Clone)]
 pub(crate) struct DirtyLeaf {
+    base: Option<BasePage>,
     arena: Vec<u8>,
     slots: Vec<LeafSlot>,
     /// Encoded size in bytes, header included.
@@ -302,6 +365,7 @@ pub(crate) struct DirtyLeaf {
 impl Default for DirtyLeaf {
     fn default() -> Self {
         DirtyLeaf {
+            base: None,
             arena: Vec::new(),
             slots: Vec::new(),
             size: HEADER_BYTES,
@@ -322,15 +386,25 @@ impl DirtyLeaf {
         self.slot_key(&self.slots[index])
     }
 
+    /// The bytes a slot's positions refer to.
+    fn source(&self, slot: &LeafSlot) -> &[u8] {
+        match (&self.base, slot.in_base) {
+            (Some(base), true) => base.bytes(),
+            (None, true) => unreachable!("invariant: base slots exist only with a base page"),
+            (_, false) => &self.arena,
+        }
+    }
+
     fn slot_key(&self, slot: &LeafSlot) -> &[u8] {
         let at = slot.key_at as usize;
-        &self.arena[at..at + slot.key_length as usize]
+        &self.source(slot)[at..at + slot.key_length as usize]
     }
 
     pub(crate) fn value(&self, index: usize) -> ValueRef<'_> {
-        match self.slots[index].value {
+        let slot = &self.slots[index];
+        match slot.value {
             SlotValue::Inline { at, length } => {
-                ValueRef::Inline(&self.arena[at as usize..(at + length) as usize])
+                ValueRef::Inline(&self.source(slot)[at as usize..(at + length) as usize])
             }
             SlotValue::Overflow { first, length } => ValueRef::Overflow { first, length },
         }
@@ -342,7 +416,10 @@ impl DirtyLeaf {
 
     /// Bytes entry `index` takes in the page, slot included.
     pub(crate) fn entry_bytes(&self, index: usize) -> usize {
-        let slot = &self.slots[index];
+        self.entry_bytes_of(&self.slots[index])
+    }
+
+    fn entry_bytes_of(&self, slot: &LeafSlot) -> usize {
         let value = match slot.value {
             SlotValue::Inline { length, .. } => length as usize,
             SlotValue::Overflow { .. } => 8,
@@ -384,6 +461,7 @@ impl DirtyLeaf {
             ValueRef::Overflow { first, length } => SlotValue::Overflow { first, length },
         };
         LeafSlot {
+            in_base: false,
             key_at,
             key_length: key.len() as u16,
             value,

@@ -191,6 +191,15 @@ impl Pages {
             .ok_or_else(|| StorageError::corruption(page, "unknown page kind"))
     }
 
+    /// `page` (already read through [`Self::page`]) as a base a dirty leaf reads in place.
+    pub(crate) fn base(&self, page: PageId) -> crate::node::BasePage {
+        crate::node::BasePage::new(
+            Arc::clone(&self.view),
+            page as usize * self.page_size,
+            self.page_size,
+        )
+    }
+
     /// Bytes of `page` without any check (bounds aside).
     pub(crate) fn raw(&self, page: PageId) -> Result<&[u8], StorageError> {
         if page < 2 || page >= self.page_count {

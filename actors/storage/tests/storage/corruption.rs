@@ -157,12 +157,19 @@ fn another_format_version_is_refused_and_only_an_older_one_falls_back() {
         let at = slot * page_size + 48;
         u64::from_le_bytes(image[at..at + 8].try_into().unwrap())
     };
-    let (newest, oldest) = if txn_of(0) > txn_of(1) { (0, 1) } else { (1, 0) };
+    let (newest, oldest) = if txn_of(0) > txn_of(1) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
     refused(with_version(&[newest], 99), 99);
     for (slot, version) in [(oldest, 99), (oldest, 1), (newest, 1)] {
         let db = reopen(with_version(&[slot], version)).expect("the other slot opens");
         let visible = dump(&db, "t");
-        assert!(visible == before || visible == after, "slot {slot} v{version}");
+        assert!(
+            visible == before || visible == after,
+            "slot {slot} v{version}"
+        );
     }
 }
 
