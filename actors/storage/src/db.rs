@@ -41,6 +41,12 @@ pub(crate) struct Committed {
     pub(crate) meta: Meta,
     pub(crate) free: FreeState,
     pub(crate) freelist_chain: Vec<PageId>,
+    /// The commit whose free state `freelist_chain` holds. Only a commit whose meta page is
+    /// written (`Immediate`, or a sync) needs its own chain on disk: a deferred commit keeps
+    /// the previous chain (still allocated) and its meta's head is stale until a sync
+    /// rewrites the chain ([`Shared::refresh_chain`]). Rewriting the whole free list at
+    /// every deferred commit cost more page writes than the data of a small commit.
+    pub(crate) chain_txn: u64,
     pub(crate) pages: Pages,
 }
 
@@ -192,6 +198,7 @@ impl Builder {
             meta,
             free,
             freelist_chain,
+            chain_txn: meta.txn,
             pages,
         });
         Ok(Database {
@@ -349,18 +356,24 @@ impl Database {
     pub fn begin_sync(&self) -> Result<PendingSync, StorageError> {
         let mut pending = PendingSync::acquire(&self.shared);
         let _writer = WriterGuard::acquire(&self.shared);
+        let current = {
+            let state = self.shared.state.lock();
+            if state.poisoned {
+                return Err(StorageError::Poisoned);
+            }
+            if state.current.meta.txn == state.durable_txn {
+                return Ok(pending);
+            }
+            state.current.clone()
+        };
+        let current = self.shared.refresh_chain(current)?;
         let mut state = self.shared.state.lock();
-        if state.poisoned {
-            return Err(StorageError::Poisoned);
-        }
-        let current = state.current.clone();
-        if current.meta.txn == state.durable_txn {
-            return Ok(pending);
-        }
+        state.current = Arc::clone(&current);
         state.syncing_txn = Some(current.meta.txn);
         pending.meta = Some(current.meta);
         Ok(pending)
     }
+
     /// File and reader counters.
     pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
         let state = self.shared.state.lock();
@@ -394,7 +407,9 @@ impl Drop for Shared {
             )
         };
         if current.meta.txn != durable_txn && !self.state.lock().poisoned {
-            let _ = self.write_meta(&current.meta, slot, true);
+            if let Ok(current) = self.refresh_chain(current) {
+                let _ = self.write_meta(&current.meta, slot, true);
+            }
         }
     }
 }
@@ -485,6 +500,66 @@ impl Drop for PendingSync {
 }
 
 impl Shared {
+    /// `current` with a free-list chain of its own on disk, ready for its meta page to be
+    /// written: a commit that kept a stale chain ([`Committed::chain_txn`]) gets a new one,
+    /// in pages free now (no durable meta or reader reaches them); the stale chain, which
+    /// the durable meta still names, is released pending until this commit is durable. The
+    /// new pages are written, not synced. Call only while holding the writer slot, so that
+    /// no commit replaces `current` meanwhile. A failure poisons the database.
+    fn refresh_chain(&self, current: Arc<Committed>) -> Result<Arc<Committed>, StorageError> {
+        if current.chain_txn == current.meta.txn {
+            return Ok(current);
+        }
+        let result = self.write_own_chain(&current);
+        if result.is_err() {
+            self.state.lock().poisoned = true;
+        }
+        Ok(Arc::new(result?))
+    }
+
+    fn write_own_chain(&self, current: &Committed) -> Result<Committed, IoError> {
+        let txn = current.meta.txn;
+        let page_size = current.meta.page_size;
+        let mut free = current.free.clone();
+        if !current.freelist_chain.is_empty() {
+            free.pending.push((txn, current.freelist_chain.clone()));
+        }
+        // Lowest ids first, as a write transaction allocates.
+        free.free.sort_unstable_by(|a, b| b.cmp(a));
+        let needed = freelist::pages_needed(&free, page_size);
+        let mut allocator = Allocator {
+            free: std::mem::take(&mut free.free),
+            high_water: current.meta.page_count,
+        };
+        let chain: Vec<PageId> = (0..needed).map(|_| allocator.allocate()).collect();
+        free.free = allocator.free;
+        let meta = Meta {
+            freelist_head: chain.first().copied(),
+            page_count: allocator.high_water,
+            ..current.meta
+        };
+        let runs = seal_runs(Vec::new(), page_size, &free, &chain, txn);
+        self.ensure_pages(meta.page_count, page_size)?;
+        self.write_runs(&runs, page_size)?;
+        let view = self.io.view()?;
+        let mut verified = Arc::clone(&current.pages.verified);
+        if meta.page_count > verified.capacity_pages() {
+            verified = Arc::new(verified.grown(meta.page_count * 2));
+        }
+        Ok(Committed {
+            meta,
+            free,
+            freelist_chain: chain,
+            chain_txn: txn,
+            pages: Pages {
+                view,
+                verified,
+                page_size,
+                page_count: meta.page_count,
+            },
+        })
+    }
+
     fn release_writer(&self) {
         *self.writer_active.lock() = false;
         self.writer_released.notify_all();
@@ -562,6 +637,49 @@ enum PageSource {
     Overflow(Vec<u8>),
     /// Page `index` of the new free-list chain.
     FreeList(usize),
+}
+
+/// Seals `sources` and the free-list `chain` (holding `free`) into runs of consecutive
+/// pages, each page encoded straight into its run.
+fn seal_runs(
+    mut sources: Vec<(PageId, PageSource)>,
+    page_size: usize,
+    free: &FreeState,
+    chain: &[PageId],
+    txn: u64,
+) -> Vec<PageRun> {
+    sources.extend(
+        chain
+            .iter()
+            .enumerate()
+            .map(|(index, id)| (*id, PageSource::FreeList(index))),
+    );
+    sources.sort_unstable_by_key(|(id, _)| *id);
+    let ids: Vec<PageId> = sources.iter().map(|(id, _)| *id).collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "a commit writes each page once"
+    );
+    // Only a commit that writes a chain pays for the free list's words.
+    let words = if chain.is_empty() {
+        Vec::new()
+    } else {
+        freelist::words(free)
+    };
+    let mut sources = sources.into_iter();
+    consecutive_runs(&ids, RUN_BYTES_MAX / page_size)
+        .into_iter()
+        .map(|range| {
+            let mut bytes = vec![0u8; range.len() * page_size];
+            for (page, (id, source)) in bytes.chunks_exact_mut(page_size).zip(sources.by_ref()) {
+                seal_page(id, source, page, &words, chain, txn);
+            }
+            PageRun {
+                first: ids[range.start],
+                bytes,
+            }
+        })
+        .collect()
 }
 
 /// Encodes one page of a commit into `page` (zeroed) and seals it.
@@ -886,7 +1004,8 @@ impl WriteTransaction {
         }
         self.write_catalog()?;
         let txn = self.txn_id();
-        let (free, chain) = self.build_free_list(txn);
+        let own_chain = self.durability == Durability::Immediate;
+        let (free, chain) = self.build_free_list(txn, own_chain);
         let meta = Meta {
             txn,
             page_size: self.write.pages.page_size,
@@ -894,7 +1013,9 @@ impl WriteTransaction {
             freelist_head: chain.first().copied(),
             page_count: self.write.allocator.high_water,
         };
-        let runs = self.seal_pages(txn, &free, &chain);
+        let written_chain: &[PageId] = if own_chain { &chain } else { &[] };
+        let runs = self.seal_pages(txn, &free, written_chain);
+        let chain_txn = if own_chain { txn } else { self.base.chain_txn };
         let shared = Arc::clone(&self.shared);
         let _meta = (self.durability == Durability::Immediate).then(|| shared.meta_lock.lock());
         let slot = 1 - self.shared.state.lock().durable_slot;
@@ -902,7 +1023,7 @@ impl WriteTransaction {
         // describes the old commit: poison, so that only a reopen continues.
         match self.persist(&runs, &meta, slot) {
             Ok(view) => {
-                self.publish(meta, free, chain, slot, view, &runs);
+                self.publish(meta, (free, chain, chain_txn), slot, view, &runs);
                 Ok(())
             }
             Err(error) => {
@@ -923,8 +1044,10 @@ impl WriteTransaction {
         if self.durability != Durability::Immediate || durable_txn == self.base.meta.txn {
             return Ok(());
         }
-        let result = self.shared.write_meta(&self.base.meta, slot, true);
-        self.shared.finish_durable(result, self.base.meta.txn, slot)
+        let current = self.shared.refresh_chain(Arc::clone(&self.base))?;
+        self.shared.state.lock().current = Arc::clone(&current);
+        let result = self.shared.write_meta(&current.meta, slot, true);
+        self.shared.finish_durable(result, current.meta.txn, slot)
     }
 
     fn has_changes(&self) -> bool {
@@ -962,15 +1085,19 @@ impl WriteTransaction {
         Ok(())
     }
 
-    /// Builds the next free list and allocates the chain that stores it.
-    fn build_free_list(&mut self, txn: u64) -> (FreeState, Vec<PageId>) {
+    /// Builds the next free list and, with `own_chain`, allocates a new chain to store it
+    /// (releasing the previous one); otherwise the previous chain stays, allocated and
+    /// stale (see [`Committed::chain_txn`]).
+    fn build_free_list(&mut self, txn: u64, own_chain: bool) -> (FreeState, Vec<PageId>) {
         let mut released = std::mem::take(&mut self.write.released);
         let mut young = std::mem::take(&mut self.write.released_young);
-        // The previous free-list chain was written by the base commit.
-        if self.base.meta.txn > self.write.durable_txn {
-            young.extend(&self.base.freelist_chain);
-        } else {
-            released.extend(&self.base.freelist_chain);
+        if own_chain {
+            // The previous chain was written by `chain_txn`.
+            if self.base.chain_txn > self.write.durable_txn {
+                young.extend(&self.base.freelist_chain);
+            } else {
+                released.extend(&self.base.freelist_chain);
+            }
         }
         let mut pending = std::mem::take(&mut self.pending);
         let mut pending_young = std::mem::take(&mut self.pending_young);
@@ -986,6 +1113,9 @@ impl WriteTransaction {
             pending_young,
         };
         free.free = self.write.allocator.free.clone();
+        if !own_chain {
+            return (free, self.base.freelist_chain.clone());
+        }
         let needed = freelist::pages_needed(&free, self.write.pages.page_size);
         let chain: Vec<PageId> = (0..needed)
             .map(|_| self.write.allocator.allocate())
@@ -997,7 +1127,6 @@ impl WriteTransaction {
     /// Encodes and seals every dirty node, overflow page and free-list page, straight
     /// into runs of consecutive pages (no page is encoded and then copied again).
     fn seal_pages(&mut self, txn: u64, free: &FreeState, chain: &[PageId]) -> Vec<PageRun> {
-        let page_size = self.write.pages.page_size;
         let mut sources: Vec<(PageId, PageSource)> = Vec::with_capacity(
             self.write.dirty.len() + self.write.dirty_overflow.len() + chain.len(),
         );
@@ -1013,34 +1142,7 @@ impl WriteTransaction {
                 .drain()
                 .map(|(id, page)| (id, PageSource::Overflow(page))),
         );
-        sources.extend(
-            chain
-                .iter()
-                .enumerate()
-                .map(|(index, id)| (*id, PageSource::FreeList(index))),
-        );
-        sources.sort_unstable_by_key(|(id, _)| *id);
-        let ids: Vec<PageId> = sources.iter().map(|(id, _)| *id).collect();
-        assert!(
-            ids.windows(2).all(|pair| pair[0] < pair[1]),
-            "a commit writes each page once"
-        );
-        let words = freelist::words(free);
-        let mut sources = sources.into_iter();
-        consecutive_runs(&ids, RUN_BYTES_MAX / page_size)
-            .into_iter()
-            .map(|range| {
-                let mut bytes = vec![0u8; range.len() * page_size];
-                for (page, (id, source)) in bytes.chunks_exact_mut(page_size).zip(sources.by_ref())
-                {
-                    seal_page(id, source, page, &words, chain, txn);
-                }
-                PageRun {
-                    first: ids[range.start],
-                    bytes,
-                }
-            })
-            .collect()
+        seal_runs(sources, self.write.pages.page_size, free, chain, txn)
     }
 
     fn persist(
@@ -1063,8 +1165,7 @@ impl WriteTransaction {
     fn publish(
         self,
         meta: Meta,
-        free: FreeState,
-        chain: Vec<PageId>,
+        (free, chain, chain_txn): (FreeState, Vec<PageId>, u64),
         slot: u64,
         view: Arc<dyn PageView>,
         written: &[PageRun],
@@ -1083,6 +1184,7 @@ impl WriteTransaction {
             meta,
             free,
             freelist_chain: chain,
+            chain_txn,
             pages: Pages {
                 view,
                 verified,
