@@ -2,8 +2,8 @@
 //! become reusable once that transaction is durable and no reader's snapshot predates it.
 //!
 //! Persisted by every commit whose meta page is written (an `Immediate` commit, or the
-//! commit a sync makes durable; deferred commits keep the previous chain) as a chain of free-list pages holding a stream of u64 words:
-//! `[free count, free ids…, pending count, (txn, count, ids…)…]`. Each page: header
+//! commit a sync makes durable; deferred commits keep the previous chain) as a chain of
+//! free-list pages holding a stream of u64 words: `[free count, free ids…, pending count, (txn, count, ids…)…]`. Each page: header
 //! (`[20..24)` = words in this page), next page id at `[32..40)`, words from 40.
 
 use crate::error::StorageError;
