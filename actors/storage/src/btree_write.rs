@@ -155,7 +155,12 @@ impl WriteState {
         }
         let node = match self.pages.node(page)? {
             // Read in place: the page's bytes stay put while this transaction lives.
-            NodeRef::Leaf(leaf) => DirtyNode::Leaf(leaf.decode_over(self.pages.base(page))?),
+            NodeRef::Leaf(leaf) => {
+                let trusted = self.pages.verified.is_trusted(page);
+                let decoded = leaf.decode_over(self.pages.base(page), trusted)?;
+                self.pages.verified.set_trusted(page);
+                DirtyNode::Leaf(decoded)
+            }
             NodeRef::Branch(branch) => DirtyNode::Branch(branch.decode()?),
             NodeRef::DirtyLeaf(_) | NodeRef::DirtyBranch(_) => {
                 unreachable!("invariant: committed pages decode to committed nodes")

@@ -14,7 +14,7 @@ use crate::io::{FileIo, PageIo, PageView};
 use crate::limits::{key_size_max, StorageLimits, PAGE_SIZE_MAX, PAGE_SIZE_MIN};
 use crate::meta::{self, Meta};
 use crate::node::{NodeRef, StoredValue};
-use crate::page::{seal, PageId, PageKind, Pages, VerifiedPages};
+use crate::page::{seal, PageId, PageKind, Pages, VerifiedPages, HEADER_BYTES};
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -538,9 +538,8 @@ impl Shared {
             page_count: allocator.high_water,
             ..current.meta
         };
-        let runs = seal_runs(Vec::new(), page_size, &free, &chain, txn);
         self.ensure_pages(meta.page_count, page_size)?;
-        self.write_runs(&runs, page_size)?;
+        write_sealed(&*self.io, Vec::new(), page_size, &free, &chain, txn)?;
         let view = self.io.view()?;
         let mut verified = Arc::clone(&current.pages.verified);
         if meta.page_count > verified.capacity_pages() {
@@ -611,20 +610,13 @@ impl Shared {
         let target = needed.max(length + step).div_ceil(page_size as u64) * page_size as u64;
         self.io.grow(target)
     }
-
-    /// Writes runs of sealed pages, one write each.
-    fn write_runs(&self, runs: &[PageRun], page_size: usize) -> Result<(), IoError> {
-        for run in runs {
-            self.io.write(run.first * page_size as u64, &run.bytes)?;
-        }
-        Ok(())
-    }
 }
 
-/// Consecutive pages sealed into one buffer, written with one call.
+/// Consecutive pages a commit wrote with one call: the first and how many.
+#[derive(Clone, Copy)]
 struct PageRun {
     first: PageId,
-    bytes: Vec<u8>,
+    pages: u64,
 }
 
 /// Largest run written with one call.
@@ -639,15 +631,17 @@ enum PageSource {
     FreeList(usize),
 }
 
-/// Seals `sources` and the free-list `chain` (holding `free`) into runs of consecutive
-/// pages, each page encoded straight into its run.
-fn seal_runs(
+/// Seals `sources` and the free-list `chain` (holding `free`) straight into the store
+/// ([`PageIo::write_with`]), one write per run of consecutive pages: no page is encoded
+/// into a buffer and copied again. The pages must lie within the store's length.
+fn write_sealed(
+    io: &dyn PageIo,
     mut sources: Vec<(PageId, PageSource)>,
     page_size: usize,
     free: &FreeState,
     chain: &[PageId],
     txn: u64,
-) -> Vec<PageRun> {
+) -> Result<Vec<PageRun>, IoError> {
     sources.extend(
         chain
             .iter()
@@ -667,22 +661,31 @@ fn seal_runs(
         freelist::words(free)
     };
     let mut sources = sources.into_iter();
-    consecutive_runs(&ids, RUN_BYTES_MAX / page_size)
-        .into_iter()
-        .map(|range| {
-            let mut bytes = vec![0u8; range.len() * page_size];
-            for (page, (id, source)) in bytes.chunks_exact_mut(page_size).zip(sources.by_ref()) {
-                seal_page(id, source, page, &words, chain, txn);
-            }
-            PageRun {
-                first: ids[range.start],
-                bytes,
-            }
-        })
-        .collect()
+    let mut written = Vec::new();
+    for range in consecutive_runs(&ids, RUN_BYTES_MAX / page_size) {
+        let first = ids[range.start];
+        let mut run: Vec<(PageId, PageSource)> = sources.by_ref().take(range.len()).collect();
+        io.write_with(
+            first * page_size as u64,
+            range.len() * page_size,
+            &mut |bytes| {
+                for (page, (id, source)) in bytes.chunks_exact_mut(page_size).zip(run.drain(..)) {
+                    seal_page(id, source, page, &words, chain, txn);
+                }
+            },
+        )?;
+        written.push(PageRun {
+            first,
+            pages: range.len() as u64,
+        });
+    }
+    Ok(written)
 }
 
-/// Encodes one page of a commit into `page` (zeroed) and seals it.
+/// Encodes one page of a commit into `page`, whose prior contents are unspecified, and
+/// seals it. Every byte is set, so that a page's image depends only on what it holds; a
+/// node encodes its bytes `[HEADER_BYTES, size)` contiguously, so only its header and
+/// its tail are zeroed (zeroing whole 16 KiB pages was a tenth of a replica's apply).
 fn seal_page(
     id: PageId,
     source: PageSource,
@@ -693,10 +696,12 @@ fn seal_page(
 ) {
     match source {
         PageSource::Node(DirtyNode::Leaf(leaf)) => {
+            zero_outside(page, leaf.size);
             leaf.encode(page);
             seal(id, page, PageKind::Leaf, leaf.len(), txn);
         }
         PageSource::Node(DirtyNode::Branch(branch)) => {
+            zero_outside(page, branch.size);
             branch.encode(page);
             seal(id, page, PageKind::Branch, branch.keys.len(), txn);
         }
@@ -704,8 +709,17 @@ fn seal_page(
             page.copy_from_slice(&image);
             seal(id, page, PageKind::Overflow, 0, txn);
         }
-        PageSource::FreeList(index) => freelist::encode_page(words, chain, index, page, txn),
+        PageSource::FreeList(index) => {
+            page.fill(0);
+            freelist::encode_page(words, chain, index, page, txn);
+        }
     }
+}
+
+/// Zeroes a node page's header and the tail past its `size` encoded bytes.
+fn zero_outside(page: &mut [u8], size: usize) {
+    page[..HEADER_BYTES].fill(0);
+    page[size..].fill(0);
 }
 
 /// Groups `ids` (sorted) into runs of consecutive ids, each at most `pages_max` long.
@@ -1014,15 +1028,15 @@ impl WriteTransaction {
             page_count: self.write.allocator.high_water,
         };
         let written_chain: &[PageId] = if own_chain { &chain } else { &[] };
-        let runs = self.seal_pages(txn, &free, written_chain);
+        let sources = self.take_sources();
         let chain_txn = if own_chain { txn } else { self.base.chain_txn };
         let shared = Arc::clone(&self.shared);
         let _meta = (self.durability == Durability::Immediate).then(|| shared.meta_lock.lock());
         let slot = 1 - self.shared.state.lock().durable_slot;
         // Any failure from here on may leave the new meta on disk while memory still
         // describes the old commit: poison, so that only a reopen continues.
-        match self.persist(&runs, &meta, slot) {
-            Ok(view) => {
+        match self.persist(sources, (&free, written_chain), &meta, slot) {
+            Ok((view, runs)) => {
                 self.publish(meta, (free, chain, chain_txn), slot, view, &runs);
                 Ok(())
             }
@@ -1124,12 +1138,10 @@ impl WriteTransaction {
         (free, chain)
     }
 
-    /// Encodes and seals every dirty node, overflow page and free-list page, straight
-    /// into runs of consecutive pages (no page is encoded and then copied again).
-    fn seal_pages(&mut self, txn: u64, free: &FreeState, chain: &[PageId]) -> Vec<PageRun> {
-        let mut sources: Vec<(PageId, PageSource)> = Vec::with_capacity(
-            self.write.dirty.len() + self.write.dirty_overflow.len() + chain.len(),
-        );
+    /// Every dirty node and overflow page, to seal at commit.
+    fn take_sources(&mut self) -> Vec<(PageId, PageSource)> {
+        let mut sources: Vec<(PageId, PageSource)> =
+            Vec::with_capacity(self.write.dirty.len() + self.write.dirty_overflow.len());
         sources.extend(
             self.write
                 .dirty
@@ -1142,24 +1154,34 @@ impl WriteTransaction {
                 .drain()
                 .map(|(id, page)| (id, PageSource::Overflow(page))),
         );
-        seal_runs(sources, self.write.pages.page_size, free, chain, txn)
+        sources
     }
 
+    /// Seals and writes the commit's pages (and, with a chain, its free list), then, for
+    /// an `Immediate` commit, its meta page.
     fn persist(
         &self,
-        runs: &[PageRun],
+        sources: Vec<(PageId, PageSource)>,
+        (free, chain): (&FreeState, &[PageId]),
         meta: &Meta,
         slot: u64,
-    ) -> Result<Arc<dyn PageView>, IoError> {
+    ) -> Result<(Arc<dyn PageView>, Vec<PageRun>), IoError> {
         self.shared.ensure_pages(meta.page_count, meta.page_size)?;
-        self.shared.write_runs(runs, meta.page_size)?;
+        let runs = write_sealed(
+            &*self.shared.io,
+            sources,
+            meta.page_size,
+            free,
+            chain,
+            meta.txn,
+        )?;
         // Readers of the new snapshot need a view that includes the pages just written
         // (and, after growth, a mapping of the new length).
         let view = self.shared.io.view()?;
         if self.durability == Durability::Immediate {
             self.shared.write_meta(meta, slot, true)?;
         }
-        Ok(view)
+        Ok((view, runs))
     }
 
     fn publish(
@@ -1177,8 +1199,7 @@ impl WriteTransaction {
         // This process sealed these pages from the bytes it wrote: hashing them again on
         // their first read would check the page cache against itself.
         for run in written {
-            let pages = (run.bytes.len() / meta.page_size) as u64;
-            (run.first..run.first + pages).for_each(|page| verified.set(page));
+            (run.first..run.first + run.pages).for_each(|page| verified.set_written(page));
         }
         let committed = Arc::new(Committed {
             meta,
@@ -1221,7 +1242,36 @@ impl WriteTransaction {
 
 #[cfg(test)]
 mod tests {
-    use super::consecutive_runs;
+    use super::{consecutive_runs, seal_page, PageSource};
+    use crate::btree_write::DirtyNode;
+    use crate::node::{DirtyBranch, DirtyLeaf, StoredValue};
+
+    /// A page's image depends only on what it holds, not on what the reused page held
+    /// before: pages are filled in place in the file's mapping, over old contents.
+    #[test]
+    fn a_sealed_page_is_the_same_over_any_previous_contents() {
+        let value = StoredValue::Inline(b"value".to_vec());
+        let sources = || {
+            let leaf = DirtyLeaf::from_entries(
+                [&b"alpha"[..], b"beta", b"gamma"]
+                    .into_iter()
+                    .map(|key| (key, value.as_ref())),
+            );
+            let branch = DirtyBranch::new(vec![b"m".to_vec(), b"t".to_vec()], vec![4, 5, 6]);
+            [
+                PageSource::Node(DirtyNode::Leaf(leaf)),
+                PageSource::Node(DirtyNode::Branch(branch)),
+                PageSource::Overflow(vec![3u8; 1024]),
+            ]
+        };
+        for (clean, dirty) in sources().into_iter().zip(sources()) {
+            let mut zeroed = vec![0u8; 1024];
+            let mut garbage = vec![0xa5u8; 1024];
+            seal_page(7, clean, &mut zeroed, &[], &[], 3);
+            seal_page(7, dirty, &mut garbage, &[], &[], 3);
+            assert_eq!(zeroed, garbage);
+        }
+    }
 
     #[test]
     fn runs_break_at_gaps_and_at_the_size_limit() {

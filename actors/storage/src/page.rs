@@ -108,43 +108,74 @@ pub(crate) fn checksum_valid(page_id: PageId, page: &[u8]) -> bool {
     page.len() > HEADER_BYTES && page[..CHECKSUM_BYTES] == checksum(page_id, page)
 }
 
-/// One bit per page: set once the page's checksum was verified in this process. Pages are
-/// immutable while reachable (copy-on-write), so one verification per page suffices and
-/// the hot read path pays a bit test instead of a hash.
+/// Two bits per page, learned once per process. *Verified*: the page's checksum matched.
+/// *Trusted*: this process wrote the page, or checked a leaf's structure (keys in order,
+/// sizes within limits) before modifying it. Pages are immutable while reachable
+/// (copy-on-write), and a reused id holds a page this process wrote, so one check per page
+/// suffices and the hot paths pay a bit test instead of a hash or a scan.
 pub(crate) struct VerifiedPages {
-    words: Box<[AtomicU64]>,
+    verified: Box<[AtomicU64]>,
+    trusted: Box<[AtomicU64]>,
 }
 
 impl VerifiedPages {
     pub(crate) fn new(capacity_pages: u64) -> VerifiedPages {
         let words = capacity_pages.div_ceil(64) as usize;
         VerifiedPages {
-            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            verified: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            trusted: (0..words).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     pub(crate) fn capacity_pages(&self) -> u64 {
-        self.words.len() as u64 * 64
+        self.verified.len() as u64 * 64
     }
 
     /// A larger set that keeps the bits already learned.
     pub(crate) fn grown(&self, capacity_pages: u64) -> VerifiedPages {
         let grown = VerifiedPages::new(capacity_pages.max(self.capacity_pages()));
-        for (old, new) in self.words.iter().zip(grown.words.iter()) {
-            new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        let copy = |from: &[AtomicU64], to: &[AtomicU64]| {
+            for (old, new) in from.iter().zip(to) {
+                new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        };
+        copy(&self.verified, &grown.verified);
+        copy(&self.trusted, &grown.trusted);
         grown
     }
 
+    fn bit(words: &[AtomicU64], page: PageId) -> bool {
+        words
+            .get((page / 64) as usize)
+            .is_some_and(|word| word.load(Ordering::Relaxed) & (1 << (page % 64)) != 0)
+    }
+
+    fn set_bit(words: &[AtomicU64], page: PageId) {
+        if let Some(word) = words.get((page / 64) as usize) {
+            word.fetch_or(1 << (page % 64), Ordering::Relaxed);
+        }
+    }
+
     fn is_set(&self, page: PageId) -> bool {
-        let word = &self.words[(page / 64) as usize];
-        word.load(Ordering::Relaxed) & (1 << (page % 64)) != 0
+        Self::bit(&self.verified, page)
     }
 
     pub(crate) fn set(&self, page: PageId) {
-        if let Some(word) = self.words.get((page / 64) as usize) {
-            word.fetch_or(1 << (page % 64), Ordering::Relaxed);
-        }
+        Self::set_bit(&self.verified, page);
+    }
+
+    pub(crate) fn is_trusted(&self, page: PageId) -> bool {
+        Self::bit(&self.trusted, page)
+    }
+
+    /// Marks `page` as written by this process: verified and trusted.
+    pub(crate) fn set_written(&self, page: PageId) {
+        Self::set_bit(&self.verified, page);
+        Self::set_bit(&self.trusted, page);
+    }
+
+    pub(crate) fn set_trusted(&self, page: PageId) {
+        Self::set_bit(&self.trusted, page);
     }
 }
 
@@ -162,7 +193,7 @@ impl Pages {
     /// The bytes of `page`, checksum-verified (once per process), of kind `kind`.
     pub(crate) fn page(&self, page: PageId, kind: PageKind) -> Result<&[u8], StorageError> {
         let bytes = self.raw(page)?;
-        let checked = page < self.verified.capacity_pages() && self.verified.is_set(page);
+        let checked = self.verified.is_set(page);
         if !checked {
             if !checksum_valid(page, bytes) {
                 return Err(StorageError::corruption(page, "checksum mismatch"));

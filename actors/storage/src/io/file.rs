@@ -1,22 +1,34 @@
-//! [`FileIo`]: a real file, mapped with memmap2 for reads. This is the only module of the
-//! workspace that contains `unsafe` code.
+//! [`FileIo`]: a real file, mapped with memmap2 for reads, and written through a second,
+//! writable mapping when its blocks are reserved. This is the only module of the workspace
+//! that contains `unsafe` code.
 #![allow(unsafe_code)]
 
 use super::{PageIo, PageView};
 use crate::error::IoError;
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A database file: positioned writes, fsync, reads through a shared read-only mapping.
+/// A database file: writes in place through a writable mapping (positioned writes when
+/// the file system cannot reserve blocks), fsync, reads through a shared read-only mapping.
 pub struct FileIo {
     file: File,
     /// The mapping of the file's current length, replaced when the file grows. Older
     /// mappings stay alive while a snapshot holds them.
     mapping: Mutex<Option<Arc<MappedView>>>,
+    writable: Mutex<WritableMapping>,
+}
+
+/// The mapping [`PageIo::write_with`] fills pages in. A store into a mapped page whose
+/// block the file system must still allocate raises SIGBUS when the disk is full, where a
+/// positioned write returns `ENOSPC`: so pages are written in place only while every byte
+/// of the file has its block reserved (`fallocate` at open and at each growth).
+struct WritableMapping {
+    map: Option<MmapMut>,
+    blocks_reserved: bool,
 }
 
 struct MappedView {
@@ -57,9 +69,16 @@ impl FileIo {
                 source,
             },
         })?;
+        let length = file.metadata().map_err(os("stat"))?.len();
+        // Files written by older versions, or copied, may be sparse.
+        let blocks_reserved = length == 0 || preallocate(&file, 0, length);
         Ok(FileIo {
             file,
             mapping: Mutex::new(None),
+            writable: Mutex::new(WritableMapping {
+                map: None,
+                blocks_reserved,
+            }),
         })
     }
 
@@ -85,7 +104,9 @@ impl PageIo for FileIo {
     fn grow(&self, len_bytes: u64) -> Result<(), IoError> {
         let current = self.len_bytes()?;
         if len_bytes > current {
-            preallocate(&self.file, current, len_bytes - current);
+            if !preallocate(&self.file, current, len_bytes - current) {
+                self.writable.lock().blocks_reserved = false;
+            }
             self.file.set_len(len_bytes).map_err(os("grow"))?;
         }
         Ok(())
@@ -93,6 +114,36 @@ impl PageIo for FileIo {
 
     fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), IoError> {
         self.file.write_all_at(bytes, offset).map_err(os("write"))
+    }
+
+    fn write_with(
+        &self,
+        offset: u64,
+        length_bytes: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), IoError> {
+        let mut writable = self.writable.lock();
+        let end = offset as usize + length_bytes;
+        if writable.blocks_reserved && writable.map.as_ref().is_none_or(|map| map.len() < end) {
+            // SAFETY: the engine writes (through here or `write`) only pages that no live
+            // snapshot can reach, one writer at a time (this mutex), so no byte a reader
+            // looks at changes under it; readers use their own read-only mappings, which
+            // share the page cache with this one. The file is locked against other
+            // processes and never truncated, and its blocks are reserved
+            // (`blocks_reserved`), so a store cannot fault for want of disk space.
+            writable.map = Some(unsafe { MmapMut::map_mut(&self.file) }.map_err(os("map"))?);
+        }
+        let mapped =
+            writable.blocks_reserved && writable.map.as_ref().is_some_and(|map| map.len() >= end);
+        if !mapped {
+            drop(writable);
+            let mut buffer = vec![0u8; length_bytes];
+            fill(&mut buffer);
+            return self.write(offset, &buffer);
+        }
+        let map = writable.map.as_mut().expect("invariant: mapped just above");
+        fill(&mut map[offset as usize..end]);
+        Ok(())
     }
 
     fn sync(&self) -> Result<(), IoError> {
@@ -113,19 +164,54 @@ impl PageIo for FileIo {
     }
 }
 
-/// Reserves the file's new blocks at once (Linux `fallocate`), so the page writes that fill
-/// them later do not each allocate blocks in the file system. Best effort: a file system
-/// without the call just grows sparse, as `set_len` alone would.
+/// Reserves the file's blocks in `[offset, offset + len)` (Linux `fallocate`), so the page
+/// writes that fill them later neither allocate blocks one by one nor run out of space.
+/// Returns whether the blocks are reserved: a file system without the call grows sparse,
+/// as `set_len` alone would, and pages are then written with positioned writes.
 #[cfg(target_os = "linux")]
-fn preallocate(file: &File, offset: u64, len: u64) {
+fn preallocate(file: &File, offset: u64, len: u64) -> bool {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
-        return;
+        return false;
     };
     // SAFETY: a plain system call on a file descriptor this `File` owns and keeps open for
     // the call's duration; no memory is passed.
-    let _ = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) };
+    unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) == 0 }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn preallocate(_file: &File, _offset: u64, _len: u64) {}
+fn preallocate(_file: &File, _offset: u64, _len: u64) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages filled in place are what the read-only view and a reopen see; a write past
+    /// the mapped length falls back to a positioned write (which extends the file).
+    #[test]
+    fn writes_in_place_are_read_back_and_a_write_past_the_end_falls_back() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("io.db");
+        let io = FileIo::open(&path, true).expect("open");
+        io.grow(8192).expect("grow");
+        io.write_with(4096, 4096, &mut |bytes| bytes.fill(7))
+            .expect("write in place");
+        assert!(
+            io.writable.lock().map.is_some(),
+            "written through the mapping"
+        );
+        io.write_with(8192, 512, &mut |bytes| bytes.fill(9))
+            .expect("write past the end");
+        assert_eq!(io.len_bytes().expect("length"), 8192 + 512);
+        let view = io.view().expect("view");
+        assert!(view.bytes()[4096..8192].iter().all(|byte| *byte == 7));
+        assert!(view.bytes()[8192..].iter().all(|byte| *byte == 9));
+        io.sync().expect("sync");
+        drop((view, io));
+        let bytes = std::fs::read(&path).expect("read back");
+        assert!(bytes[..4096].iter().all(|byte| *byte == 0));
+        assert!(bytes[4096..8192].iter().all(|byte| *byte == 7));
+    }
+}
