@@ -166,72 +166,49 @@ impl<'a> LeafRef<'a> {
             self.bytes.as_ptr(),
             "invariant: a leaf decodes over its own page"
         );
-        let mut leaf = DirtyLeaf {
-            base: None,
-            arena: Vec::new(),
-            slots: Vec::with_capacity(self.len() + 1),
-            size: HEADER_BYTES,
-        };
-        if trusted {
-            self.slots_in_place(&mut leaf)?;
-        } else {
-            self.checked_slots(&mut leaf)?;
+        let count = self.len();
+        if HEADER_BYTES + 2 * count > self.bytes.len() {
+            return Err(self.corrupt("leaf slot array overruns the page"));
         }
-        if leaf.size > self.bytes.len() {
+        if count > u16::MAX as usize {
+            return Err(self.corrupt("leaf holds more entries than a slot can index"));
+        }
+        if !trusted {
+            self.check_entries()?;
+        }
+        // Entries are encoded contiguously after the slot array, so the leaf's size is
+        // where its last entry ends.
+        let size = match count {
+            0 => HEADER_BYTES,
+            _ => self.entry_end(count - 1)?,
+        };
+        if size > self.bytes.len() {
             return Err(self.corrupt("leaf entries overflow the page"));
         }
-        leaf.base = Some(base);
-        Ok(leaf)
+        Ok(DirtyLeaf {
+            base: Some(base),
+            arena: Vec::new(),
+            slots: (0..count as u16).map(LeafSlot::Base).collect(),
+            size,
+        })
     }
 
-    /// The slots of a trusted page, each entry parsed once (bounds are still checked, so
-    /// that even a wrongly trusted page cannot make the write path read out of bounds).
-    fn slots_in_place(&self, leaf: &mut DirtyLeaf) -> Result<(), StorageError> {
-        let bytes = self.bytes;
-        for index in 0..self.len() {
-            let start = self.entry_start(index)?;
-            let header = bytes
-                .get(start..start + 7)
-                .ok_or_else(|| self.corrupt("leaf entry header overruns the page"))?;
-            let key_length = read_u16(header, 0) as usize;
-            let value_length = read_u32(header, 3);
-            let key_at = start + 7;
-            let value_at = key_at + key_length;
-            let (value, stored) = match header[2] {
-                0 => (
-                    SlotValue::Inline {
-                        at: value_at as u32,
-                        length: value_length,
-                    },
-                    value_length as usize,
-                ),
-                FLAG_OVERFLOW => {
-                    let first = bytes
-                        .get(value_at..value_at + 8)
-                        .ok_or_else(|| self.corrupt("overflow reference overruns the page"))?;
-                    let first = read_u64(first, 0);
-                    let length = value_length as u64;
-                    (SlotValue::Overflow { first, length }, 8)
-                }
-                _ => return Err(self.corrupt("leaf entry has unknown flags")),
-            };
-            if value_at + stored > bytes.len() {
-                return Err(self.corrupt("leaf entry overruns the page"));
-            }
-            leaf.slots.push(LeafSlot {
-                in_base: true,
-                key_at: key_at as u32,
-                key_length: key_length as u16,
-                value,
-            });
-            leaf.size += LEAF_ENTRY_OVERHEAD + key_length + stored;
-        }
-        Ok(())
+    /// Where entry `index` ends (checked against the page).
+    fn entry_end(&self, index: usize) -> Result<usize, StorageError> {
+        let key = self.key(index)?;
+        let key_end = key.as_ptr() as usize - self.bytes.as_ptr() as usize + key.len();
+        Ok(match self.value(index)? {
+            ValueRef::Inline(bytes) => key_end + bytes.len(),
+            ValueRef::Overflow { .. } => key_end + 8,
+        })
     }
 
-    /// The slots of a page from disk, checking what the write path relies on.
-    fn checked_slots(&self, leaf: &mut DirtyLeaf) -> Result<(), StorageError> {
+    /// Checks what the write path relies on in a page from disk: entries within the size
+    /// limits, keys strictly increasing, entries contiguous in slot order right after the
+    /// slot array (as [`DirtyLeaf::encode`] writes them; runs of them are copied whole).
+    fn check_entries(&self) -> Result<(), StorageError> {
         let page_size = self.bytes.len();
+        let mut end = HEADER_BYTES + 2 * self.len();
         for index in 0..self.len() {
             let key = self.key(index)?;
             let value = self.value(index)?;
@@ -243,22 +220,10 @@ impl<'a> LeafRef<'a> {
             if index > 0 && self.key(index - 1)? >= key {
                 return Err(self.corrupt("leaf keys out of order"));
             }
-            let offset =
-                |part: &[u8]| (part.as_ptr() as usize - self.bytes.as_ptr() as usize) as u32;
-            let value = match value {
-                ValueRef::Inline(bytes) => SlotValue::Inline {
-                    at: offset(bytes),
-                    length: bytes.len() as u32,
-                },
-                ValueRef::Overflow { first, length } => SlotValue::Overflow { first, length },
-            };
-            leaf.slots.push(LeafSlot {
-                in_base: true,
-                key_at: offset(key),
-                key_length: key.len() as u16,
-                value,
-            });
-            leaf.size += leaf.entry_bytes_of(&leaf.slots[index]);
+            if self.entry_start(index)? != end {
+                return Err(self.corrupt("leaf entries are not contiguous"));
+            }
+            end = self.entry_end(index)?;
         }
         Ok(())
     }
@@ -361,14 +326,52 @@ impl<'a> BranchRef<'a> {
     }
 }
 
-/// Where one entry of a [`DirtyLeaf`] lives: in the committed page it was decoded from
-/// (`in_base`) or in the leaf's arena.
+/// Where one entry of a [`DirtyLeaf`] lives.
 #[derive(Debug, Clone, Copy)]
-struct LeafSlot {
-    in_base: bool,
-    key_at: u32,
-    key_length: u16,
+enum LeafSlot {
+    /// Entry `index` of the committed page the leaf was decoded from, read in place.
+    Base(u16),
+    /// An entry this transaction stored in the leaf's arena.
+    Arena {
+        key_at: u32,
+        key_length: u16,
+        value: SlotValue,
+    },
+}
+
+/// An entry of a base page, parsed. Base pages were checked when decoded (or written by
+/// this process), so parsing them indexes without `Result`s.
+struct BaseEntry {
+    start: usize,
+    end: usize,
     value: SlotValue,
+}
+
+/// The key of entry `index` of a base page (the binary search's probe: no value parsed).
+fn base_key(base: &[u8], index: u16) -> &[u8] {
+    let start = read_u16(base, HEADER_BYTES + 2 * index as usize) as usize;
+    let key_length = read_u16(base, start) as usize;
+    &base[start + 7..start + 7 + key_length]
+}
+
+fn base_entry(base: &[u8], index: u16) -> BaseEntry {
+    let start = read_u16(base, HEADER_BYTES + 2 * index as usize) as usize;
+    let key_length = read_u16(base, start) as usize;
+    let length = read_u32(base, start + 3);
+    let value_at = start + 7 + key_length;
+    let (value, stored) = if base[start + 2] == FLAG_OVERFLOW {
+        let first = read_u64(base, value_at);
+        let length = length as u64;
+        (SlotValue::Overflow { first, length }, 8)
+    } else {
+        let at = value_at as u32;
+        (SlotValue::Inline { at, length }, length as usize)
+    };
+    BaseEntry {
+        start,
+        end: value_at + stored,
+        value,
+    }
 }
 
 /// The committed page a dirty leaf was decoded from, read in place. Its bytes cannot change
@@ -409,10 +412,11 @@ enum SlotValue {
 
 /// A leaf being modified by the write transaction.
 ///
-/// The ordered slots point at keys and inline values in the committed page the leaf was
-/// decoded from (read in place, not copied) or in one byte arena that holds what this
-/// transaction stored. Decoding a leaf therefore costs one allocation (the slots) instead
-/// of two per entry, or a page copy: the write path touches about one leaf per insert.
+/// The ordered slots name entries of the committed page the leaf was decoded from (read in
+/// place, not copied, not even parsed until used) or point into one byte arena that holds
+/// what this transaction stored. Decoding a leaf therefore costs one small allocation (the
+/// slots) and no per-entry parsing: the write path decodes about one leaf per insert and
+/// then touches a handful of its entries (a binary search and the encode's runs).
 /// Replaced and removed bytes stay in the arena as garbage until it is compacted (when the
 /// arena outgrows four times the leaf).
 #[derive(Debug, Clone)]
@@ -445,35 +449,43 @@ impl DirtyLeaf {
     }
 
     pub(crate) fn key(&self, index: usize) -> &[u8] {
-        self.slot_key(&self.slots[index])
+        Self::slot_key(self.base_bytes(), &self.arena, &self.slots[index])
     }
 
-    /// The bytes a slot's positions refer to.
-    fn source(&self, slot: &LeafSlot) -> &[u8] {
-        match (&self.base, slot.in_base) {
-            (Some(base), true) => base.bytes(),
-            (None, true) => unreachable!("invariant: base slots exist only with a base page"),
-            (_, false) => &self.arena,
+    /// The base page's bytes (empty without one: then no slot is a base slot).
+    fn base_bytes(&self) -> &[u8] {
+        self.base.as_ref().map_or(&[], |base| base.bytes())
+    }
+
+    fn slot_key<'s>(base: &'s [u8], arena: &'s [u8], slot: &LeafSlot) -> &'s [u8] {
+        match *slot {
+            LeafSlot::Base(index) => base_key(base, index),
+            LeafSlot::Arena {
+                key_at, key_length, ..
+            } => &arena[key_at as usize..key_at as usize + key_length as usize],
         }
     }
 
-    fn slot_key(&self, slot: &LeafSlot) -> &[u8] {
-        let at = slot.key_at as usize;
-        &self.source(slot)[at..at + slot.key_length as usize]
-    }
-
     pub(crate) fn value(&self, index: usize) -> ValueRef<'_> {
-        let slot = &self.slots[index];
-        match slot.value {
+        let (source, value) = match self.slots[index] {
+            LeafSlot::Base(index) => (
+                self.base_bytes(),
+                base_entry(self.base_bytes(), index).value,
+            ),
+            LeafSlot::Arena { value, .. } => (&self.arena[..], value),
+        };
+        match value {
             SlotValue::Inline { at, length } => {
-                ValueRef::Inline(&self.source(slot)[at as usize..(at + length) as usize])
+                ValueRef::Inline(&source[at as usize..(at + length) as usize])
             }
             SlotValue::Overflow { first, length } => ValueRef::Overflow { first, length },
         }
     }
 
     pub(crate) fn last_key(&self) -> Option<&[u8]> {
-        self.slots.last().map(|slot| self.slot_key(slot))
+        self.slots
+            .last()
+            .map(|slot| Self::slot_key(self.base_bytes(), &self.arena, slot))
     }
 
     /// Bytes entry `index` takes in the page, slot included.
@@ -482,16 +494,28 @@ impl DirtyLeaf {
     }
 
     fn entry_bytes_of(&self, slot: &LeafSlot) -> usize {
-        let value = match slot.value {
-            SlotValue::Inline { length, .. } => length as usize,
-            SlotValue::Overflow { .. } => 8,
-        };
-        LEAF_ENTRY_OVERHEAD + slot.key_length as usize + value
+        match *slot {
+            // The 2-byte slot is not part of the entry's span.
+            LeafSlot::Base(index) => {
+                let entry = base_entry(self.base_bytes(), index);
+                2 + entry.end - entry.start
+            }
+            LeafSlot::Arena {
+                key_length, value, ..
+            } => {
+                let value = match value {
+                    SlotValue::Inline { length, .. } => length as usize,
+                    SlotValue::Overflow { .. } => 8,
+                };
+                LEAF_ENTRY_OVERHEAD + key_length as usize + value
+            }
+        }
     }
 
     pub(crate) fn search(&self, key: &[u8]) -> Result<usize, usize> {
+        let base = self.base_bytes();
         self.slots
-            .binary_search_by(|slot| self.slot_key(slot).cmp(key))
+            .binary_search_by(|slot| Self::slot_key(base, &self.arena, slot).cmp(key))
     }
 
     /// A leaf holding `entries` (in key order).
@@ -522,8 +546,7 @@ impl DirtyLeaf {
             }
             ValueRef::Overflow { first, length } => SlotValue::Overflow { first, length },
         };
-        LeafSlot {
-            in_base: false,
+        LeafSlot::Arena {
             key_at,
             key_length: key.len() as u16,
             value,
@@ -589,9 +612,10 @@ impl DirtyLeaf {
         *self = compacted;
     }
 
-    /// Encodes into `page` (a zeroed page buffer); the caller seals the header. Entries
-    /// still in the base page are copied in runs: neighbours there are adjacent and
-    /// already in this encoding, so a run costs one copy plus its slot offsets.
+    /// Encodes into `page` (whose bytes `[HEADER_BYTES, size)` it sets); the caller
+    /// seals the header. Entries still in the base page are copied in runs: neighbours
+    /// there are adjacent and already in this encoding, so a run costs one copy plus its
+    /// slot offsets.
     pub(crate) fn encode(&self, page: &mut [u8]) {
         assert!(
             self.size <= page.len(),
@@ -602,9 +626,9 @@ impl DirtyLeaf {
         let mut at = HEADER_BYTES + 2 * self.slots.len();
         let mut index = 0;
         while index < self.slots.len() {
-            if self.slots[index].in_base {
-                let end = self.base_run_end(index);
-                at = self.encode_base_run(index..end, page, at);
+            if let LeafSlot::Base(first) = self.slots[index] {
+                let end = self.base_run_end(index, first);
+                at = self.encode_base_run(index..end, first, page, at);
                 index = end;
             } else {
                 at = self.encode_entry(index, page, at);
@@ -614,50 +638,38 @@ impl DirtyLeaf {
         assert_eq!(at, self.size, "leaf size accounting drifted");
     }
 
-    /// Where the base entry of `slot` starts and ends in the base page.
-    fn base_span(slot: &LeafSlot) -> (usize, usize) {
-        let start = slot.key_at as usize - 7;
-        let value = match slot.value {
-            SlotValue::Inline { length, .. } => length as usize,
-            SlotValue::Overflow { .. } => 8,
-        };
-        (
-            start,
-            slot.key_at as usize + slot.key_length as usize + value,
-        )
-    }
-
-    /// The end of the run of base slots from `start` whose entries are adjacent in the
-    /// base page.
-    fn base_run_end(&self, start: usize) -> usize {
+    /// The end of the run of slots from `start` that hold consecutive base entries from
+    /// `first` on (adjacent in the base page).
+    fn base_run_end(&self, start: usize, first: u16) -> usize {
         let mut end = start + 1;
-        let mut previous_end = Self::base_span(&self.slots[start]).1;
-        while let Some(slot) = self.slots.get(end).filter(|slot| slot.in_base) {
-            let (slot_start, slot_end) = Self::base_span(slot);
-            if slot_start != previous_end {
+        while let Some(LeafSlot::Base(index)) = self.slots.get(end) {
+            if usize::from(*index) != usize::from(first) + (end - start) {
                 break;
             }
-            previous_end = slot_end;
             end += 1;
         }
         end
     }
 
-    /// Copies the adjacent base entries of `run` to `at` in one piece; returns the end.
-    fn encode_base_run(&self, run: std::ops::Range<usize>, page: &mut [u8], at: usize) -> usize {
-        let base = self
-            .base
-            .as_ref()
-            .expect("invariant: base slots exist only with a base page")
-            .bytes();
-        let first = Self::base_span(&self.slots[run.start]).0;
-        let last = Self::base_span(&self.slots[run.end - 1]).1;
-        page[at..at + last - first].copy_from_slice(&base[first..last]);
-        for index in run {
-            let start = Self::base_span(&self.slots[index]).0;
-            write_u16(page, HEADER_BYTES + 2 * index, (at + start - first) as u16);
+    /// Copies the base entries `first..` of the slots `run` to `at` in one piece, then
+    /// writes their slots; returns the end.
+    fn encode_base_run(
+        &self,
+        run: std::ops::Range<usize>,
+        first: u16,
+        page: &mut [u8],
+        at: usize,
+    ) -> usize {
+        let base = self.base_bytes();
+        let from = base_entry(base, first).start;
+        let last = first + (run.len() - 1) as u16;
+        let to = base_entry(base, last).end;
+        page[at..at + to - from].copy_from_slice(&base[from..to]);
+        for (offset, index) in run.enumerate() {
+            let start = read_u16(base, HEADER_BYTES + 2 * (usize::from(first) + offset)) as usize;
+            write_u16(page, HEADER_BYTES + 2 * index, (at + start - from) as u16);
         }
-        at + last - first
+        at + to - from
     }
 
     /// Encodes entry `index` at `at`; returns the end.
@@ -665,9 +677,9 @@ impl DirtyLeaf {
         let key = self.key(index);
         write_u16(page, HEADER_BYTES + 2 * index, at as u16);
         write_u16(page, at, key.len() as u16);
-        let (flags, length) = match self.slots[index].value {
-            SlotValue::Inline { length, .. } => (0, length),
-            SlotValue::Overflow { length, .. } => (FLAG_OVERFLOW, length as u32),
+        let (flags, length) = match self.value(index) {
+            ValueRef::Inline(bytes) => (0, bytes.len() as u32),
+            ValueRef::Overflow { length, .. } => (FLAG_OVERFLOW, length as u32),
         };
         page[at + 2] = flags;
         write_u32(page, at + 3, length);
@@ -968,6 +980,17 @@ mod tests {
         write_u16(&mut page, 18, 4);
         let error = LeafRef::new(5, &page).decode().unwrap_err().to_string();
         assert!(error.contains("out of order"), "{error}");
+        // Entries in order but with a gap between them: runs of them could not be copied
+        // whole.
+        let leaf = leaf_with(&[(b"a", value()), (b"b", value())]);
+        let mut page = vec![0u8; 512];
+        leaf.encode(&mut page);
+        let second = read_u16(&page, HEADER_BYTES + 2) as usize;
+        page.copy_within(second..second + 7 + 1 + 10, second + 4);
+        write_u16(&mut page, HEADER_BYTES + 2, (second + 4) as u16);
+        assert!(LeafRef::new(5, &page).key(1).unwrap() == b"b");
+        let error = LeafRef::new(5, &page).decode().unwrap_err().to_string();
+        assert!(error.contains("not contiguous"), "{error}");
         let branch = DirtyBranch::new(vec![b"b".to_vec(), b"a".to_vec()], vec![2, 3, 4]);
         let mut page = vec![0u8; 512];
         branch.encode(&mut page);
