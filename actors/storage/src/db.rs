@@ -315,7 +315,6 @@ impl Database {
         drop(state);
         let mut free = base.free.clone();
         free.release_up_to(durable_txn.min(oldest_reader), oldest_reader);
-        free.free.sort_unstable_by(|a, b| b.cmp(a));
         Ok(WriteTransaction {
             shared: self.shared.clone(),
             catalog_root: base.meta.catalog_root,

@@ -188,9 +188,16 @@ impl<'a> LeafRef<'a> {
         Ok(DirtyLeaf {
             base: Some(base),
             arena: Vec::new(),
-            slots: (0..count as u16).map(LeafSlot::Base).collect(),
+            slots: Self::base_slots(count),
             size,
         })
+    }
+
+    /// One slot per base entry, with room for the few inserts a transaction makes.
+    fn base_slots(count: usize) -> Vec<LeafSlot> {
+        let mut slots = Vec::with_capacity(count + 8);
+        slots.extend((0..count as u16).map(LeafSlot::Base));
+        slots
     }
 
     /// Where entry `index` ends (checked against the page).
