@@ -71,7 +71,8 @@ impl FileIo {
         })?;
         let length = file.metadata().map_err(os("stat"))?.len();
         // Files written by older versions, or copied, may be sparse.
-        let blocks_reserved = length == 0 || preallocate(&file, 0, length);
+        let blocks_reserved =
+            overwrites_in_place(&file) && (length == 0 || preallocate(&file, 0, length));
         Ok(FileIo {
             file,
             mapping: Mutex::new(None),
@@ -181,6 +182,34 @@ fn preallocate(file: &File, offset: u64, len: u64) -> bool {
 
 #[cfg(not(target_os = "linux"))]
 fn preallocate(_file: &File, _offset: u64, _len: u64) -> bool {
+    false
+}
+
+/// Whether the file system overwrites a reserved block in place. A copy-on-write file
+/// system (btrfs, ZFS, bcachefs) allocates a new block for every overwrite, so a reserved
+/// block does not protect a store into the mapping from running out of space (btrfs then
+/// raises SIGBUS at the page fault); pages there are written with positioned writes, which
+/// report the error instead.
+#[cfg(target_os = "linux")]
+fn overwrites_in_place(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const TMPFS: i64 = 0x0102_1994;
+    // SAFETY: `fstatfs` fills the zeroed struct it is given, on a descriptor this `File`
+    // owns and keeps open for the call's duration.
+    let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: a valid descriptor and a pointer to a live, writable struct.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut stats) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast, reason = "f_type's width differs by target")]
+    let kind = stats.f_type as i64;
+    matches!(kind, EXT4 | XFS | TMPFS)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn overwrites_in_place(_file: &File) -> bool {
     false
 }
 
