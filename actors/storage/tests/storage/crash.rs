@@ -335,3 +335,166 @@ fn commits_during_a_sync_never_damage_the_commit_it_makes_durable() {
         );
     }
 }
+
+/// Deferred commits, a sync begun and dropped unfinished (its job failed or was
+/// cancelled), more deferred commits, then an `Immediate` commit: the `Immediate` commit
+/// makes everything before it durable, whatever the dropped sync left behind.
+#[test]
+fn an_immediate_commit_after_a_dropped_sync_makes_everything_durable() {
+    for seed in 0..8u64 {
+        let transactions = workload(seed + 100, 24);
+        let (before, rest) = transactions.split_at(8);
+        let (during, after) = rest.split_at(8);
+        let io = Arc::new(MemoryIo::default());
+        let db = open_memory(&io, small_limits());
+        let mut model = Model::new();
+        for changes in before {
+            try_apply(&db, changes, Durability::Deferred).expect("commit");
+            model = apply_to_model(&model, changes);
+        }
+        let pending = db.begin_sync().expect("begin sync");
+        for changes in during {
+            try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
+            model = apply_to_model(&model, changes);
+        }
+        drop(pending);
+        for (index, changes) in after.iter().enumerate() {
+            let durability = if index + 1 == after.len() {
+                Durability::Immediate
+            } else {
+                Durability::Deferred
+            };
+            try_apply(&db, changes, durability).expect("commit after the dropped sync");
+            model = apply_to_model(&model, changes);
+        }
+        let outcome = Outcome {
+            acknowledged: model,
+            in_flight: None,
+        };
+        for mode in MODES {
+            check_recovery(
+                io.crash_image(mode),
+                &outcome,
+                &format!("seed {seed}, {mode:?}"),
+            );
+        }
+    }
+}
+
+/// An `Immediate` transaction without changes while a sync is in flight makes the newest
+/// commit durable (it promises the state it saw is durable); the sync finishing afterwards
+/// must neither write its older meta over it nor make the next commit's meta write land on
+/// the slot that holds it: the power fails at every operation of the next `Immediate`
+/// commit, and recovery finds that commit or everything before it.
+#[test]
+fn an_unchanged_immediate_commit_during_a_sync_is_not_undone_by_the_sync() {
+    let scenario = |seed: u64, crash_at: Option<u64>| {
+        let transactions = workload(seed + 200, 17);
+        let (before, rest) = transactions.split_at(8);
+        let (during, last) = rest.split_at(8);
+        let io = Arc::new(MemoryIo::default());
+        let db = open_memory(&io, small_limits());
+        let mut model = Model::new();
+        for changes in before {
+            try_apply(&db, changes, Durability::Deferred).expect("commit");
+            model = apply_to_model(&model, changes);
+        }
+        let pending = db.begin_sync().expect("begin sync");
+        for changes in during {
+            try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
+            model = apply_to_model(&model, changes);
+        }
+        try_apply(&db, &[], Durability::Immediate).expect("unchanged immediate commit");
+        pending.finish().expect("finish the older sync");
+        let start = io.operations();
+        io.set_fault_plan(FaultPlan {
+            crash_at_operation: crash_at.map(|operation| start + operation),
+            ..FaultPlan::default()
+        });
+        let next = apply_to_model(&model, &last[0]);
+        let committed = try_apply(&db, &last[0], Durability::Immediate).is_ok();
+        let issued = io.operations() - start;
+        drop(db);
+        let outcome = Outcome {
+            acknowledged: if committed { next.clone() } else { model },
+            in_flight: Some(next),
+        };
+        (io, outcome, issued)
+    };
+    for seed in 0..4u64 {
+        let (_, _, issued) = scenario(seed, None);
+        for operation in 0..=issued {
+            let (io, outcome, _) = scenario(seed, Some(operation));
+            for mode in MODES {
+                check_recovery(
+                    io.crash_image(mode),
+                    &outcome,
+                    &format!("seed {seed}, crash at operation {operation}, {mode:?}"),
+                );
+            }
+        }
+    }
+}
+
+/// The power fails at every I/O operation of a two-step sync of deferred commits (the
+/// free-list chain written at `begin_sync`, the data fsync, the meta page, the last fsync),
+/// with deferred commits running between its steps: recovery finds the last durable
+/// commit or the one the sync noted, never anything else.
+#[test]
+fn a_crash_at_any_operation_of_a_two_step_sync_recovers_either_side() {
+    let transactions = workload(300, 20);
+    let (base, rest) = transactions.split_at(4);
+    let (noted, during) = rest.split_at(8);
+    let run = |crash_at: Option<u64>| {
+        let io = Arc::new(MemoryIo::default());
+        let db = open_memory(&io, small_limits());
+        let mut durable = Model::new();
+        for changes in base {
+            try_apply(&db, changes, Durability::Immediate).expect("durable commit");
+            durable = apply_to_model(&durable, changes);
+        }
+        let mut synced = durable.clone();
+        for changes in noted {
+            try_apply(&db, changes, Durability::Deferred).expect("deferred commit");
+            synced = apply_to_model(&synced, changes);
+        }
+        let start = io.operations();
+        io.set_fault_plan(FaultPlan {
+            crash_at_operation: crash_at.map(|operation| start + operation),
+            ..FaultPlan::default()
+        });
+        let finished = db.begin_sync().and_then(|pending| {
+            for changes in during {
+                // After the power fails these fail too; the sync's outcome is what counts.
+                let _ = try_apply(&db, changes, Durability::Deferred);
+            }
+            pending.finish()
+        });
+        let issued = io.operations() - start;
+        drop(db);
+        let outcome = Outcome {
+            acknowledged: if finished.is_ok() {
+                synced.clone()
+            } else {
+                durable
+            },
+            in_flight: finished.is_err().then_some(synced),
+        };
+        (io, outcome, issued)
+    };
+    let (_, _, issued) = run(None);
+    assert!(
+        issued > 4,
+        "the sync and the commits issued {issued} operations"
+    );
+    for operation in 0..issued {
+        let (io, outcome, _) = run(Some(operation));
+        for mode in MODES {
+            check_recovery(
+                io.crash_image(mode),
+                &outcome,
+                &format!("crash at operation {operation}, {mode:?}"),
+            );
+        }
+    }
+}
