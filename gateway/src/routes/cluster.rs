@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use inferadb_messages::{ElectionMsg, GroupStatus, JobStatus, ShardMsg};
+use inferadb_messages::{ElectionMsg, GroupStatus, JobStatus, ProposalFailure, ShardMsg};
 use inferadb_shard::{ShardAnswer, ShardCommand};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -257,29 +257,55 @@ async fn membership_command(context: &Context, command: &ShardCommand) -> Result
     Ok(())
 }
 
+/// Proposals of one membership command before its outcome stays unknown to the client.
+const MEMBERSHIP_ATTEMPTS_MAX: u32 = 10;
+/// Pause before proposing a membership command again.
+const MEMBERSHIP_RETRY_PAUSE_MS: u64 = 100;
+
+/// Proposes `command` to one shard. Membership commands are idempotent (recording a record
+/// the registry already holds changes nothing), so one whose outcome is unknown is proposed
+/// again: that happens when the leaving node leads the shard, because every member cuts its
+/// link to a node as soon as it applies the node's removal, which races the leader's answer
+/// to the member that forwarded the command.
 async fn membership_command_in(
     context: &Context,
     mailbox: &inferadb_messages::Mailbox<ShardMsg>,
     command: &ShardCommand,
 ) -> Result<(), Problem> {
-    let timeout = context.limits.request_timeout_ms;
-    let encoded = mailbox
-        .call(
-            |reply| ShardMsg::Propose {
-                data: command.encode(),
-                reply,
-            },
-            timeout,
-        )
-        .await
-        .map_err(mailbox_problem)?
-        .map_err(proposal_problem)?;
+    let mut attempt = 1;
+    let encoded = loop {
+        match propose_member_command(context, mailbox, command).await? {
+            Err(ProposalFailure::OutcomeUnknown { .. }) if attempt < MEMBERSHIP_ATTEMPTS_MAX => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(MEMBERSHIP_RETRY_PAUSE_MS))
+                    .await;
+            }
+            answer => break answer.map_err(proposal_problem)?,
+        }
+    };
     match ShardAnswer::decode(&encoded) {
         Ok(ShardAnswer::MembersChanged) => Ok(()),
         Ok(ShardAnswer::Refused { kind, message, .. }) => Err(member_refusal(&kind, message)),
         Ok(other) => Err(Problem::internal(format!("unexpected answer: {other:?}"))),
         Err(error) => Err(Problem::internal(format!("malformed answer: {error}"))),
     }
+}
+
+async fn propose_member_command(
+    context: &Context,
+    mailbox: &inferadb_messages::Mailbox<ShardMsg>,
+    command: &ShardCommand,
+) -> Result<Result<Vec<u8>, ProposalFailure>, Problem> {
+    mailbox
+        .call(
+            |reply| ShardMsg::Propose {
+                data: command.encode(),
+                reply,
+            },
+            context.limits.request_timeout_ms,
+        )
+        .await
+        .map_err(mailbox_problem)
 }
 
 fn member_refusal(kind: &str, message: String) -> Problem {
