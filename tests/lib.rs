@@ -256,16 +256,28 @@ pub fn try_http(
     path: &str,
     body: Option<&[u8]>,
 ) -> std::io::Result<Response> {
+    try_http_typed(addr, method, path, "application/json", body)
+}
+
+/// One HTTP/1.1 exchange with a body of `content_type`. A server may answer (and close)
+/// before it read all of a body it refuses, so a failed body write still reads the answer.
+pub fn try_http_typed(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<&[u8]>,
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
     let body = body.unwrap_or(b"");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    let _ = stream.write_all(body);
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_response(&raw)

@@ -631,3 +631,64 @@ fn bad_membership_requests_name_the_field_and_the_rule() {
         cluster.text
     );
 }
+
+/// The body extractor's other refusals: a body that is not declared JSON (415), a body
+/// over `http.request_body_max_bytes` (413), and JSON of the wrong shape (400 naming the
+/// path); a `+json` media type is JSON.
+#[test]
+fn bodies_of_the_wrong_type_size_or_shape_get_problems() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "bodies");
+    let path = format!("/v1/vaults/{id}/relationships");
+    let body =
+        json!({"writes": [{"resource": "document:1", "relation": "owner", "subject": "user:a"}]})
+            .to_string();
+    let plain = inferadb_tests::try_http_typed(
+        &node.addr,
+        "POST",
+        &path,
+        "text/plain",
+        Some(body.as_bytes()),
+    )
+    .expect("exchange");
+    assert_eq!(plain.status, 415, "{}", plain.text);
+    assert!(plain.json["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("unsupported-media-type"));
+    let suffixed = inferadb_tests::try_http_typed(
+        &node.addr,
+        "POST",
+        &path,
+        "application/vnd.inferadb+json; charset=utf-8",
+        Some(body.as_bytes()),
+    )
+    .expect("exchange");
+    assert_eq!(suffixed.status, 200, "{}", suffixed.text);
+    let shape = node.post(
+        &path,
+        &json!({"writes": [{"resource": "document:1", "relation": 7}]}),
+    );
+    assert_eq!(shape.status, 400, "{}", shape.text);
+    assert!(shape.json["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("invalid-body"));
+    assert!(
+        shape.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("writes[0].relation"),
+        "{}",
+        shape.text
+    );
+    let huge = vec![b' '; 9 * 1024 * 1024];
+    let large =
+        inferadb_tests::try_http_typed(&node.addr, "POST", &path, "application/json", Some(&huge))
+            .expect("exchange");
+    assert_eq!(large.status, 413, "{}", large.text);
+    assert!(large.json["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("body-too-large"));
+}
