@@ -574,11 +574,20 @@ mod canonical_tests {
 
     #[test]
     fn a_text_matches_only_what_its_value_writes_in_full() {
-        assert!(writes_exactly(&"doc:a#viewer@user:b", "doc:a#viewer@user:b"));
+        assert!(writes_exactly(
+            &"doc:a#viewer@user:b",
+            "doc:a#viewer@user:b"
+        ));
         assert!(writes_exactly(&42, "42"));
         assert!(!writes_exactly(&42, "042"));
-        assert!(!writes_exactly(&42, "4"), "the value writes more than the text");
-        assert!(!writes_exactly(&42, "421"), "the text holds more than the value writes");
+        assert!(
+            !writes_exactly(&42, "4"),
+            "the value writes more than the text"
+        );
+        assert!(
+            !writes_exactly(&42, "421"),
+            "the text holds more than the value writes"
+        );
         assert!(!writes_exactly(&"", "x"));
     }
 }
