@@ -75,7 +75,11 @@ impl Node {
             .arg("--http-addr")
             .arg("127.0.0.1:0")
             .args(&options.args)
-            .env("RUST_LOG", "warn")
+            // `INFERADB_TEST_LOG` (a `RUST_LOG` filter) turns a failing test's node logs up.
+            .env(
+                "RUST_LOG",
+                std::env::var("INFERADB_TEST_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (key, value) in &options.env {

@@ -138,10 +138,10 @@ impl Default for ClusterConfig {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            tick_ms: 50,
-            election_ticks: 10,
-            heartbeat_ticks: 2,
-            request_timeout_ticks: 200,
+            tick_ms: 10,
+            election_ticks: 50,
+            heartbeat_ticks: 10,
+            request_timeout_ticks: 1_000,
             compact_after_entries: 100_000,
             apply_bytes_per_cycle: 64 * 1024,
             apply_merge_batches_max: 256,

@@ -163,7 +163,11 @@ impl<S: LogStore> RaftCore<S> {
     /// snapshot) accepts no log entries: it waits for the leader's snapshot, which carries
     /// the membership. Applying the group's history from an empty configuration would make
     /// its own addition leave it the sole voter of a group of one, free to elect itself.
-    pub fn step(&mut self, message: Message) -> Result<(), CoreError> {
+    /// The append is still answered, without its entries: raft-rs then rejects it (this
+    /// member's log is empty), and the rejection walks the leader's probe back to a snapshot.
+    /// Dropping it instead left a leader that had not added the member itself probing it
+    /// forever.
+    pub fn step(&mut self, mut message: Message) -> Result<(), CoreError> {
         self.check_usable()?;
         let kind = message.get_msg_type();
         if kind == MessageType::MsgAppend && !message.entries.is_empty() && self.unconfigured() {
@@ -171,7 +175,7 @@ impl<S: LogStore> RaftCore<S> {
                 from = message.from,
                 "entries refused before a first snapshot"
             );
-            return Ok(());
+            message.entries.clear();
         }
         if self.canaries.vote_twice
             && kind == MessageType::MsgRequestVote

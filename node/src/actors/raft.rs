@@ -79,6 +79,12 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     /// applied, the log is compacted so the leader sends them one (raft-rs only installs a
     /// snapshot whose membership names the receiver).
     joining: std::collections::BTreeSet<u64>,
+    /// The tick this member was first seen leading in its current leadership.
+    leader_since: Option<u64>,
+    /// Whether this leadership already looked for members waiting for a snapshot.
+    joiners_adopted: bool,
+    /// The tick each peer was last heard from (any raft message).
+    heard_at: BTreeMap<u64, u64>,
     persist_every_ticks: u64,
     /// The tick of the last persist.
     persisted_at: u64,
@@ -131,6 +137,9 @@ where
             compacted_at,
             compaction_building: false,
             joining: std::collections::BTreeSet::new(),
+            leader_since: None,
+            joiners_adopted: false,
+            heard_at: BTreeMap::new(),
             snapshots_sent: BTreeMap::new(),
             persist_every_ticks: arguments.persist_every_ticks.max(1),
             persisted_at: 0,
@@ -278,13 +287,78 @@ fn record_metrics<S: LogStore, M: StateMachine>(
     }
 }
 
+/// Ticks a leader waits before it treats the members that have matched nothing as joiners
+/// still waiting for a snapshot: long enough for every live member to answer a heartbeat.
+const JOINER_CHECK_TICKS: u64 = 20;
+
+/// On the leader, compacts the log once members it must send a snapshot to are in the
+/// configuration (raft-rs only installs a snapshot whose membership names the receiver,
+/// and a joining member accepts no entry before its first snapshot).
+///
+/// The joiners a leader added are known to it; a member added under an earlier leader
+/// that lost leadership before sending the snapshot is not, and would wait forever (a new
+/// leader's log starts at index 1, so raft-rs keeps probing it with entries). So once per
+/// leadership, after [`JOINER_CHECK_TICKS`], every member that answers but has matched
+/// nothing yet is treated as joining: one compaction, and raft-rs sends each of them a
+/// snapshot. A member that is down answers nothing and costs no compaction.
+fn snapshot_joiners<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
+    let since = *state.leader_since.get_or_insert(state.ticks);
+    let status = state.group.core().status();
+    if !state.joiners_adopted && state.ticks.saturating_sub(since) >= JOINER_CHECK_TICKS {
+        state.joiners_adopted = true;
+        let heard_since = |id: &u64| state.heard_at.get(id).is_some_and(|at| *at >= since);
+        let waiting: Vec<u64> = status
+            .progress
+            .iter()
+            .filter(|(id, matched)| *id != status.id && *matched == 0 && heard_since(id))
+            .map(|(id, _)| *id)
+            .collect();
+        if !waiting.is_empty() {
+            tracing::info!(
+                group = state.group_id,
+                ?waiting,
+                "members without entries get a snapshot"
+            );
+            state.joining.extend(waiting);
+        }
+    }
+    let members: std::collections::BTreeSet<u64> = status
+        .voters
+        .iter()
+        .chain(&status.voters_outgoing)
+        .chain(&status.learners)
+        .copied()
+        .collect();
+    if state.joining.is_empty() || !state.joining.iter().all(|id| members.contains(id)) {
+        return;
+    }
+    // Kept until it succeeds.
+    match tokio::task::block_in_place(|| state.group.compact()) {
+        Ok(()) => {
+            state.joining.clear();
+            state.compacted_at = state.group.applied();
+        }
+        Err(error) => {
+            tracing::warn!(group = state.group_id, %error, "no snapshot for joining members yet");
+        }
+    }
+}
+
 /// On the leader, moves the group's configuration one step toward the membership the
 /// replicated state asks for: one configuration change at a time (several ids in one change
 /// make it a joint-consensus change, left automatically), and a compaction once an added
 /// member is in the configuration, so it is sent a snapshot to start from.
 fn drive_membership<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
+    if !state.group.core().is_leader() {
+        state.leader_since = None;
+        state.joiners_adopted = false;
+        return;
+    }
+    // Before the pending-change check: a joiner that accepts nothing can be what keeps a
+    // new leader's first entry, and so any configuration change, from committing.
+    snapshot_joiners(state);
     let core = state.group.core();
-    if !core.is_leader() || core.has_pending_conf_change() {
+    if core.has_pending_conf_change() {
         return;
     }
     let status = core.status();
@@ -297,18 +371,6 @@ fn drive_membership<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
         .chain(&status.learners)
         .copied()
         .collect();
-    if !state.joining.is_empty() && state.joining.iter().all(|id| members.contains(id)) {
-        // Kept until it succeeds: a joining member refuses entries until it has a snapshot.
-        match tokio::task::block_in_place(|| state.group.compact()) {
-            Ok(()) => {
-                state.joining.clear();
-                state.compacted_at = state.group.applied();
-            }
-            Err(error) => {
-                tracing::warn!(group = state.group_id, %error, "no snapshot for joining members yet");
-            }
-        }
-    }
     let target = state.group.machine().membership_target();
     let add: Vec<u64> = target
         .voters
@@ -428,6 +490,7 @@ fn step<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>, envelope: &Pe
         // A message raft-rs refuses (a stale member, a removed peer) is dropped: peers
         // retry, and one bad peer must not stop the group.
         Ok(message) => {
+            state.heard_at.insert(envelope.from, state.ticks);
             if let Err(error) = state.group.step(message) {
                 tracing::debug!(%error, from = envelope.from, "raft message refused");
             }

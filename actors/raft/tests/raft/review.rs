@@ -446,6 +446,42 @@ fn review_an_unconfigured_member_accepts_no_entries_before_a_snapshot() {
     assert!(core.status().voters.is_empty());
 }
 
+/// An unconfigured member still answers an append it cannot take: a rejection hinting its
+/// empty log, so that a leader whose log was compacted falls back to a snapshot. It once
+/// dropped the append unanswered, and a leader that had not added the member itself (the
+/// one that did lost leadership first) probed it forever, never sending the snapshot.
+#[test]
+fn an_unconfigured_member_rejects_an_append_it_cannot_take_and_hints_its_empty_log() {
+    let store = MemoryStore::new_with_conf_state(ConfState::default());
+    let mut core = RaftCore::new(&RaftConfig::new(4, 7), store, &raft_logger("review")).unwrap();
+    let mut append = Message::default();
+    append.set_msg_type(raft::eraftpb::MessageType::MsgAppend);
+    append.from = 1;
+    append.to = 4;
+    append.term = 2;
+    append.index = 8;
+    append.log_term = 1;
+    append.entries = vec![entry(9, 2), entry(10, 2)].into();
+    append.commit = 8;
+    core.step(append).unwrap();
+    let mut last = 0;
+    let effects = drain_core(&mut core, &mut last);
+    let answers: Vec<&Message> = effects
+        .iter()
+        .flat_map(|effects| {
+            effects
+                .messages_first
+                .iter()
+                .chain(&effects.messages_after_persist)
+        })
+        .filter(|message| message.get_msg_type() == raft::eraftpb::MessageType::MsgAppendResponse)
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].reject, "{:?}", answers[0]);
+    assert_eq!((answers[0].to, answers[0].reject_hint), (1, 0));
+    assert_eq!(core.status().last_index, 0, "entries were appended");
+}
+
 /// The `answer_on_append` canary: a leader cut off from its followers answers a proposal
 /// "applied" although no quorum holds it (without the canary it answers nothing).
 fn answer_on_append_run(canary: bool) -> (Proposed, Vec<Completion>, u64) {
