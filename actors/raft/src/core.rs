@@ -163,11 +163,9 @@ impl<S: LogStore> RaftCore<S> {
     /// snapshot) accepts no log entries: it waits for the leader's snapshot, which carries
     /// the membership. Applying the group's history from an empty configuration would make
     /// its own addition leave it the sole voter of a group of one, free to elect itself.
-    /// The append is still answered, without its entries: raft-rs then rejects it (this
-    /// member's log is empty), and the rejection walks the leader's probe back to a snapshot.
-    /// Dropping it instead left a leader that had not added the member itself probing it
-    /// forever.
-    pub fn step(&mut self, mut message: Message) -> Result<(), CoreError> {
+    /// A leader that did not add the member itself learns of it through
+    /// [`Self::probe_from_start`].
+    pub fn step(&mut self, message: Message) -> Result<(), CoreError> {
         self.check_usable()?;
         let kind = message.get_msg_type();
         if kind == MessageType::MsgAppend && !message.entries.is_empty() && self.unconfigured() {
@@ -175,7 +173,7 @@ impl<S: LogStore> RaftCore<S> {
                 from = message.from,
                 "entries refused before a first snapshot"
             );
-            message.entries.clear();
+            return Ok(());
         }
         if self.canaries.vote_twice
             && kind == MessageType::MsgRequestVote
@@ -192,6 +190,30 @@ impl<S: LogStore> RaftCore<S> {
             Err(raft::Error::StepLocalMsg) => Err(CoreError::LocalMessage(kind)),
             Err(e) => Err(CoreError::Raft(e)),
         }
+    }
+
+    /// On the leader, restarts replication to member `id` from index 1, so that with the
+    /// log compacted past it raft-rs sends `id` a snapshot. For a member that accepts no
+    /// entry before its first snapshot (see [`Self::step`]) and was added under an earlier
+    /// leader: it answers heartbeats but never appends, so raft-rs alone would probe it at
+    /// the leader's last index forever. The caller has heard from `id` recently. Returns
+    /// whether this member leads and tracks `id`.
+    pub fn probe_from_start(&mut self, id: u64) -> bool {
+        if !self.is_leader() || id == self.id() {
+            return false;
+        }
+        let Some(progress) = self.node.raft.mut_prs().get_mut(id) else {
+            return false;
+        };
+        if progress.matched > 0 {
+            return false;
+        }
+        // Probing from `matched + 1`: index 1.
+        progress.become_probe();
+        progress.recent_active = true;
+        self.node.raft.send_append(id);
+        self.after_input();
+        true
     }
 
     /// Proposes `data` (with an opaque `context` carried alongside it in the entry). Only the

@@ -299,8 +299,9 @@ const JOINER_CHECK_TICKS: u64 = 20;
 /// that lost leadership before sending the snapshot is not, and would wait forever (a new
 /// leader's log starts at index 1, so raft-rs keeps probing it with entries). So once per
 /// leadership, after [`JOINER_CHECK_TICKS`], every member that answers but has matched
-/// nothing yet is treated as joining: one compaction, and raft-rs sends each of them a
-/// snapshot. A member that is down answers nothing and costs no compaction.
+/// nothing yet is treated as joining: one compaction, then each is probed from index 1
+/// (below the compacted log), so raft-rs sends it a snapshot. A member that is down
+/// answers nothing and costs no compaction.
 fn snapshot_joiners<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
     let since = *state.leader_since.get_or_insert(state.ticks);
     let status = state.group.core().status();
@@ -335,7 +336,9 @@ fn snapshot_joiners<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
     // Kept until it succeeds.
     match tokio::task::block_in_place(|| state.group.compact()) {
         Ok(()) => {
-            state.joining.clear();
+            for id in std::mem::take(&mut state.joining) {
+                state.group.core_mut().probe_from_start(id);
+            }
             state.compacted_at = state.group.applied();
         }
         Err(error) => {

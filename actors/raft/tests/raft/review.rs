@@ -446,42 +446,6 @@ fn review_an_unconfigured_member_accepts_no_entries_before_a_snapshot() {
     assert!(core.status().voters.is_empty());
 }
 
-/// An unconfigured member still answers an append it cannot take: a rejection hinting its
-/// empty log, so that a leader whose log was compacted falls back to a snapshot. It once
-/// dropped the append unanswered, and a leader that had not added the member itself (the
-/// one that did lost leadership first) probed it forever, never sending the snapshot.
-#[test]
-fn an_unconfigured_member_rejects_an_append_it_cannot_take_and_hints_its_empty_log() {
-    let store = MemoryStore::new_with_conf_state(ConfState::default());
-    let mut core = RaftCore::new(&RaftConfig::new(4, 7), store, &raft_logger("review")).unwrap();
-    let mut append = Message::default();
-    append.set_msg_type(raft::eraftpb::MessageType::MsgAppend);
-    append.from = 1;
-    append.to = 4;
-    append.term = 2;
-    append.index = 8;
-    append.log_term = 1;
-    append.entries = vec![entry(9, 2), entry(10, 2)].into();
-    append.commit = 8;
-    core.step(append).unwrap();
-    let mut last = 0;
-    let effects = drain_core(&mut core, &mut last);
-    let answers: Vec<&Message> = effects
-        .iter()
-        .flat_map(|effects| {
-            effects
-                .messages_first
-                .iter()
-                .chain(&effects.messages_after_persist)
-        })
-        .filter(|message| message.get_msg_type() == raft::eraftpb::MessageType::MsgAppendResponse)
-        .collect();
-    assert_eq!(answers.len(), 1, "{answers:?}");
-    assert!(answers[0].reject, "{:?}", answers[0]);
-    assert_eq!((answers[0].to, answers[0].reject_hint), (1, 0));
-    assert_eq!(core.status().last_index, 0, "entries were appended");
-}
-
 /// The `answer_on_append` canary: a leader cut off from its followers answers a proposal
 /// "applied" although no quorum holds it (without the canary it answers nothing).
 fn answer_on_append_run(canary: bool) -> (Proposed, Vec<Completion>, u64) {
@@ -518,4 +482,53 @@ fn the_answer_on_append_canary_acknowledges_an_uncommitted_entry() {
         ),
         "{completions:?}"
     );
+}
+
+/// A member added under a leader that lost leadership before it sent the member its first
+/// snapshot: the member accepts no entry before one, and answers only heartbeats, so the
+/// next leader keeps probing it at its last index. Probed from index 1 (below the
+/// compacted log), it is sent a snapshot and catches up.
+#[test]
+fn a_joiner_left_without_a_snapshot_gets_one_when_the_next_leader_probes_it_from_the_start() {
+    let mut groups: Vec<_> = (1..=3).map(|id| mem_group(id, &[1, 2, 3])).collect();
+    let store = MemoryStore::new_with_conf_state(ConfState::default());
+    let core = RaftCore::new(&RaftConfig::new(4, 7), store, &raft_logger("review")).unwrap();
+    groups.push(RaftGroup::new(core, Journal::default(), 0));
+    let mut completions = Vec::new();
+    groups[0].core_mut().campaign().unwrap();
+    exchange(&mut groups, &|_| true, &mut completions);
+    groups[0]
+        .core_mut()
+        .propose_conf_change(change(ConfChangeType::AddNode, 4), Vec::new())
+        .unwrap();
+    exchange(&mut groups, &|_| true, &mut completions);
+    assert!(groups[1].core().status().voters.contains(&4));
+    // Node 2's log is compacted up to its last entry before it leads: its probe of node 4
+    // starts above the compacted index, so raft-rs alone sends appends, never a snapshot.
+    groups[1].compact().unwrap();
+    groups[0].core_mut().transfer_leader(2).unwrap();
+    exchange(&mut groups, &|_| true, &mut completions);
+    assert!(groups[1].core().is_leader(), "node 2 leads");
+    groups[1].propose(b"after".to_vec()).unwrap();
+    exchange(&mut groups, &|_| true, &mut completions);
+    let rounds = |groups: &mut Vec<RaftGroup<MemoryStore, Journal>>, completions: &mut Vec<_>| {
+        for _ in 0..30 {
+            for group in groups.iter_mut() {
+                group.tick().unwrap();
+            }
+            exchange(groups, &|_| true, completions);
+        }
+    };
+    rounds(&mut groups, &mut completions);
+    assert_eq!(
+        groups[3].core().status().last_index,
+        0,
+        "the joiner took entries without a snapshot"
+    );
+    assert!(groups[1].core_mut().probe_from_start(4));
+    rounds(&mut groups, &mut completions);
+    let joiner = groups[3].core().status();
+    assert!(joiner.last_index > 0, "no snapshot reached the joiner");
+    assert_eq!(joiner.voters, vec![1, 2, 3, 4]);
+    assert!(groups[3].machine().items.contains(&b"after".to_vec()));
 }
