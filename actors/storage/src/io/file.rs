@@ -138,9 +138,7 @@ impl PageIo for FileIo {
             writable.blocks_reserved && writable.map.as_ref().is_some_and(|map| map.len() >= end);
         if !mapped {
             drop(writable);
-            let mut buffer = vec![0u8; length_bytes];
-            fill(&mut buffer);
-            return self.write(offset, &buffer);
+            return super::write_through_buffer(self, offset, length_bytes, fill);
         }
         let map = writable.map.as_mut().expect("invariant: mapped just above");
         fill(&mut map[offset as usize..end]);

@@ -34,9 +34,7 @@ pub trait PageIo: Send + Sync + 'static {
         length_bytes: usize,
         fill: &mut dyn FnMut(&mut [u8]),
     ) -> Result<(), IoError> {
-        let mut buffer = vec![0u8; length_bytes];
-        fill(&mut buffer);
-        self.write(offset, &buffer)
+        write_through_buffer(self, offset, length_bytes, fill)
     }
     /// Makes every earlier write durable.
     fn sync(&self) -> Result<(), IoError>;
@@ -44,6 +42,18 @@ pub trait PageIo: Send + Sync + 'static {
     /// not rewrite stay valid for the view's lifetime; the engine only rewrites pages
     /// that no live view can reach.
     fn view(&self) -> Result<Arc<dyn PageView>, IoError>;
+}
+
+/// [`PageIo::write_with`] through a fresh buffer and [`PageIo::write`].
+fn write_through_buffer<I: PageIo + ?Sized>(
+    io: &I,
+    offset: u64,
+    length_bytes: usize,
+    fill: &mut dyn FnMut(&mut [u8]),
+) -> Result<(), IoError> {
+    let mut buffer = vec![0u8; length_bytes];
+    fill(&mut buffer);
+    io.write(offset, &buffer)
 }
 
 /// A read-only window on the store's bytes (a memory mapping for files).

@@ -8,7 +8,7 @@
 
 use crate::common::{apply, dump, key, open_memory, small_limits, Model};
 use inferadb_storage::io::{CrashMode, FaultPlan, MemoryIo};
-use inferadb_storage::{Database, Durability, StorageError};
+use inferadb_storage::{Database, Durability, PendingSync, StorageError};
 use std::sync::Arc;
 
 type Change = (Vec<u8>, Option<Vec<u8>>);
@@ -336,6 +336,27 @@ fn commits_during_a_sync_never_damage_the_commit_it_makes_durable() {
     }
 }
 
+/// Deferred commits of `before`, a sync begun, then deferred commits of `during` while it
+/// is in flight: the store, the database, the model of every commit, and the sync.
+fn commits_around_a_begun_sync(
+    before: &[Vec<Change>],
+    during: &[Vec<Change>],
+) -> (Arc<MemoryIo>, Database, Model, PendingSync) {
+    let io = Arc::new(MemoryIo::default());
+    let db = open_memory(&io, small_limits());
+    let mut model = Model::new();
+    for changes in before {
+        try_apply(&db, changes, Durability::Deferred).expect("commit");
+        model = apply_to_model(&model, changes);
+    }
+    let pending = db.begin_sync().expect("begin sync");
+    for changes in during {
+        try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
+        model = apply_to_model(&model, changes);
+    }
+    (io, db, model, pending)
+}
+
 /// Deferred commits, a sync begun and dropped unfinished (its job failed or was
 /// cancelled), more deferred commits, then an `Immediate` commit: the `Immediate` commit
 /// makes everything before it durable, whatever the dropped sync left behind.
@@ -345,18 +366,7 @@ fn an_immediate_commit_after_a_dropped_sync_makes_everything_durable() {
         let transactions = workload(seed + 100, 24);
         let (before, rest) = transactions.split_at(8);
         let (during, after) = rest.split_at(8);
-        let io = Arc::new(MemoryIo::default());
-        let db = open_memory(&io, small_limits());
-        let mut model = Model::new();
-        for changes in before {
-            try_apply(&db, changes, Durability::Deferred).expect("commit");
-            model = apply_to_model(&model, changes);
-        }
-        let pending = db.begin_sync().expect("begin sync");
-        for changes in during {
-            try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
-            model = apply_to_model(&model, changes);
-        }
+        let (io, db, mut model, pending) = commits_around_a_begun_sync(before, during);
         drop(pending);
         for (index, changes) in after.iter().enumerate() {
             let durability = if index + 1 == after.len() {
@@ -392,18 +402,7 @@ fn an_unchanged_immediate_commit_during_a_sync_is_not_undone_by_the_sync() {
         let transactions = workload(seed + 200, 17);
         let (before, rest) = transactions.split_at(8);
         let (during, last) = rest.split_at(8);
-        let io = Arc::new(MemoryIo::default());
-        let db = open_memory(&io, small_limits());
-        let mut model = Model::new();
-        for changes in before {
-            try_apply(&db, changes, Durability::Deferred).expect("commit");
-            model = apply_to_model(&model, changes);
-        }
-        let pending = db.begin_sync().expect("begin sync");
-        for changes in during {
-            try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
-            model = apply_to_model(&model, changes);
-        }
+        let (io, db, model, pending) = commits_around_a_begun_sync(before, during);
         try_apply(&db, &[], Durability::Immediate).expect("unchanged immediate commit");
         pending.finish().expect("finish the older sync");
         let start = io.operations();
