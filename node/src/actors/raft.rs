@@ -308,11 +308,14 @@ fn snapshot_joiners<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
     if !state.joiners_adopted && state.ticks.saturating_sub(since) >= JOINER_CHECK_TICKS {
         state.joiners_adopted = true;
         let heard_since = |id: &u64| state.heard_at.get(id).is_some_and(|at| *at >= since);
+        // A member on its way out (still dialling in) needs no snapshot.
+        let leaving = state.group.machine().membership_target().removed;
         let waiting: Vec<u64> = status
             .progress
             .iter()
             .filter(|(id, matched)| *id != status.id && *matched == 0 && heard_since(id))
             .map(|(id, _)| *id)
+            .filter(|id| !leaving.contains(id))
             .collect();
         if !waiting.is_empty() {
             tracing::info!(
