@@ -304,8 +304,13 @@ const JOINER_CHECK_TICKS: u64 = 20;
 /// answers nothing and costs no compaction.
 fn snapshot_joiners<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
     let since = *state.leader_since.get_or_insert(state.ticks);
+    let due = !state.joiners_adopted && state.ticks.saturating_sub(since) >= JOINER_CHECK_TICKS;
+    // This runs after every drain: the usual answer costs no status.
+    if !due && state.joining.is_empty() {
+        return;
+    }
     let status = state.group.core().status();
-    if !state.joiners_adopted && state.ticks.saturating_sub(since) >= JOINER_CHECK_TICKS {
+    if due {
         state.joiners_adopted = true;
         let heard_since = |id: &u64| state.heard_at.get(id).is_some_and(|at| *at >= since);
         // A member on its way out (still dialling in) needs no snapshot.
