@@ -282,6 +282,56 @@ fn tokens_preconditions_deletes_and_expiry() {
 }
 
 #[test]
+fn ids_of_the_longest_allowed_length_are_stored_checked_and_read_back_whole() {
+    let (_directory, node) = node();
+    let id = vault_with_schema(&node, "long-ids");
+    // Index keys shorten ids over 256 bytes; these two share every byte they keep.
+    let first = format!("document:{}1", "d".repeat(1023));
+    let second = format!("document:{}2", "d".repeat(600));
+    let user = format!("user:{}", "u".repeat(1024));
+    let group = format!("group:{}", "g".repeat(700));
+    let member = format!("{group}#member");
+    write(
+        &node,
+        &id,
+        &[
+            (&first, "owner", &user),
+            (&group, "member", "user:ann"),
+            (&second, "viewer", &member),
+        ],
+    );
+    assert!(check(&node, &id, &first, "view", &user));
+    assert!(!check(&node, &id, &second, "view", &user));
+    assert!(check(&node, &id, &second, "view", "user:ann"));
+    assert!(!check(&node, &id, &first, "view", "user:ann"));
+    let read = |filter: serde_json::Value| {
+        let answer = node.post(
+            &format!("/v1/vaults/{id}/relationships/read"),
+            &json!({ "filter": filter }),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.json["relationships"].as_array().unwrap().clone()
+    };
+    let (first_type, first_id) = first.split_once(':').unwrap();
+    let owned = read(json!({"resource_type": first_type, "resource_id": first_id}));
+    assert_eq!(owned.len(), 1, "{owned:?}");
+    assert_eq!(owned[0]["resource"], first.as_str());
+    assert_eq!(owned[0]["subject"], user.as_str());
+    let (user_type, user_id) = user.split_once(':').unwrap();
+    let by_subject = read(json!({"subject_type": user_type, "subject_id": user_id}));
+    assert_eq!(by_subject.len(), 1, "{by_subject:?}");
+    assert_eq!(by_subject[0]["resource"], first.as_str());
+    let lookup = node.post(
+        &format!("/v1/vaults/{id}/lookup/resources"),
+        &json!({"resource_type": "document", "permission": "view", "subject": "user:ann"}),
+    );
+    assert_eq!(lookup.status, 200, "{}", lookup.text);
+    assert_eq!(lookup.json["resources"], json!([second]));
+    let verified = node.get(&format!("/v1/vaults/{id}/ledger/verify"));
+    assert_eq!(verified.json["holds"], true, "{}", verified.text);
+}
+
+#[test]
 fn bad_requests_get_problems_that_name_the_field() {
     let (_directory, node) = node();
     let id = vault_with_schema(&node, "errors");

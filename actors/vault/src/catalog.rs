@@ -11,9 +11,12 @@ use crate::ledger::Reader;
 use crate::limits::VAULT_NAME_MAX;
 use crate::tables;
 
-/// The page size of the node's database: 16 KiB pages allow 4,080-byte keys, and a
-/// relationship key can reach about 2,300 bytes (names ≤ 64 bytes, ids ≤ 1,024 bytes).
-pub const PAGE_SIZE: usize = 16384;
+/// The page size of vault and catalog files: 4 KiB pages allow 1,008-byte keys. Index keys
+/// shorten ids longer than 256 bytes, so the longest is
+/// [`INDEX_KEY_LENGTH_MAX`](crate::keys::INDEX_KEY_LENGTH_MAX) bytes (ADR 0005). A commit
+/// writes every leaf it touches, and random relationships touch one leaf each per index:
+/// at 16 KiB pages a replica's apply copied four times the bytes.
+pub const PAGE_SIZE: usize = 4096;
 
 fn checked(db: Database) -> Result<Database, DatabaseError> {
     let found = db.limits().page_size;

@@ -8,7 +8,9 @@ use inferadb_protocols::{ObjectId, RelationName, Relationship, TypeName};
 use inferadb_storage::{Range, StorageError};
 
 use crate::error::{Field, FilterError};
-use crate::keys::{decode_expiry, decode_forward, decode_reverse, push_components, subject_parts};
+use crate::keys::{
+    decode_forward, decode_reverse, push_components, push_id, subject_parts, SEPARATOR,
+};
 
 /// Selects relationships; every field that is set must match. `resource_id` needs
 /// `resource_type`, and `subject_id` needs `subject_type`.
@@ -99,7 +101,8 @@ impl RelationshipFilter {
         if let Some(resource_type) = &self.resource_type {
             push_components(&mut prefix, &[resource_type.as_ref().as_bytes()]);
             if let Some(resource_id) = &self.resource_id {
-                push_components(&mut prefix, &[resource_id.as_ref().as_bytes()]);
+                push_id(&mut prefix, resource_id.as_ref());
+                prefix.push(SEPARATOR);
                 if let Some(relation) = &self.relation {
                     push_components(&mut prefix, &[relation.as_ref().as_bytes()]);
                 }
@@ -112,7 +115,8 @@ impl RelationshipFilter {
         if let Some(subject_type) = &self.subject_type {
             push_components(&mut prefix, &[subject_type.as_ref().as_bytes()]);
             if let Some(subject_id) = &self.subject_id {
-                push_components(&mut prefix, &[subject_id.as_bytes()]);
+                push_id(&mut prefix, subject_id);
+                prefix.push(SEPARATOR);
                 if let Some(relation) = &self.subject_relation {
                     push_components(&mut prefix, &[relation.as_ref().as_bytes()]);
                 }
@@ -174,13 +178,11 @@ pub(crate) fn decode_entry(
     key: &[u8],
     value: &[u8],
 ) -> Result<Relationship, ScanError> {
-    let expiry = decode_expiry(value)
-        .ok_or_else(|| ScanError::Corrupt("an index value is not an expiry".into()))?;
     let decoded = match index {
-        IndexKind::Forward => decode_forward(key, expiry),
-        IndexKind::Reverse => decode_reverse(key, expiry),
+        IndexKind::Forward => decode_forward(key, value),
+        IndexKind::Reverse => decode_reverse(key, value),
     };
-    decoded.ok_or_else(|| ScanError::Corrupt("an index key is malformed".into()))
+    decoded.ok_or_else(|| ScanError::Corrupt("an index entry is malformed".into()))
 }
 
 /// Visits every relationship of `range` (entries of `index`) that matches `filter`, live

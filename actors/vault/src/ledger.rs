@@ -28,7 +28,7 @@
 use inferadb_protocols::Relationship;
 use sha2::{Digest, Sha256};
 
-use crate::keys::{decode_forward, forward_key};
+use crate::keys::{canonical_key, decode_canonical};
 
 /// A 32-byte hash.
 pub type Hash32 = [u8; 32];
@@ -78,7 +78,7 @@ pub struct Block {
 
 /// Appends the canonical bytes of a relationship.
 pub fn encode_relationship(out: &mut Vec<u8>, relationship: &Relationship) {
-    let key = forward_key(relationship);
+    let key = canonical_key(relationship);
     let length = u32::try_from(key.len()).expect("invariant: keys are far below 4 GiB");
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(&key);
@@ -163,7 +163,7 @@ fn decode_relationship(reader: &mut Reader<'_>) -> Option<Relationship> {
         1 => Some(reader.u64()?),
         _ => return None,
     };
-    decode_forward(key, expiry)
+    decode_canonical(key, expiry)
 }
 
 /// Decodes the canonical bytes of one operation; `None` when malformed.
@@ -336,7 +336,7 @@ impl Default for StateBuckets {
 
 /// The bucket a relationship falls in: the first byte of BLAKE3 of its forward key.
 pub fn bucket_of(relationship: &Relationship) -> u8 {
-    blake3::hash(&forward_key(relationship)).as_bytes()[0]
+    blake3::hash(&canonical_key(relationship)).as_bytes()[0]
 }
 
 /// The lanes a relationship contributes to its bucket.

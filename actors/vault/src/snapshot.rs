@@ -12,8 +12,8 @@ use inferadb_protocols::{Revision, VaultId};
 use inferadb_storage::{ReadTable, ReadTransaction, TableHandle};
 
 use crate::keys::{
-    components, decode_expiry, forward_prefix, push_components, KIND_OBJECT, KIND_USERSET,
-    SEPARATOR,
+    components, decode_index_value, forward_prefix, push_components, push_id, resolve_id,
+    IndexValue, KIND_OBJECT, KIND_USERSET, SEPARATOR,
 };
 use crate::limits::VaultLimits;
 use crate::vault::SchemaVersion;
@@ -62,34 +62,33 @@ fn storage_error(error: inferadb_storage::StorageError) -> inferadb_evaluator::R
     }
 }
 
-/// The expiry of an index value, `None` when it is expired at `now_ms` (invisible).
-fn live_expiry(
+/// An index value, `None` when it is expired at `now_ms` (invisible).
+fn live_value(
     value: &[u8],
     now_ms: u64,
-) -> Result<Option<Option<u64>>, inferadb_evaluator::ReadError> {
-    let expiry = decode_expiry(value).ok_or_else(|| read_error("index value is not an expiry"))?;
-    Ok(match expiry {
+) -> Result<Option<IndexValue<'_>>, inferadb_evaluator::ReadError> {
+    let value = decode_index_value(value).ok_or_else(|| read_error("malformed index value"))?;
+    Ok(match value.expires_at_ms {
         Some(at) if at <= now_ms => None,
-        other => Some(other),
+        _ => Some(value),
     })
 }
 
-/// Parses `kind 0 subject_type 0 subject_id [0 subject_relation]`.
-fn subject_of(suffix: &[u8]) -> Option<SubjectKey<'_>> {
+/// Parses `kind 0 subject_type 0 subject_id [0 subject_relation]`, taking a shortened
+/// subject id from the entry's value.
+fn subject_of<'a>(suffix: &'a [u8], value: &IndexValue<'a>) -> Option<SubjectKey<'a>> {
     let parts = components(suffix)?;
-    match (parts.len(), parts.first().map(|kind| kind.as_bytes())) {
-        (3, Some([KIND_OBJECT])) => Some(SubjectKey {
-            subject_type: parts[1],
-            subject_id: parts[2],
-            subject_relation: None,
-        }),
-        (4, Some([KIND_USERSET])) => Some(SubjectKey {
-            subject_type: parts[1],
-            subject_id: parts[2],
-            subject_relation: Some(parts[3]),
-        }),
-        _ => None,
-    }
+    let relation = match (parts.len(), parts.first().map(|kind| kind.as_bytes())) {
+        (3, Some([KIND_OBJECT])) => None,
+        (4, Some([KIND_USERSET])) => Some(parts[3]),
+        _ => return None,
+    };
+    let full = value.full_ids.map(|ids| ids.subject_id);
+    Some(SubjectKey {
+        subject_type: parts[1],
+        subject_id: resolve_id(parts[2], full)?,
+        subject_relation: relation,
+    })
 }
 
 fn push_forward_key(
@@ -111,7 +110,7 @@ fn push_forward_key(
         Some(kind),
     );
     push_components(key, &[subject.subject_type.as_bytes()]);
-    key.extend_from_slice(subject.subject_id.as_bytes());
+    push_id(key, subject.subject_id);
     if let Some(relation) = subject.subject_relation {
         key.push(SEPARATOR);
         key.extend_from_slice(relation.as_bytes());
@@ -197,7 +196,9 @@ impl VaultSnapshot {
         let Some(value) = table.get(key).map_err(storage_error)? else {
             return Ok(None);
         };
-        Ok(live_expiry(&value, now_ms)?.map(|expires_at_ms| Found { expires_at_ms }))
+        Ok(live_value(&value, now_ms)?.map(|value| Found {
+            expires_at_ms: value.expires_at_ms,
+        }))
     }
 }
 
@@ -227,12 +228,12 @@ impl RelationshipReader for VaultSnapshot {
         let table = self.forward_table();
         for entry in table.prefix(&prefix).map_err(storage_error)? {
             let (key, value) = entry.map_err(storage_error)?;
-            let Some(expires_at_ms) = live_expiry(&value, now_ms)? else {
+            let Some(value) = live_value(&value, now_ms)? else {
                 continue;
             };
-            let subject =
-                subject_of(&key[base..]).ok_or_else(|| read_error("malformed forward key"))?;
-            if visit(subject, expires_at_ms).is_break() {
+            let subject = subject_of(&key[base..], &value)
+                .ok_or_else(|| read_error("malformed forward entry"))?;
+            if visit(subject, value.expires_at_ms).is_break() {
                 break;
             }
         }
@@ -291,11 +292,12 @@ impl RelationshipReader for VaultSnapshot {
         visit: &mut ResourceVisitor<'_>,
     ) -> Result<(), inferadb_evaluator::ReadError> {
         let mut prefix = Vec::with_capacity(128);
+        push_components(&mut prefix, &[subject.subject_type.as_bytes()]);
+        push_id(&mut prefix, subject.subject_id);
+        prefix.push(SEPARATOR);
         push_components(
             &mut prefix,
             &[
-                subject.subject_type.as_bytes(),
-                subject.subject_id.as_bytes(),
                 subject.subject_relation.unwrap_or("").as_bytes(),
                 resource_type.as_bytes(),
                 relation.as_bytes(),
@@ -304,12 +306,14 @@ impl RelationshipReader for VaultSnapshot {
         let table = self.reverse_table();
         for entry in table.prefix(&prefix).map_err(storage_error)? {
             let (key, value) = entry.map_err(storage_error)?;
-            let Some(expires_at_ms) = live_expiry(&value, now_ms)? else {
+            let Some(value) = live_value(&value, now_ms)? else {
                 continue;
             };
             let id = std::str::from_utf8(&key[prefix.len()..])
-                .map_err(|_| read_error("malformed reverse key"))?;
-            if visit(id, expires_at_ms) == ControlFlow::Break(()) {
+                .ok()
+                .and_then(|id| resolve_id(id, value.full_ids.map(|ids| ids.resource_id)))
+                .ok_or_else(|| read_error("malformed reverse entry"))?;
+            if visit(id, value.expires_at_ms) == ControlFlow::Break(()) {
                 break;
             }
         }

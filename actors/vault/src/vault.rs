@@ -11,8 +11,8 @@ use inferadb_storage::{Database, Durability, WriteTransaction};
 
 use crate::error::{VaultError, WriteError};
 use crate::filter::{scan_matching, IndexKind, RelationshipFilter, ScanError};
-use crate::keys::{decode_expiry, decode_expiry_key, decode_forward, encode_expiry, expiry_key};
-use crate::keys::{forward_key, reverse_key};
+use crate::keys::{decode_expiry_key, decode_forward, decode_index_value, encode_index_value};
+use crate::keys::{expiry_key, forward_key, reverse_key};
 use crate::ledger::{decode_bucket, Hash32, Operation, Reader, StateBuckets};
 use crate::limits::VaultLimits;
 use crate::snapshot::{ActiveSchema, VaultSnapshot};
@@ -408,15 +408,15 @@ impl<'a> Staging<'a> {
         let Some(value) = table.get(&forward_key(relationship))? else {
             return Ok(None);
         };
-        decode_expiry(&value)
-            .map(Some)
+        decode_index_value(&value)
+            .map(|value| Some(value.expires_at_ms))
             .ok_or_else(|| WriteError::Corrupt {
                 what: "forward index value".into(),
             })
     }
 
     pub(crate) fn insert(&mut self, relationship: Relationship) -> Result<(), WriteError> {
-        let value = encode_expiry(relationship.expires_at_ms);
+        let value = encode_index_value(&relationship);
         let forward = forward_key(&relationship);
         self.txn
             .open_table(&self.forward)?
@@ -427,7 +427,7 @@ impl<'a> Staging<'a> {
         if let Some(expires_at_ms) = relationship.expires_at_ms {
             self.txn
                 .open_table(&self.expiry)?
-                .insert(&expiry_key(expires_at_ms, &forward), &[])?;
+                .insert(&expiry_key(expires_at_ms, &forward), &value)?;
         }
         self.changed.insert(self.buckets.insert(&relationship));
         self.inserted += 1;
@@ -553,15 +553,18 @@ impl<'a> Staging<'a> {
             if found.len() >= limit {
                 break;
             }
-            let (key, _) = entry?;
+            let (key, value) = entry?;
             let corrupt = || WriteError::Corrupt {
-                what: "expiry index key".into(),
+                what: "expiry index entry".into(),
             };
             let (expires_at_ms, forward) = decode_expiry_key(key).ok_or_else(corrupt)?;
             if expires_at_ms > now_ms {
                 break;
             }
-            found.push(decode_forward(forward, Some(expires_at_ms)).ok_or_else(corrupt)?);
+            let relationship = decode_forward(forward, &value)
+                .filter(|relationship| relationship.expires_at_ms == Some(expires_at_ms))
+                .ok_or_else(corrupt)?;
+            found.push(relationship);
         }
         Ok(found)
     }

@@ -4,7 +4,7 @@
 use inferadb_protocols::Relationship;
 
 use crate::error::VaultError;
-use crate::keys::{decode_expiry, decode_forward, expiry_key, reverse_key};
+use crate::keys::{decode_forward, expiry_key, reverse_key};
 use crate::ledger::{
     block_hash, decode_bucket, hex, operations_root, sha256, Block, Hash32, Operation, StateBuckets,
 };
@@ -239,9 +239,7 @@ impl VaultSnapshot {
         for entry in forward.iter()? {
             let (key, value) = entry?;
             count += 1;
-            let Some(relationship) =
-                decode_expiry(&value).and_then(|expiry| decode_forward(key, expiry))
-            else {
+            let Some(relationship) = decode_forward(key, &value) else {
                 problems.push(format!("forward entry {}: malformed", hex(key)));
                 continue;
             };

@@ -16,25 +16,43 @@ use proptest::prelude::*;
 
 use crate::common::{vault_with_schema, VAULT};
 
+/// The id a short name stands for: `d1`, `d2`, `g1` and `u2` are long ids (index keys hold
+/// them shortened), and `d1` and `d2` share every byte a shortened id keeps.
+pub(crate) fn id(name: &str) -> String {
+    match name {
+        "d1" => format!("{}d1", "L".repeat(400)),
+        "d2" => format!("{}d2", "L".repeat(1022)),
+        "g1" => format!("{}g1", "G".repeat(300)),
+        "u2" => "U".repeat(1024),
+        other => other.to_owned(),
+    }
+}
+
 /// Every relationship the test schema accepts over a few ids.
 fn universe() -> Vec<String> {
     let mut all = Vec::new();
     for doc in 0..3 {
+        let doc = id(&format!("d{doc}"));
         for user in 0..3 {
-            all.push(format!("doc:d{doc}#owner@user:u{user}"));
-            all.push(format!("doc:d{doc}#viewer@user:u{user}"));
+            let user = id(&format!("u{user}"));
+            all.push(format!("doc:{doc}#owner@user:{user}"));
+            all.push(format!("doc:{doc}#viewer@user:{user}"));
         }
-        all.push(format!("doc:d{doc}#viewer@user:*"));
+        all.push(format!("doc:{doc}#viewer@user:*"));
         for group in 0..2 {
-            all.push(format!("doc:d{doc}#viewer@group:g{group}#member"));
+            let group = id(&format!("g{group}"));
+            all.push(format!("doc:{doc}#viewer@group:{group}#member"));
         }
     }
     for group in 0..2 {
+        let group = id(&format!("g{group}"));
         for user in 0..3 {
-            all.push(format!("group:g{group}#member@user:u{user}"));
+            let user = id(&format!("u{user}"));
+            all.push(format!("group:{group}#member@user:{user}"));
         }
         for inner in 0..2 {
-            all.push(format!("group:g{group}#member@group:g{inner}#member"));
+            let inner = id(&format!("g{inner}"));
+            all.push(format!("group:{group}#member@group:{inner}#member"));
         }
     }
     all
@@ -58,18 +76,18 @@ pub(crate) fn filter() -> impl Strategy<Value = RelationshipFilter> {
         |options: &'static [&'static str]| proptest::option::of(proptest::sample::select(options));
     (
         pick(&["doc", "group"]),
-        pick(&["d0", "d1", "g0"]),
+        pick(&["d0", "d1", "d2", "g0", "g1"]),
         pick(&["viewer", "member", "owner"]),
         pick(&["user", "group"]),
-        pick(&["u0", "u1", "*", "g0"]),
+        pick(&["u0", "u2", "*", "g0", "g1"]),
         pick(&["member"]),
     )
         .prop_map(|(rt, rid, rel, st, sid, srel)| RelationshipFilter {
             resource_type: rt.map(|t| t.parse().unwrap()),
-            resource_id: rt.and(rid).map(|i| i.parse().unwrap()),
+            resource_id: rt.and(rid).map(|i| id(i).parse().unwrap()),
             relation: rel.map(|r| r.parse().unwrap()),
             subject_type: st.map(|t| t.parse().unwrap()),
-            subject_id: st.and(sid).map(str::to_owned),
+            subject_id: st.and(sid).map(id),
             subject_relation: srel.map(|r| r.parse().unwrap()),
         })
 }
@@ -136,13 +154,20 @@ fn subject_text(subject: SubjectKey<'_>) -> String {
 /// The reader's three methods against the model, over every object, relation and subject.
 fn reader_matches(snapshot: &VaultSnapshot, model: &Model, now_ms: u64) {
     let live = live(model, now_ms);
-    let objects = ["doc:d0", "doc:d1", "doc:d2", "group:g0", "group:g1"];
+    let objects = [
+        ("doc", "d0"),
+        ("doc", "d1"),
+        ("doc", "d2"),
+        ("group", "g0"),
+        ("group", "g1"),
+    ];
     let mut seen = BTreeSet::new();
-    for object in objects {
-        let (object_type, object_id) = object.split_once(':').unwrap();
+    for (object_type, name) in objects {
+        let object_id = id(name);
+        let object = format!("{object_type}:{object_id}");
         let resource = ObjectKey {
             object_type,
-            object_id,
+            object_id: &object_id,
         };
         for relation in ["owner", "viewer", "member"] {
             for filter in [

@@ -2,7 +2,10 @@
 //! revision tokens.
 
 use inferadb_protocols::{Relationship, Revision, VaultId};
-use inferadb_vault::keys::{decode_forward, decode_reverse, forward_key, reverse_key};
+use inferadb_vault::keys::{
+    canonical_key, decode_canonical, decode_forward, decode_index_value, decode_reverse,
+    encode_index_value, forward_key, is_long_id, reverse_key, INDEX_KEY_LENGTH_MAX,
+};
 use inferadb_vault::ledger::{
     bucket_of, decode_operation, encode_operation, merkle_root, sha256, Block, Operation,
     StateBuckets,
@@ -11,11 +14,20 @@ use inferadb_vault::{RevisionToken, TokenError, TokenRevision};
 use proptest::prelude::*;
 
 fn name() -> impl Strategy<Value = String> {
-    "[a-z][a-z0-9_]{0,6}"
+    prop_oneof![
+        8 => "[a-z][a-z0-9_]{0,6}",
+        1 => "[a-z][a-z0-9_]{63}",
+    ]
 }
 
+/// Short ids, and long ones (up to the 1,024-byte limit) that index keys shorten, some
+/// sharing every byte the shortened form keeps.
 fn id() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9_./+=|@-]{1,12}"
+    prop_oneof![
+        8 => "[A-Za-z0-9_./+=|@-]{1,12}",
+        1 => "[A-Za-z0-9_./+=|@-]{250,1024}",
+        1 => "[a-c]{1,40}".prop_map(|tail| format!("{}{tail}", "p".repeat(240))),
+    ]
 }
 
 fn relationship() -> impl Strategy<Value = Relationship> {
@@ -40,18 +52,45 @@ fn relationship() -> impl Strategy<Value = Relationship> {
 
 proptest! {
     #[test]
-    fn keys_round_trip_and_order_like_components(a in relationship(), b in relationship()) {
-        prop_assert_eq!(decode_forward(&forward_key(&a), a.expires_at_ms), Some(a.clone()));
-        prop_assert_eq!(decode_reverse(&reverse_key(&a), a.expires_at_ms), Some(a.clone()));
+    fn keys_round_trip_fit_a_page_and_order_like_components(a in relationship(), b in relationship()) {
+        let value = encode_index_value(&a);
+        prop_assert_eq!(decode_forward(&forward_key(&a), &value), Some(a.clone()));
+        prop_assert_eq!(decode_reverse(&reverse_key(&a), &value), Some(a.clone()));
+        prop_assert_eq!(decode_canonical(&canonical_key(&a), a.expires_at_ms), Some(a.clone()));
+        prop_assert_eq!(decode_index_value(&value).unwrap().expires_at_ms, a.expires_at_ms);
+        // With the expiry in front (the expiry index), every key fits a vault page.
+        prop_assert!(forward_key(&a).len() + 8 <= INDEX_KEY_LENGTH_MAX);
+        prop_assert!(reverse_key(&a).len() + 8 <= INDEX_KEY_LENGTH_MAX);
+        // Index keys are injective: equal keys only for equal relationships.
+        prop_assert_eq!(forward_key(&a) == forward_key(&b), canonical_key(&a) == canonical_key(&b));
+        prop_assert_eq!(reverse_key(&a) == reverse_key(&b), canonical_key(&a) == canonical_key(&b));
         let components = |r: &Relationship| {
             (r.resource.object_type.to_string(), r.resource.object_id.to_string(), r.relation.to_string())
         };
-        // Forward key order is the order of the leading components.
+        // Canonical order is the order of the leading components; index order too, as long
+        // as no resource id is shortened.
         if components(&a) < components(&b) {
-            prop_assert!(forward_key(&a) < forward_key(&b));
+            prop_assert!(canonical_key(&a) < canonical_key(&b));
+            let long = |r: &Relationship| is_long_id(r.resource.object_id.as_ref());
+            if !long(&a) && !long(&b) {
+                prop_assert!(forward_key(&a) < forward_key(&b));
+            }
         }
-        if forward_key(&a) == forward_key(&b) {
-            prop_assert_eq!(reverse_key(&a), reverse_key(&b));
+    }
+
+    #[test]
+    fn an_index_entry_with_a_wrong_or_missing_full_id_is_malformed(a in relationship(), flip in any::<prop::sample::Index>()) {
+        let value = encode_index_value(&a);
+        let key = forward_key(&a);
+        if value.len() > 8 {
+            // A shortened key without its ids, or with one byte of them changed, decodes to nothing.
+            let expiry = a.expires_at_ms.map_or_else(Vec::new, |at| at.to_le_bytes().to_vec());
+            prop_assert_eq!(decode_forward(&key, &expiry), None);
+            let mut changed = value.clone();
+            let at = 12 + flip.index(value.len() - 12);
+            changed[at] = if changed[at] == b'a' { b'b' } else { b'a' };
+            prop_assert_eq!(decode_forward(&key, &changed), None);
+            prop_assert_eq!(decode_reverse(&reverse_key(&a), &changed), None);
         }
     }
 
