@@ -83,6 +83,8 @@ pub struct RaftState<S: LogStore, M: StateMachine> {
     leader_since: Option<u64>,
     /// Whether this leadership already looked for members waiting for a snapshot.
     joiners_adopted: bool,
+    /// The index of the compaction started for the `joining` members, while it builds.
+    joiner_snapshot: Option<u64>,
     /// The tick each peer was last heard from (any raft message).
     heard_at: BTreeMap<u64, u64>,
     persist_every_ticks: u64,
@@ -139,6 +141,7 @@ where
             joining: std::collections::BTreeSet::new(),
             leader_since: None,
             joiners_adopted: false,
+            joiner_snapshot: None,
             heard_at: BTreeMap::new(),
             snapshots_sent: BTreeMap::new(),
             persist_every_ticks: arguments.persist_every_ticks.max(1),
@@ -237,7 +240,7 @@ fn drain<S: LogStore, M: StateMachine>(
             record_metrics(state, &outputs, started.elapsed().as_secs_f64());
             perform(state, outputs);
             compact_when_due(myself, state);
-            drive_membership(state);
+            drive_membership(myself, state);
             if state.group.has_ready() && !state.drain_scheduled {
                 state.drain_scheduled = myself.send_message(RaftMsg::Drain).is_ok();
             }
@@ -302,7 +305,10 @@ const JOINER_CHECK_TICKS: u64 = 20;
 /// nothing yet is treated as joining: one compaction, then each is probed from index 1
 /// (below the compacted log), so raft-rs sends it a snapshot. A member that is down
 /// answers nothing and costs no compaction.
-fn snapshot_joiners<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
+fn snapshot_joiners<S: LogStore, M: StateMachine>(
+    myself: &ActorRef<RaftMsg>,
+    state: &mut RaftState<S, M>,
+) {
     let since = *state.leader_since.get_or_insert(state.ticks);
     let due = !state.joiners_adopted && state.ticks.saturating_sub(since) >= JOINER_CHECK_TICKS;
     // This runs after every drain: the usual answer costs no status.
@@ -341,17 +347,11 @@ fn snapshot_joiners<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
     if state.joining.is_empty() || !state.joining.iter().all(|id| members.contains(id)) {
         return;
     }
-    // Kept until it succeeds.
-    match tokio::task::block_in_place(|| state.group.compact()) {
-        Ok(()) => {
-            for id in std::mem::take(&mut state.joining) {
-                state.group.core_mut().probe_from_start(id);
-            }
-            state.compacted_at = state.group.applied();
-        }
-        Err(error) => {
-            tracing::warn!(group = state.group_id, %error, "no snapshot for joining members yet");
-        }
+    // One build at a time: a periodic compaction under way started before the joiners were
+    // members, so its snapshot would not name them; the first drain after it starts theirs.
+    // Kept until one succeeds (see `finish_compaction`).
+    if !state.compaction_building {
+        state.joiner_snapshot = start_compaction(myself, state);
     }
 }
 
@@ -359,7 +359,10 @@ fn snapshot_joiners<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
 /// replicated state asks for: one configuration change at a time (several ids in one change
 /// make it a joint-consensus change, left automatically), and a compaction once an added
 /// member is in the configuration, so it is sent a snapshot to start from.
-fn drive_membership<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
+fn drive_membership<S: LogStore, M: StateMachine>(
+    myself: &ActorRef<RaftMsg>,
+    state: &mut RaftState<S, M>,
+) {
     if !state.group.core().is_leader() {
         state.leader_since = None;
         state.joiners_adopted = false;
@@ -367,7 +370,7 @@ fn drive_membership<S: LogStore, M: StateMachine>(state: &mut RaftState<S, M>) {
     }
     // Before the pending-change check: a joiner that accepts nothing can be what keeps a
     // new leader's first entry, and so any configuration change, from committing.
-    snapshot_joiners(state);
+    snapshot_joiners(myself, state);
     let core = state.group.core();
     if core.has_pending_conf_change() {
         return;
@@ -448,15 +451,24 @@ fn compact_when_due<S: LogStore, M: StateMachine>(
     {
         return;
     }
+    start_compaction(myself, state);
+}
+
+/// Starts a compaction at the applied index; the snapshot is built off the actor and
+/// [`finish_compaction`] records it. Returns that index, or `None` when none started.
+fn start_compaction<S: LogStore, M: StateMachine>(
+    myself: &ActorRef<RaftMsg>,
+    state: &mut RaftState<S, M>,
+) -> Option<u64> {
     // Retried after another `compact_after_entries` either way: a refused compaction (the
     // membership at that index is unknown) only keeps more log; a failed machine stops the
     // group at the next drain.
-    state.compacted_at = applied;
+    state.compacted_at = state.group.applied();
     let job = match tokio::task::block_in_place(|| state.group.begin_compaction()) {
         Ok(job) => job,
         Err(error) => {
             tracing::warn!(group = state.group_id, %error, "raft log not compacted");
-            return;
+            return None;
         }
     };
     // The snapshot of a big state takes a while to read and encode: off the actor, so the
@@ -470,6 +482,7 @@ fn compact_when_due<S: LogStore, M: StateMachine>(
             .unwrap_or_else(|_| Err("the snapshot build panicked".to_string()));
         let _ = myself.send_message(RaftMsg::SnapshotBuilt { index, data });
     });
+    Some(index)
 }
 
 /// Passes a leadership transfer request to raft (which ignores one to a non-member or to
@@ -490,8 +503,18 @@ fn finish_compaction<S: LogStore, M: StateMachine>(
     let result = data.map_err(CoreError::Failed).and_then(|data| {
         tokio::task::block_in_place(|| state.group.finish_compaction(index, data))
     });
+    let for_joiners = state.joiner_snapshot.take() == Some(index);
     match result {
-        Ok(()) => tracing::info!(group = state.group_id, index, "raft log compacted"),
+        Ok(()) => {
+            tracing::info!(group = state.group_id, index, "raft log compacted");
+            if for_joiners {
+                // Probed from index 1, below the compacted log: raft-rs sends the snapshot.
+                for id in std::mem::take(&mut state.joining) {
+                    state.group.core_mut().probe_from_start(id);
+                }
+            }
+        }
+        // The joiners keep waiting; the next drain starts another compaction for them.
         Err(error) => tracing::warn!(group = state.group_id, %error, "raft log not compacted"),
     }
 }
