@@ -136,7 +136,11 @@ fn main() {
     let split = all.len().saturating_sub(12_000);
     let (bulk, rest) = all.split_at(split);
     let (hundreds, singles) = rest.split_at(rest.len().saturating_sub(2_000));
-    println!("{} relationships; file-backed, 16 KiB pages\n", all.len());
+    println!(
+        "{} relationships; file-backed, {} KiB pages\n",
+        all.len(),
+        inferadb_vault::PAGE_SIZE / 1024
+    );
     println!("| workload | rel/s | commit p50 / p99 | sync p50 / p99 |");
     println!("|---|---:|---:|---:|");
     let chunks = |items: &[Relationship], size: usize| {
