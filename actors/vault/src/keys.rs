@@ -20,9 +20,11 @@
 //! a quarter of a 4 KiB vault page (see [`INDEX_KEY_LENGTH_MAX`]), where small pages make
 //! each commit copy a quarter of what 16 KiB pages did. The marker is below every byte an id
 //! may contain, so a shortened id equals no verbatim one; equal ids shorten equally, so an
-//! exact-id prefix scan stays one scan. Only the order *among* long ids sharing their first
-//! 223 bytes differs from byte order, and no reader depends on it (lookups sort their
-//! results). A shortened key cannot be read back, so its entry's value carries both ids.
+//! exact-id prefix scan stays one scan. Order differs from byte order only after the first
+//! 223 bytes: a long id sorts before every id of 224–256 bytes that shares them, and long
+//! ids sharing them sort by digest. No reader depends on it (lookups sort their results).
+//! A shortened key cannot be read back, so its entry's value carries both ids, and a point
+//! lookup compares them with the ids it asked for (a digest match alone is not trusted).
 //!
 //! Values (forward, reverse and expiry index alike): empty, or the 8-byte little-endian
 //! `expires_at_ms`; when an id is shortened, [`LONG_VALUE_TAG`], an expiry flag byte, the
@@ -291,6 +293,14 @@ pub(crate) fn resolve_id<'a>(component: &'a str, full: Option<&'a str>) -> Optio
         }
         (true, None) => None,
     }
+}
+
+/// Whether a value's whole ids (if it carries any) are the ids a point lookup asked for:
+/// a key with a shortened id stands for them only if they are.
+pub(crate) fn names_ids(value: &IndexValue<'_>, resource_id: &str, subject_id: &str) -> bool {
+    value
+        .full_ids
+        .is_none_or(|ids| ids.resource_id == resource_id && ids.subject_id == subject_id)
 }
 
 /// Splits a key into its components as `&str`; `None` when one is not UTF-8.

@@ -12,8 +12,8 @@ use inferadb_protocols::{Revision, VaultId};
 use inferadb_storage::{ReadTable, ReadTransaction, TableHandle};
 
 use crate::keys::{
-    components, decode_index_value, forward_prefix, push_components, push_id, resolve_id,
-    IndexValue, KIND_OBJECT, KIND_USERSET, SEPARATOR,
+    components, decode_index_value, forward_prefix, names_ids, push_components, push_id,
+    resolve_id, IndexValue, KIND_OBJECT, KIND_USERSET, SEPARATOR,
 };
 use crate::limits::VaultLimits;
 use crate::vault::SchemaVersion;
@@ -196,9 +196,11 @@ impl VaultSnapshot {
         let Some(value) = table.get(key).map_err(storage_error)? else {
             return Ok(None);
         };
-        Ok(live_value(&value, now_ms)?.map(|value| Found {
-            expires_at_ms: value.expires_at_ms,
-        }))
+        Ok(live_value(&value, now_ms)?
+            .filter(|value| names_ids(value, resource.object_id, subject.subject_id))
+            .map(|value| Found {
+                expires_at_ms: value.expires_at_ms,
+            }))
     }
 }
 

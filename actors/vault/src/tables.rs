@@ -20,7 +20,8 @@ pub fn reverse(id: VaultId) -> String {
     format!("v/{id}/rev")
 }
 
-/// The expiry index of a vault: `expires_at_ms` (u64 big-endian) ‖ forward key → empty, one
+/// The expiry index of a vault: `expires_at_ms` (u64 big-endian) ‖ forward key → the
+/// forward entry's value (see [`crate::keys`]), one
 /// entry per stored relationship that has an expiry, so the expired ones are a prefix of
 /// it and purging them never walks the relationships that do not expire.
 pub fn expiry(id: VaultId) -> String {

@@ -13,6 +13,7 @@ use crate::error::{VaultError, WriteError};
 use crate::filter::{scan_matching, IndexKind, RelationshipFilter, ScanError};
 use crate::keys::{decode_expiry_key, decode_forward, decode_index_value, encode_index_value};
 use crate::keys::{expiry_key, forward_key, reverse_key};
+use crate::keys::{names_ids, subject_parts};
 use crate::ledger::{decode_bucket, Hash32, Operation, Reader, StateBuckets};
 use crate::limits::VaultLimits;
 use crate::snapshot::{ActiveSchema, VaultSnapshot};
@@ -408,10 +409,12 @@ impl<'a> Staging<'a> {
         let Some(value) = table.get(&forward_key(relationship))? else {
             return Ok(None);
         };
+        let (_, subject_id, _) = subject_parts(&relationship.subject);
         decode_index_value(&value)
+            .filter(|value| names_ids(value, relationship.resource.object_id.as_ref(), subject_id))
             .map(|value| Some(value.expires_at_ms))
             .ok_or_else(|| WriteError::Corrupt {
-                what: "forward index value".into(),
+                what: "forward index value (malformed, or another relationship's)".into(),
             })
     }
 

@@ -247,8 +247,12 @@ impl VaultSnapshot {
             check_mirror(&reverse, &relationship, &value, problems)?;
             if let Some(expires_at_ms) = relationship.expires_at_ms {
                 expiring += 1;
-                if expiry.get(&expiry_key(expires_at_ms, key))?.is_none() {
-                    problems.push(format!("expiry entry of {relationship}: missing"));
+                match expiry.get(&expiry_key(expires_at_ms, key))? {
+                    Some(mirror) if mirror.as_ref() == value.as_ref() => {}
+                    Some(_) => {
+                        problems.push(format!("expiry entry of {relationship}: other value"))
+                    }
+                    None => problems.push(format!("expiry entry of {relationship}: missing")),
                 }
             }
         }

@@ -564,6 +564,85 @@ fn tampering_with_a_block_or_the_index_breaks_verification() {
     let _: Option<Block> = None;
 }
 
+/// A long-id relationship whose index value names other ids (what a digest collision would
+/// look like) is found by no point lookup, refuses writes over it, and fails verification;
+/// so does an expiry-index entry whose value is not the forward entry's.
+#[test]
+fn a_shortened_key_stands_only_for_the_ids_its_value_names() {
+    use inferadb_evaluator::{ObjectKey, RelationshipReader, SubjectKey};
+    use inferadb_vault::keys::{encode_index_value, expiry_key, forward_key};
+
+    let (db, mut vault) = vault_with_schema();
+    let long = "L".repeat(300);
+    let real = rel(&format!("doc:{long}#owner@user:a"));
+    let other = rel(&format!("doc:{long}x#owner@user:a"));
+    let expiring = rel("doc:2#owner@user:b[expires_at_ms:900]");
+    vault
+        .write(
+            batch(vec![
+                Mutation::Create(real.clone()),
+                Mutation::Create(expiring.clone()),
+            ]),
+            10,
+        )
+        .unwrap();
+    let contains = |vault: &Vault, id: &str| {
+        let resource = ObjectKey {
+            object_type: "doc",
+            object_id: id,
+        };
+        let subject = SubjectKey {
+            subject_type: "user",
+            subject_id: "a",
+            subject_relation: None,
+        };
+        let snapshot = vault.snapshot().unwrap();
+        let found = snapshot.contains(resource, "owner", subject, 20).unwrap();
+        found.is_some()
+    };
+    assert!(contains(&vault, &long));
+    assert!(vault.snapshot().unwrap().verify_ledger().unwrap().holds);
+
+    // The real relationship's key, with a value that names another resource id.
+    tamper(
+        &db,
+        &tables::forward(VAULT),
+        &forward_key(&real),
+        &encode_index_value(&other),
+    );
+    assert!(!contains(&vault, &long));
+    let refused = vault.write(creates(&[&real.to_string()]), 20).unwrap_err();
+    assert!(
+        matches!(&refused, WriteError::Corrupt { what } if what.contains("another relationship")),
+        "{refused:?}"
+    );
+    let report = vault.snapshot().unwrap().verify_ledger().unwrap();
+    assert!(!report.holds);
+    tamper(
+        &db,
+        &tables::forward(VAULT),
+        &forward_key(&real),
+        &encode_index_value(&real),
+    );
+    assert!(vault.snapshot().unwrap().verify_ledger().unwrap().holds);
+
+    tamper(
+        &db,
+        &tables::expiry(VAULT),
+        &expiry_key(900, &forward_key(&expiring)),
+        &901u64.to_le_bytes(),
+    );
+    let report = vault.snapshot().unwrap().verify_ledger().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("expiry entry of doc:2#owner@user:b") && p.contains("other value")),
+        "{:?}",
+        report.problems
+    );
+}
+
 #[test]
 fn the_catalog_creates_lists_and_deletes_vaults() {
     let db = memory_db();

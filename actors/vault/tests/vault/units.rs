@@ -202,3 +202,17 @@ fn malformed_tokens_say_why() {
         );
     }
 }
+
+/// The documented exception to byte order: after its first 223 bytes, a long (shortened)
+/// id sorts before every id of 224–256 bytes that shares them, and after one of exactly
+/// 223 bytes.
+#[test]
+fn a_long_id_sorts_by_its_kept_prefix_then_before_medium_ids_that_share_it() {
+    let prefix = "p".repeat(223);
+    let key = |id: &str| forward_key(&format!("doc:{id}#owner@user:a").parse().unwrap());
+    let long = key(&format!("{prefix}{}", "z".repeat(40)));
+    assert!(key(&prefix) < long);
+    assert!(long < key(&format!("{prefix}a")));
+    assert!(long < key(&format!("{prefix}{}", "a".repeat(33))));
+    assert!(key(&"o".repeat(300)) < long && long < key(&"q".repeat(10)));
+}
