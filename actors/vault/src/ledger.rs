@@ -416,11 +416,13 @@ impl StateBuckets {
 
     /// The state root: BLAKE3 over the 256 buckets in order.
     pub fn root(&self) -> Hash32 {
-        let mut hasher = blake3::Hasher::new();
-        for value in self.buckets.iter() {
-            hasher.update(&encode_bucket(value));
+        // One 8 KiB input rather than 256 updates of 32 bytes: BLAKE3 then hashes its 1 KiB
+        // chunks side by side in SIMD lanes (the digest is the same; every block computes it).
+        let mut bytes = [0u8; 32 * BUCKET_COUNT];
+        for (out, value) in bytes.chunks_exact_mut(32).zip(self.buckets.iter()) {
+            out.copy_from_slice(&encode_bucket(value));
         }
-        *hasher.finalize().as_bytes()
+        *blake3::hash(&bytes).as_bytes()
     }
 }
 

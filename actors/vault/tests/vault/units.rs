@@ -216,3 +216,22 @@ fn a_long_id_sorts_by_its_kept_prefix_then_before_medium_ids_that_share_it() {
     assert!(long < key(&format!("{prefix}{}", "a".repeat(33))));
     assert!(key(&"o".repeat(300)) < long && long < key(&"q".repeat(10)));
 }
+
+proptest! {
+    /// The state root is what docs/api.md defines: BLAKE3 over the 256 buckets in order,
+    /// each as four little-endian u64 lanes.
+    #[test]
+    fn the_state_root_is_blake3_over_the_buckets_in_order(relationships in proptest::collection::vec(relationship(), 0..20)) {
+        let mut buckets = StateBuckets::default();
+        for relationship in &relationships {
+            buckets.insert(relationship);
+        }
+        let mut reference = blake3::Hasher::new();
+        for bucket in 0..=255u8 {
+            for lane in buckets.get(bucket) {
+                reference.update(&lane.to_le_bytes());
+            }
+        }
+        prop_assert_eq!(buckets.root(), *reference.finalize().as_bytes());
+    }
+}
