@@ -693,27 +693,20 @@ fn bodies_of_the_wrong_type_size_or_shape_get_problems() {
     let body =
         json!({"writes": [{"resource": "document:1", "relation": "owner", "subject": "user:a"}]})
             .to_string();
-    let plain = inferadb_tests::try_http_typed(
-        &node.addr,
-        "POST",
-        &path,
-        "text/plain",
-        Some(body.as_bytes()),
-    )
-    .expect("exchange");
+    let send = |content_type: &str, bytes: &[u8]| {
+        inferadb_tests::try_http_typed(&node.addr, "POST", &path, content_type, Some(bytes))
+            .expect("exchange")
+    };
+    let plain = send("text/plain", body.as_bytes());
     assert_eq!(plain.status, 415, "{}", plain.text);
     assert!(plain.json["type"]
         .as_str()
         .unwrap()
         .ends_with("unsupported-media-type"));
-    let suffixed = inferadb_tests::try_http_typed(
-        &node.addr,
-        "POST",
-        &path,
+    let suffixed = send(
         "application/vnd.inferadb+json; charset=utf-8",
-        Some(body.as_bytes()),
-    )
-    .expect("exchange");
+        body.as_bytes(),
+    );
     assert_eq!(suffixed.status, 200, "{}", suffixed.text);
     let shape = node.post(
         &path,
@@ -733,9 +726,7 @@ fn bodies_of_the_wrong_type_size_or_shape_get_problems() {
         shape.text
     );
     let huge = vec![b' '; 9 * 1024 * 1024];
-    let large =
-        inferadb_tests::try_http_typed(&node.addr, "POST", &path, "application/json", Some(&huge))
-            .expect("exchange");
+    let large = send("application/json", &huge);
     assert_eq!(large.status, 413, "{}", large.text);
     assert!(large.json["type"]
         .as_str()

@@ -79,14 +79,12 @@ pub(crate) fn push_id(key: &mut Vec<u8>, id: &str) {
         key.extend_from_slice(id.as_bytes());
         return;
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     key.extend_from_slice(&id.as_bytes()[..SHORTENED_PREFIX_LENGTH]);
     key.push(SHORTENED_MARKER);
     let digest = blake3::hash(id.as_bytes());
-    for byte in &digest.as_bytes()[..DIGEST_HEX_LENGTH / 2] {
-        key.push(HEX[usize::from(byte >> 4)]);
-        key.push(HEX[usize::from(byte & 0x0f)]);
-    }
+    key.extend_from_slice(
+        crate::ledger::hex(&digest.as_bytes()[..DIGEST_HEX_LENGTH / 2]).as_bytes(),
+    );
 }
 
 /// Appends an id verbatim (the canonical layout).
@@ -342,11 +340,12 @@ fn relationship_from(
     })
 }
 
-/// Decodes the forward layout, each id component through `resolve`.
-fn decode_forward_with<'a>(
-    key: &'a [u8],
+/// Decodes the forward layout, each id component through [`resolve_id`] with the whole
+/// ids of `full` (canonical keys hold every id whole, so they pass none).
+fn decode_forward_with(
+    key: &[u8],
     expires_at_ms: Option<u64>,
-    resolve: impl Fn(&'a str, bool) -> Option<&'a str>,
+    full: Option<FullIds<'_>>,
 ) -> Option<Relationship> {
     let parts = components(key)?;
     let (subject_relation, kind) = match (parts.len(), parts.get(3).copied()) {
@@ -354,41 +353,27 @@ fn decode_forward_with<'a>(
         (7, Some("u")) => (Some(parts[6]), KIND_USERSET),
         _ => return None,
     };
-    let subject = subject_from(parts[4], resolve(parts[5], false)?, subject_relation)?;
+    let subject_id = resolve_id(parts[5], full.map(|ids| ids.subject_id))?;
+    let subject = subject_from(parts[4], subject_id, subject_relation)?;
     // A userset kind byte must hold a userset and an object kind byte must not.
     let is_userset = matches!(subject, SubjectRef::Userset { .. });
     if is_userset != (kind == KIND_USERSET) {
         return None;
     }
-    relationship_from(
-        (parts[0], resolve(parts[1], true)?),
-        parts[2],
-        subject,
-        expires_at_ms,
-    )
+    let resource_id = resolve_id(parts[1], full.map(|ids| ids.resource_id))?;
+    relationship_from((parts[0], resource_id), parts[2], subject, expires_at_ms)
 }
 
 /// Decodes canonical bytes (see [`canonical_key`]) back into a relationship; `None` when
 /// they are malformed.
 pub fn decode_canonical(key: &[u8], expires_at_ms: Option<u64>) -> Option<Relationship> {
-    decode_forward_with(key, expires_at_ms, |id, _| Some(id))
+    decode_forward_with(key, expires_at_ms, None)
 }
 
 /// Decodes a forward index entry back into a relationship; `None` when it is malformed.
 pub fn decode_forward(key: &[u8], value: &[u8]) -> Option<Relationship> {
     let value = decode_index_value(value)?;
-    let full = value.full_ids;
-    decode_forward_with(key, value.expires_at_ms, |id, is_resource| {
-        resolve_id(id, full.map(|ids| pick(ids, is_resource)))
-    })
-}
-
-fn pick(ids: FullIds<'_>, resource: bool) -> &str {
-    if resource {
-        ids.resource_id
-    } else {
-        ids.subject_id
-    }
+    decode_forward_with(key, value.expires_at_ms, value.full_ids)
 }
 
 /// Decodes a reverse index entry back into a relationship; `None` when it is malformed.

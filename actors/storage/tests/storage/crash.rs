@@ -287,6 +287,41 @@ fn an_unchanged_immediate_commit_makes_earlier_deferred_commits_durable() {
     );
 }
 
+/// Deferred commits of `before`, a sync begun, then deferred commits of `during` while it
+/// is in flight.
+struct AroundSync {
+    io: Arc<MemoryIo>,
+    db: Database,
+    /// The state the sync makes durable (every commit of `before`).
+    noted: Model,
+    /// The state after every commit.
+    latest: Model,
+    pending: PendingSync,
+}
+
+fn commits_around_a_begun_sync(before: &[Vec<Change>], during: &[Vec<Change>]) -> AroundSync {
+    let io = Arc::new(MemoryIo::default());
+    let db = open_memory(&io, small_limits());
+    let mut noted = Model::new();
+    for changes in before {
+        try_apply(&db, changes, Durability::Deferred).expect("commit");
+        noted = apply_to_model(&noted, changes);
+    }
+    let pending = db.begin_sync().expect("begin sync");
+    let mut latest = noted.clone();
+    for changes in during {
+        try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
+        latest = apply_to_model(&latest, changes);
+    }
+    AroundSync {
+        io,
+        db,
+        noted,
+        latest,
+        pending,
+    }
+}
+
 /// A sync runs in two steps so writers need not wait for its fsyncs: commits between
 /// `begin_sync` and `finish` overwrite and remove what the noted commit holds, releasing
 /// its pages. Those pages must not be reused before the noted commit's meta is on disk:
@@ -297,19 +332,13 @@ fn commits_during_a_sync_never_damage_the_commit_it_makes_durable() {
     for seed in 0..12u64 {
         let transactions = workload(seed, 30);
         let (before, during) = transactions.split_at(12);
-        let io = Arc::new(MemoryIo::default());
-        let db = open_memory(&io, small_limits());
-        let mut noted = Model::new();
-        for changes in before {
-            try_apply(&db, changes, Durability::Deferred).expect("commit");
-            noted = apply_to_model(&noted, changes);
-        }
-        let pending = db.begin_sync().expect("begin sync");
-        let mut latest = noted.clone();
-        for changes in during {
-            try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
-            latest = apply_to_model(&latest, changes);
-        }
+        let AroundSync {
+            io,
+            db,
+            noted,
+            latest,
+            pending,
+        } = commits_around_a_begun_sync(before, during);
         pending.finish().expect("finish the sync");
         let outcome = Outcome {
             acknowledged: noted.clone(),
@@ -336,27 +365,6 @@ fn commits_during_a_sync_never_damage_the_commit_it_makes_durable() {
     }
 }
 
-/// Deferred commits of `before`, a sync begun, then deferred commits of `during` while it
-/// is in flight: the store, the database, the model of every commit, and the sync.
-fn commits_around_a_begun_sync(
-    before: &[Vec<Change>],
-    during: &[Vec<Change>],
-) -> (Arc<MemoryIo>, Database, Model, PendingSync) {
-    let io = Arc::new(MemoryIo::default());
-    let db = open_memory(&io, small_limits());
-    let mut model = Model::new();
-    for changes in before {
-        try_apply(&db, changes, Durability::Deferred).expect("commit");
-        model = apply_to_model(&model, changes);
-    }
-    let pending = db.begin_sync().expect("begin sync");
-    for changes in during {
-        try_apply(&db, changes, Durability::Deferred).expect("commit during the sync");
-        model = apply_to_model(&model, changes);
-    }
-    (io, db, model, pending)
-}
-
 /// Deferred commits, a sync begun and dropped unfinished (its job failed or was
 /// cancelled), more deferred commits, then an `Immediate` commit: the `Immediate` commit
 /// makes everything before it durable, whatever the dropped sync left behind.
@@ -366,7 +374,13 @@ fn an_immediate_commit_after_a_dropped_sync_makes_everything_durable() {
         let transactions = workload(seed + 100, 24);
         let (before, rest) = transactions.split_at(8);
         let (during, after) = rest.split_at(8);
-        let (io, db, mut model, pending) = commits_around_a_begun_sync(before, during);
+        let AroundSync {
+            io,
+            db,
+            latest: mut model,
+            pending,
+            ..
+        } = commits_around_a_begun_sync(before, during);
         drop(pending);
         for (index, changes) in after.iter().enumerate() {
             let durability = if index + 1 == after.len() {
@@ -402,7 +416,13 @@ fn an_unchanged_immediate_commit_during_a_sync_is_not_undone_by_the_sync() {
         let transactions = workload(seed + 200, 17);
         let (before, rest) = transactions.split_at(8);
         let (during, last) = rest.split_at(8);
-        let (io, db, model, pending) = commits_around_a_begun_sync(before, during);
+        let AroundSync {
+            io,
+            db,
+            latest: model,
+            pending,
+            ..
+        } = commits_around_a_begun_sync(before, during);
         try_apply(&db, &[], Durability::Immediate).expect("unchanged immediate commit");
         pending.finish().expect("finish the older sync");
         let start = io.operations();
