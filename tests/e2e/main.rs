@@ -10,6 +10,7 @@
 mod api;
 mod cluster;
 mod durability;
+mod readme;
 mod review;
 mod supervision;
 
